@@ -1,0 +1,84 @@
+"""Tether: remote messaging between live Python object memories over WebSockets.
+
+The sync face::
+
+    import tether
+
+    with tether.serve(Calculator(), host="127.0.0.1", port=0) as server:
+        with tether.connect(server.url) as peer:
+            peer.root.add(3, 4)        # one round trip -> 7
+
+The async face is :mod:`tether.aio` (``async with tether.aio.connect(url) as peer``).
+Names are imported lazily, so ``import tether`` loads no transport.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from .exceptions import (
+    AccessDenied,
+    ConnectionLost,
+    DecodeError,
+    EncodeError,
+    ProtocolError,
+    RemoteError,
+    TetherError,
+    UsageError,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AccessDenied",
+    "AccessPolicy",
+    "ConnectionLost",
+    "DecodeError",
+    "EncodeError",
+    "Peer",
+    "ProtocolError",
+    "Proxy",
+    "RemoteError",
+    "Server",
+    "TetherError",
+    "UsageError",
+    "connect",
+    "describe",
+    "is_proxy",
+    "register_exception",
+    "serve",
+]
+
+_LAZY = {
+    "serve": ".native.sync",
+    "connect": ".native.sync",
+    "Server": ".native.sync",
+    "Peer": ".session",
+    "Proxy": ".proxy",
+    "describe": ".proxy",
+    "is_proxy": ".proxy",
+    "AccessPolicy": ".dispatch",
+    "register_exception": ".protocol",
+}
+
+if TYPE_CHECKING:
+    from .dispatch import AccessPolicy
+    from .native.sync import Server, connect, serve
+    from .protocol import register_exception
+    from .proxy import Proxy, describe, is_proxy
+    from .session import Peer
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'tether' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,0 +1,579 @@
+"""The tag-word codec: Python objects to 32-bit big-endian words and back.
+
+Everything on the wire is a sequence of 32-bit big-endian words, optionally followed by raw
+bytes (the bytes of a String, Symbol, ByteArray, ...). The first word of an encoded object
+says what it is; ``docs/protocol.md`` section 3 is the normative table. In short:
+
+==========================  ==========================================================
+first word                  meaning
+==========================  ==========================================================
+``0x70000000..0x7FFFFFFF``  reserved (an instruction); rejected
+``0x60000000..0x6FFFFFFF``  "my object": a reference to an object the *sender* exposes
+``0x40000000..0x5FFFFFFF``  a SmallInteger ``0 <= n < 0x20000000``
+``0x20000000..0x3FFFFFFF``  a class tag; the tag's reader reads what follows
+``0x00000000..0x1FFFFFFF``  "your object": a key into the *receiver's* exposed objects
+==========================  ==========================================================
+
+Literals travel by value (``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``,
+``bytes``, ``uuid.UUID`` and, recursively, ``list``, ``tuple``, ``dict``, ``set``,
+``frozenset``; exact types only, so subclasses travel by reference). Every other object is
+handed to a :class:`ReferenceHooks` implementation, which writes a reference. The codec
+itself holds no connection state: the hooks (implemented by the protocol) do.
+
+To add a by-value kind, register a writer for its type with :meth:`Encoder.register` and a
+reader for its tag with :func:`register_reader`.
+"""
+
+from __future__ import annotations
+
+import struct
+import uuid
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from .exceptions import DecodeError, EncodeError
+
+# ---------------------------------------------------------------------------------------------
+# Words. The Caffeine Tether words first, then the Python extensions (0x201xxxxx).
+
+TAG_TRUE = 0x20000001
+TAG_FALSE = 0x20000002
+TAG_NIL = 0x20000003
+TAG_SYMBOL = 0x20000004
+TAG_STRING = 0x20000005
+TAG_TETHER = 0x20000007  # first word of a message-send frame
+TAG_ARRAY = 0x20000008
+TAG_UUID = 0x20000011
+TAG_BYTEARRAY = 0x2000001B
+TAG_ANSWER = 0x2000001D  # first word of an answer frame
+TAG_MESSAGE = 0x20000021
+
+TAG_INTEGER = 0x20000101  # any int outside SmallInteger range: two's complement bytes
+TAG_FLOAT = 0x20000102
+TAG_COMPLEX = 0x20000103
+TAG_TUPLE = 0x20000104
+TAG_DICT = 0x20000105
+TAG_SET = 0x20000106
+TAG_FROZENSET = 0x20000107
+TAG_KWARGS = 0x20000108  # optional, after the arguments Array of a Message
+TAG_ERROR_ANSWER = 0x20000109  # first word of an error-answer frame
+TAG_DESCRIBED_REF = 0x2000010A  # "my object" word plus the class info of its object
+TAG_CLASS_INFO = 0x2000010B
+TAG_CLASS_INFO_REF = 0x2000010C
+
+SMALLINT_BASE = 0x40000000
+SMALLINT_LIMIT = 0x20000000
+MY_OBJECT_BASE = 0x60000000
+MY_OBJECT_END = 0x70000000
+KEY_LIMIT = 0x10000000  # keys are 0 .. 0x0FFFFFFF, so that both reference forms fit
+
+DEFAULT_MAX_DEPTH = 200
+
+_WORD = struct.Struct(">I")
+_DOUBLE = struct.Struct(">d")
+_TWO_DOUBLES = struct.Struct(">dd")
+pack_word = _WORD.pack
+_unpack_word = _WORD.unpack_from
+
+_NIL_BYTES = pack_word(TAG_NIL)
+_TRUE_BYTES = pack_word(TAG_TRUE)
+_FALSE_BYTES = pack_word(TAG_FALSE)
+
+
+class ClassInfo:
+    """What a proxy needs to know about the class of a remote object.
+
+    ``methods`` are the public names that the class defines as methods: calling ``p.name(...)``
+    on a proxy costs one round trip for these, while other names are read as attributes.
+    ``None`` as ``methods`` means "unknown" (a peer that sends no class info, such as a
+    Smalltalk peer): then every name is treated as a method.
+    """
+
+    __slots__ = ("module", "qualname", "methods")
+
+    def __init__(self, module: str, qualname: str, methods: frozenset[str] | None) -> None:
+        self.module = module
+        self.qualname = qualname
+        self.methods = methods
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.qualname}" if self.module else self.qualname
+
+    def __repr__(self) -> str:
+        return f"ClassInfo({self.name!r}, {len(self.methods or ())} methods)"
+
+
+class ReferenceHooks(Protocol):
+    """What the codec asks of a connection. Implemented by :class:`tether.protocol.Protocol`."""
+
+    def write_reference(self, obj: object, out: bytearray) -> None:
+        """Write a reference to ``obj`` (not a literal) onto ``out``."""
+
+    def my_object(self, key: int, info: ClassInfo | None) -> object:
+        """Return the proxy for the sender's object ``key``."""
+
+    def your_object(self, key: int) -> object:
+        """Return our own exposed object ``key``; raise :class:`DecodeError` if unknown."""
+
+    def class_info(self, class_id: int) -> ClassInfo:
+        """Return the class info the peer defined earlier under ``class_id``."""
+
+    def define_class_info(self, class_id: int, info: ClassInfo) -> None:
+        """Remember the class info the peer defines under ``class_id``."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Encoding
+
+
+def write_bytes(out: bytearray, tag: int, data: bytes) -> None:
+    out += pack_word(tag)
+    out += pack_word(len(data))
+    out += data
+
+
+def write_str(out: bytearray, tag: int, text: str) -> None:
+    write_bytes(out, tag, text.encode("utf-8", "surrogatepass"))
+
+
+def write_int(out: bytearray, value: int) -> None:
+    if 0 <= value < SMALLINT_LIMIT:
+        out += pack_word(SMALLINT_BASE + value)
+        return
+    data = value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True)
+    write_bytes(out, TAG_INTEGER, data)
+
+
+class Encoder:
+    """Writes Python objects as tag words. One per connection (it holds the reference hooks).
+
+    ``encode(value)`` returns the bytes; ``write(value, out)`` appends to a ``bytearray``.
+    Values nested deeper than ``max_depth`` raise :class:`EncodeError` (a cycle does too, since
+    by-value containers are written as trees).
+    """
+
+    def __init__(self, refs: ReferenceHooks | None = None, max_depth: int = DEFAULT_MAX_DEPTH):
+        self.refs = refs
+        self.max_depth = max_depth
+        self._writers: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = dict(
+            _DEFAULT_WRITERS
+        )
+
+    def register(self, cls: type, writer: Callable[[Encoder, Any, bytearray, int], None]) -> None:
+        """Make instances of exactly ``cls`` travel by value, written by ``writer``."""
+        self._writers[cls] = writer
+
+    def encode(self, value: object) -> bytes:
+        out = bytearray()
+        self.write(value, out, 0)
+        return bytes(out)
+
+    def write(self, value: object, out: bytearray, depth: int = 0) -> None:
+        t = type(value)
+        # The most common literals first, inline.
+        if t is int:
+            if 0 <= value < SMALLINT_LIMIT:  # type: ignore[operator]
+                out += pack_word(SMALLINT_BASE + value)  # type: ignore[operator]
+            else:
+                write_int(out, value)  # type: ignore[arg-type]
+        elif t is str:
+            data = value.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
+            out += pack_word(TAG_STRING)
+            out += pack_word(len(data))
+            out += data
+        elif value is None:
+            out += _NIL_BYTES
+        elif value is True:
+            out += _TRUE_BYTES
+        elif value is False:
+            out += _FALSE_BYTES
+        else:
+            writer = self._writers.get(t)
+            if writer is not None:
+                if depth >= self.max_depth:
+                    raise EncodeError(
+                        f"value nests deeper than {self.max_depth} levels "
+                        "(a cycle in a list or dict also does this); send it by reference "
+                        "or flatten it"
+                    )
+                writer(self, value, out, depth + 1)
+            elif self.refs is None:
+                raise EncodeError(
+                    f"cannot encode {t.__qualname__} by value and this encoder has no "
+                    "connection to send references on"
+                )
+            else:
+                self.refs.write_reference(value, out)
+
+    def write_items(self, tag: int, items: Any, out: bytearray, depth: int) -> None:
+        out += pack_word(tag)
+        out += pack_word(len(items))
+        write = self.write
+        for item in items:
+            write(item, out, depth)
+
+
+def _w_float(enc: Encoder, v: float, out: bytearray, depth: int) -> None:
+    out += pack_word(TAG_FLOAT)
+    out += _DOUBLE.pack(v)
+
+
+def _w_complex(enc: Encoder, v: complex, out: bytearray, depth: int) -> None:
+    out += pack_word(TAG_COMPLEX)
+    out += _TWO_DOUBLES.pack(v.real, v.imag)
+
+
+def _w_bytes(enc: Encoder, v: bytes, out: bytearray, depth: int) -> None:
+    write_bytes(out, TAG_BYTEARRAY, v)
+
+
+def _w_uuid(enc: Encoder, v: uuid.UUID, out: bytearray, depth: int) -> None:
+    write_bytes(out, TAG_UUID, v.bytes)
+
+
+def _w_list(enc: Encoder, v: list[Any], out: bytearray, depth: int) -> None:
+    enc.write_items(TAG_ARRAY, v, out, depth)
+
+
+def _w_tuple(enc: Encoder, v: tuple[Any, ...], out: bytearray, depth: int) -> None:
+    enc.write_items(TAG_TUPLE, v, out, depth)
+
+
+def _w_set(enc: Encoder, v: set[Any], out: bytearray, depth: int) -> None:
+    enc.write_items(TAG_SET, v, out, depth)
+
+
+def _w_frozenset(enc: Encoder, v: frozenset[Any], out: bytearray, depth: int) -> None:
+    enc.write_items(TAG_FROZENSET, v, out, depth)
+
+
+def _w_dict(enc: Encoder, v: dict[Any, Any], out: bytearray, depth: int) -> None:
+    out += pack_word(TAG_DICT)
+    out += pack_word(len(v))
+    write = enc.write
+    for key, item in v.items():
+        write(key, out, depth)
+        write(item, out, depth)
+
+
+_DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
+    float: _w_float,
+    complex: _w_complex,
+    bytes: _w_bytes,
+    uuid.UUID: _w_uuid,
+    list: _w_list,
+    tuple: _w_tuple,
+    set: _w_set,
+    frozenset: _w_frozenset,
+    dict: _w_dict,
+}
+
+LITERAL_TYPES: frozenset[type] = frozenset(
+    {type(None), bool, int, str, *_DEFAULT_WRITERS}  # what travels by value by default
+)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding
+
+Reader = Callable[["Decoder"], object]
+_READERS: dict[int, Reader] = {}
+
+
+def register_reader(tag: int, reader: Reader) -> None:
+    """Teach every decoder to read objects whose first word is ``tag``."""
+    if not 0x20000000 <= tag < 0x40000000:
+        raise ValueError(f"class tags are 0x20000000..0x3FFFFFFF, not {tag:#010x}")
+    _READERS[tag] = reader
+
+
+class Decoder:
+    """Reads tag words from one frame. Every length is checked before anything is allocated.
+
+    Errors are :class:`DecodeError` with the byte offset and the path of the failing value.
+    """
+
+    __slots__ = ("data", "pos", "refs", "depth", "max_depth", "my_object_base")
+
+    def __init__(
+        self,
+        data: bytes,
+        pos: int = 0,
+        refs: ReferenceHooks | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        my_object_base: int = MY_OBJECT_BASE,
+    ) -> None:
+        self.data = data
+        self.pos = pos
+        self.refs = refs
+        self.depth = 0
+        self.max_depth = max_depth
+        self.my_object_base = my_object_base
+
+    @property
+    def remaining(self) -> int:
+        return len(self.data) - self.pos
+
+    def at_end(self) -> bool:
+        return self.pos >= len(self.data)
+
+    def word(self, what: str = "a word") -> int:
+        pos = self.pos
+        if pos + 4 > len(self.data):
+            raise DecodeError(
+                f"frame ends after {len(self.data)} bytes; expected {what} of 4 bytes",
+                pos,
+            )
+        self.pos = pos + 4
+        return int(_unpack_word(self.data, pos)[0])
+
+    def raw(self, n: int, what: str) -> bytes:
+        pos = self.pos
+        if n > len(self.data) - pos:
+            raise DecodeError(
+                f"{what} declares {n} bytes but only {len(self.data) - pos} remain in the frame",
+                pos - 4,
+            )
+        self.pos = pos + n
+        return self.data[pos : pos + n]
+
+    def count(self, what: str, min_size: int = 4) -> int:
+        n = self.word(f"the element count of {what}")
+        if n * min_size > len(self.data) - self.pos:
+            raise DecodeError(
+                f"{what} declares {n} elements but only {len(self.data) - self.pos} bytes "
+                "remain in the frame",
+                self.pos - 4,
+            )
+        return n
+
+    def read_object(self) -> object:
+        w = self.word("an object")
+        if w >= SMALLINT_BASE:
+            if w < MY_OBJECT_BASE:
+                return w - SMALLINT_BASE
+            if w < MY_OBJECT_END:
+                return self._my_object(w, None)
+            raise DecodeError(f"word {w:#010x} is a reserved instruction", self.pos - 4)
+        if w >= 0x20000000:
+            if w == TAG_STRING:
+                n = self.word("the length of a String")
+                return self.raw(n, "String").decode("utf-8", "surrogatepass")
+            reader = _READERS.get(w)
+            if reader is None:
+                raise DecodeError(f"unknown class tag {w:#010x}", self.pos - 4)
+            if self.depth >= self.max_depth:
+                raise DecodeError(f"value nests deeper than {self.max_depth} levels", self.pos - 4)
+            self.depth += 1
+            try:
+                return reader(self)
+            finally:
+                self.depth -= 1
+        if self.refs is None:
+            raise DecodeError(f"a reference (key {w}) where only values may appear", self.pos - 4)
+        return self.refs.your_object(w)
+
+    def _my_object(self, w: int, info: ClassInfo | None) -> object:
+        key = w - self.my_object_base
+        if key < 0:
+            raise DecodeError(
+                f"object marker {w:#010x} is below this connection's marker base "
+                f"{self.my_object_base:#010x}",
+                self.pos - 4,
+            )
+        if self.refs is None:
+            raise DecodeError(f"a reference (marker {w:#010x}) where only values may appear")
+        return self.refs.my_object(key, info)
+
+    def read_str(self, tags: tuple[int, ...] = (TAG_STRING, TAG_SYMBOL), what: str = "a String") -> str:
+        w = self.word(what)
+        if w not in tags:
+            raise DecodeError(f"expected {what}, found word {w:#010x}", self.pos - 4)
+        n = self.word(f"the length of {what}")
+        try:
+            return self.raw(n, what).decode("utf-8", "surrogatepass")
+        except UnicodeDecodeError as exc:
+            raise DecodeError(f"{what} is not valid UTF-8: {exc.reason}", self.pos - n) from None
+
+    def read_items(self, what: str) -> list[object]:
+        n = self.count(what)
+        items = []
+        read = self.read_object
+        for i in range(n):
+            try:
+                items.append(read())
+            except DecodeError as exc:
+                raise exc.prefixed(f"[{i}]") from None
+        return items
+
+
+def _r_true(d: Decoder) -> object:
+    return True
+
+
+def _r_false(d: Decoder) -> object:
+    return False
+
+
+def _r_nil(d: Decoder) -> object:
+    return None
+
+
+def _r_symbol(d: Decoder) -> object:
+    n = d.word("the length of a Symbol")
+    try:
+        return d.raw(n, "Symbol").decode("utf-8", "surrogatepass")
+    except UnicodeDecodeError as exc:
+        raise DecodeError(f"Symbol is not valid UTF-8: {exc.reason}", d.pos - n) from None
+
+
+def _r_bytes(d: Decoder) -> object:
+    n = d.word("the length of a ByteArray")
+    return d.raw(n, "ByteArray")
+
+
+def _r_uuid(d: Decoder) -> object:
+    n = d.word("the length of a UUID")
+    if n != 16:
+        raise DecodeError(f"a UUID has 16 bytes, this one declares {n}", d.pos - 4)
+    return uuid.UUID(bytes=d.raw(16, "UUID"))
+
+
+def _r_integer(d: Decoder) -> object:
+    n = d.word("the length of an Integer")
+    if n == 0:
+        raise DecodeError("an Integer needs at least one byte", d.pos - 4)
+    return int.from_bytes(d.raw(n, "Integer"), "big", signed=True)
+
+
+def _r_float(d: Decoder) -> object:
+    return _DOUBLE.unpack(d.raw(8, "Float"))[0]
+
+
+def _r_complex(d: Decoder) -> object:
+    real, imag = _TWO_DOUBLES.unpack(d.raw(16, "Complex"))
+    return complex(real, imag)
+
+
+def _r_array(d: Decoder) -> object:
+    return d.read_items("an Array")
+
+
+def _r_tuple(d: Decoder) -> object:
+    return tuple(d.read_items("a Tuple"))
+
+
+def _hashable(d: Decoder, value: object, i: int, what: str) -> None:
+    try:
+        hash(value)
+    except TypeError:
+        raise DecodeError(
+            f"{what} element is unhashable ({type(value).__name__})", d.pos
+        ).prefixed(f"[{i}]") from None
+
+
+def _r_set(d: Decoder) -> object:
+    items = d.read_items("a Set")
+    for i, item in enumerate(items):
+        _hashable(d, item, i, "Set")
+    return set(items)
+
+
+def _r_frozenset(d: Decoder) -> object:
+    items = d.read_items("a FrozenSet")
+    for i, item in enumerate(items):
+        _hashable(d, item, i, "FrozenSet")
+    return frozenset(items)
+
+
+def _r_dict(d: Decoder) -> object:
+    n = d.count("a Dict", 8)
+    result: dict[Any, Any] = {}
+    read = d.read_object
+    for i in range(n):
+        try:
+            key = read()
+            _hashable(d, key, i, "Dict key")
+            result[key] = read()
+        except DecodeError as exc:
+            raise exc.prefixed(f"[{i}]") from None
+    return result
+
+
+def _r_described_ref(d: Decoder) -> object:
+    w = d.word("the object marker of a described reference")
+    if not MY_OBJECT_BASE <= w < MY_OBJECT_END:
+        raise DecodeError(
+            f"a described reference must hold an object marker, found {w:#010x}", d.pos - 4
+        )
+    info = _read_class_info(d)
+    return d._my_object(w, info)
+
+
+def _read_class_info(d: Decoder) -> ClassInfo:
+    if d.refs is None:
+        raise DecodeError("class info where only values may appear", d.pos)
+    tag = d.word("class info")
+    class_id = d.word("a class id")
+    if tag == TAG_CLASS_INFO_REF:
+        return d.refs.class_info(class_id)
+    if tag != TAG_CLASS_INFO:
+        raise DecodeError(f"expected class info, found word {tag:#010x}", d.pos - 8)
+    module = d.read_str(what="the module of a class")
+    qualname = d.read_str(what="the qualified name of a class")
+    n = d.count("a method list")
+    methods = frozenset(d.read_str(what="a method name") for _ in range(n))
+    info = ClassInfo(module, qualname, methods)
+    d.refs.define_class_info(class_id, info)
+    return info
+
+
+for _tag, _reader in {
+    TAG_TRUE: _r_true,
+    TAG_FALSE: _r_false,
+    TAG_NIL: _r_nil,
+    TAG_SYMBOL: _r_symbol,
+    TAG_BYTEARRAY: _r_bytes,
+    TAG_UUID: _r_uuid,
+    TAG_ARRAY: _r_array,
+    TAG_INTEGER: _r_integer,
+    TAG_FLOAT: _r_float,
+    TAG_COMPLEX: _r_complex,
+    TAG_TUPLE: _r_tuple,
+    TAG_DICT: _r_dict,
+    TAG_SET: _r_set,
+    TAG_FROZENSET: _r_frozenset,
+    TAG_DESCRIBED_REF: _r_described_ref,
+}.items():
+    register_reader(_tag, _reader)
+
+
+def decode_value(data: bytes) -> object:
+    """Decode one by-value object filling all of ``data`` (references are refused)."""
+    d = Decoder(data)
+    value = d.read_object()
+    if not d.at_end():
+        raise DecodeError(f"{d.remaining} bytes left over after the value", d.pos)
+    return value
+
+
+def encode_value(value: object) -> bytes:
+    """Encode a by-value object (references are refused with :class:`EncodeError`)."""
+    return Encoder().encode(value)
+
+
+def write_class_info(out: bytearray, class_id: int, info: ClassInfo | None) -> None:
+    """Write class info: the full definition when ``info`` is given, else a back-reference."""
+    if info is None:
+        out += pack_word(TAG_CLASS_INFO_REF)
+        out += pack_word(class_id)
+        return
+    out += pack_word(TAG_CLASS_INFO)
+    out += pack_word(class_id)
+    write_str(out, TAG_STRING, info.module)
+    write_str(out, TAG_STRING, info.qualname)
+    methods = sorted(info.methods or ())
+    out += pack_word(len(methods))
+    for name in methods:
+        write_str(out, TAG_SYMBOL, name)

@@ -1,0 +1,241 @@
+"""Applying one incoming message to a local object, under an access policy.
+
+A selector is either a Python data-model method name, performed through the builtin operation
+that the interpreter itself would use (``__len__`` runs ``len(obj)``, ``__radd__`` runs
+``other + obj``, ``__getattribute__`` with argument ``name`` reads an attribute), or a plain
+name, which calls the method of that name: ``add`` with arguments ``(3, 4)`` is
+``obj.add(3, 4)``. Smalltalk keyword selectors map to Python names by dropping the last colon
+and turning the others into underscores (``at:put:`` is ``at_put``); binary selectors map to
+operators (``+`` is ``__add__``). ``docs/protocol.md`` section 6 is the normative list.
+"""
+
+from __future__ import annotations
+
+import math
+import operator
+import os
+from collections.abc import Callable
+from typing import Any
+
+from .exceptions import AccessDenied
+
+# Attributes that any peer may read even though they start with an underscore.
+SAFE_ATTRIBUTES = frozenset({"__doc__", "__name__", "__qualname__", "__module__"})
+
+_BINARY = {
+    "add": operator.add,
+    "sub": operator.sub,
+    "mul": operator.mul,
+    "matmul": operator.matmul,
+    "truediv": operator.truediv,
+    "floordiv": operator.floordiv,
+    "mod": operator.mod,
+    "lshift": operator.lshift,
+    "rshift": operator.rshift,
+    "and": operator.and_,
+    "or": operator.or_,
+    "xor": operator.xor,
+}
+_INPLACE = {
+    "add": operator.iadd,
+    "sub": operator.isub,
+    "mul": operator.imul,
+    "matmul": operator.imatmul,
+    "truediv": operator.itruediv,
+    "floordiv": operator.ifloordiv,
+    "mod": operator.imod,
+    "pow": operator.ipow,
+    "lshift": operator.ilshift,
+    "rshift": operator.irshift,
+    "and": operator.iand,
+    "or": operator.ior,
+    "xor": operator.ixor,
+}
+
+
+def _reflected(op: Callable[[Any, Any], Any]) -> Callable[[Any, Any], Any]:
+    def reflected(obj: Any, other: Any) -> Any:
+        return op(other, obj)
+
+    return reflected
+
+
+def _pow(obj: Any, other: Any, modulo: Any = None) -> Any:
+    return pow(obj, other) if modulo is None else pow(obj, other, modulo)
+
+
+def _rpow(obj: Any, other: Any, modulo: Any = None) -> Any:
+    return pow(other, obj) if modulo is None else pow(other, obj, modulo)
+
+
+def _enter(obj: Any) -> Any:
+    return type(obj).__enter__(obj)
+
+
+def _exit(obj: Any, *exc_info: Any) -> Any:
+    return type(obj).__exit__(obj, *exc_info)
+
+
+def _aenter(obj: Any) -> Any:
+    return type(obj).__aenter__(obj)
+
+
+def _aexit(obj: Any, *exc_info: Any) -> Any:
+    return type(obj).__aexit__(obj, *exc_info)
+
+
+def _call(obj: Any, *args: Any, **kwargs: Any) -> Any:
+    return obj(*args, **kwargs)
+
+
+def _contains(obj: Any, item: Any) -> bool:
+    return item in obj
+
+
+def _dir(obj: Any) -> list[str]:
+    return list(dir(obj))
+
+
+def _round(obj: Any, *ndigits: Any) -> Any:
+    return round(obj, *ndigits)
+
+
+# selector -> function(obj, *args, **kwargs); the data-model operations a peer may use.
+OPERATIONS: dict[str, Callable[..., Any]] = {
+    "__call__": _call,
+    "__len__": len,
+    "__length_hint__": operator.length_hint,
+    "__iter__": iter,
+    "__next__": next,
+    "__reversed__": reversed,
+    "__contains__": _contains,
+    "__getitem__": operator.getitem,
+    "__setitem__": operator.setitem,
+    "__delitem__": operator.delitem,
+    "__str__": str,
+    "__repr__": repr,
+    "__format__": format,
+    "__bytes__": bytes,
+    "__bool__": bool,
+    "__hash__": hash,
+    "__dir__": _dir,
+    "__eq__": operator.eq,
+    "__ne__": operator.ne,
+    "__lt__": operator.lt,
+    "__le__": operator.le,
+    "__gt__": operator.gt,
+    "__ge__": operator.ge,
+    "__pow__": _pow,
+    "__rpow__": _rpow,
+    "__divmod__": divmod,
+    "__rdivmod__": _reflected(divmod),
+    "__neg__": operator.neg,
+    "__pos__": operator.pos,
+    "__abs__": abs,
+    "__invert__": operator.invert,
+    "__int__": int,
+    "__float__": float,
+    "__complex__": complex,
+    "__index__": operator.index,
+    "__round__": _round,
+    "__trunc__": math.trunc,
+    "__floor__": math.floor,
+    "__ceil__": math.ceil,
+    "__enter__": _enter,
+    "__exit__": _exit,
+    "__aenter__": _aenter,
+    "__aexit__": _aexit,
+    "__fspath__": os.fspath,
+}
+for _name, _op in _BINARY.items():
+    OPERATIONS[f"__{_name}__"] = _op
+    OPERATIONS[f"__r{_name}__"] = _reflected(_op)
+for _name, _op in _INPLACE.items():
+    OPERATIONS[f"__i{_name}__"] = _op
+
+ATTRIBUTE_OPERATIONS = ("__getattribute__", "__setattr__", "__delattr__")
+
+# Smalltalk binary selectors and their Python operations.
+BINARY_SELECTORS = {
+    "+": "__add__",
+    "-": "__sub__",
+    "*": "__mul__",
+    "/": "__truediv__",
+    "//": "__floordiv__",
+    "\\\\": "__mod__",
+    "=": "__eq__",
+    "~=": "__ne__",
+    "<": "__lt__",
+    "<=": "__le__",
+    ">": "__gt__",
+    ">=": "__ge__",
+    "&": "__and__",
+    "|": "__or__",
+}
+
+
+def python_name(selector: str) -> str:
+    """Map a selector to the Python name it performs (``at:put:`` -> ``at_put``)."""
+    mapped = BINARY_SELECTORS.get(selector)
+    if mapped is not None:
+        return mapped
+    if ":" in selector:
+        return selector.rstrip(":").replace(":", "_")
+    return selector
+
+
+class AccessPolicy:
+    """What a peer may do with the objects exposed to it.
+
+    Untrusted (the default): public names (no leading underscore), the data-model operations
+    in :data:`OPERATIONS` and the read-only attributes in :data:`SAFE_ATTRIBUTES`. Trusted:
+    any name. Subclass and override :meth:`check` for finer rules (it receives the object,
+    the attribute name and the kind of access: ``"call"``, ``"get"``, ``"set"`` or ``"delete"``).
+    """
+
+    def __init__(self, trusted: bool = False) -> None:
+        self.trusted = trusted
+
+    def check(self, obj: object, name: str, access: str) -> None:
+        if self.trusted or not name.startswith("_"):
+            return
+        if access == "get" and name in SAFE_ATTRIBUTES:
+            return
+        raise AccessDenied(
+            f"{type(obj).__qualname__} attribute {name!r} is private: peers may use public "
+            "names and data-model operations only; the serving side can pass trusted=True "
+            "to allow private names",
+            name=name,
+        )
+
+
+def perform(obj: Any, selector: str, args: list[Any], kwargs: dict[str, Any], policy: AccessPolicy) -> Any:
+    """Perform ``selector`` on ``obj``; return what it returns (possibly a coroutine)."""
+    op = OPERATIONS.get(selector)
+    if op is not None:
+        return op(obj, *args, **kwargs)
+    if selector == "__getattribute__":
+        (name,) = _attribute_args(selector, args, 1)
+        policy.check(obj, name, "get")
+        return getattr(obj, name)
+    if selector == "__setattr__":
+        name, value = _attribute_args(selector, args, 2)
+        policy.check(obj, name, "set")
+        setattr(obj, name, value)
+        return None
+    if selector == "__delattr__":
+        (name,) = _attribute_args(selector, args, 1)
+        policy.check(obj, name, "delete")
+        delattr(obj, name)
+        return None
+    name = python_name(selector)
+    if name != selector and name in OPERATIONS:
+        return OPERATIONS[name](obj, *args, **kwargs)
+    policy.check(obj, name, "call")
+    return getattr(obj, name)(*args, **kwargs)
+
+
+def _attribute_args(selector: str, args: list[Any], n: int) -> list[Any]:
+    if len(args) != n or not isinstance(args[0], str):
+        raise TypeError(f"{selector} takes {n} argument(s), the first an attribute name String")
+    return args

@@ -1,0 +1,107 @@
+"""Every error Tether raises, in one hierarchy.
+
+::
+
+    TetherError
+    ├── UsageError          you used the API in a way that cannot work (a local mistake)
+    ├── EncodeError         a value cannot be written on the wire (also a TypeError)
+    ├── ProtocolError       the peer sent bytes that break the protocol
+    │   └── DecodeError     a frame could not be read; says where (``$.args[0]``) and at which byte
+    ├── ConnectionLost      the peer went away; every waiting call and every proxy raises it
+    ├── AccessDenied        the peer asked for a name its access policy refuses (also an AttributeError)
+    └── RemoteError         the remote handler raised an exception that cannot be recreated here
+
+Exceptions raised by a remote handler are re-raised at the caller as the same type when the type
+is a builtin exception or one of the classes above; otherwise as :class:`RemoteError`. Either
+way the remote traceback text, when the remote side sends it, is in ``exc.remote_traceback``
+and shown as a note under the local traceback.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "TetherError",
+    "UsageError",
+    "EncodeError",
+    "ProtocolError",
+    "DecodeError",
+    "ConnectionLost",
+    "AccessDenied",
+    "RemoteError",
+]
+
+
+class TetherError(Exception):
+    """Base class of every error Tether raises itself."""
+
+
+class UsageError(TetherError):
+    """The API was used in a way that cannot work; the message says what to do instead."""
+
+
+class EncodeError(TetherError, TypeError):
+    """A value cannot be encoded (for example a structure nested deeper than the limit)."""
+
+
+class ProtocolError(TetherError):
+    """The peer broke the protocol: an unknown tag, a malformed frame, an unknown key."""
+
+
+class DecodeError(ProtocolError):
+    """A frame could not be decoded.
+
+    ``path`` says where in the decoded structure the problem is (``$`` is the frame body,
+    ``$.args[1]`` the second argument of a message) and ``offset`` the byte offset in the frame.
+    """
+
+    def __init__(self, message: str, offset: int | None = None, path: str = "$") -> None:
+        self.reason = message
+        self.offset = offset
+        self.path = path
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = f" at byte {self.offset}" if self.offset is not None else ""
+        return f"{self.reason} (in {self.path}{where})"
+
+    def prefixed(self, part: str) -> DecodeError:
+        """Return self with ``part`` inserted after ``$`` in the path (used while unwinding)."""
+        self.path = "$" + part + self.path[1:]
+        return self
+
+
+class ConnectionLost(TetherError, ConnectionError):
+    """The connection to the peer is gone. Calls waiting on it and proxies to it raise this.
+
+    Reconnect with :func:`tether.connect` to go on; proxies from the old connection stay dead.
+    """
+
+
+class AccessDenied(TetherError, AttributeError):
+    """The peer asked for an attribute or operation that the access policy refuses.
+
+    By default a peer may use public names and the data-model operations only; the serving
+    side can pass ``trusted=True`` to allow private names.
+    """
+
+
+class RemoteError(TetherError):
+    """An exception raised by the remote handler whose type cannot be recreated here.
+
+    ``remote_type`` is its qualified name (``"mymodule.MyError"``), ``remote_args`` what could be
+    carried of its arguments and ``remote_traceback`` the remote traceback text (or ``None``
+    when the remote side does not send tracebacks).
+    """
+
+    def __init__(
+        self,
+        remote_type: str,
+        message: str,
+        remote_args: tuple[object, ...] = (),
+        remote_traceback: str | None = None,
+    ) -> None:
+        self.remote_type = remote_type
+        self.message = message
+        self.remote_args = remote_args
+        self.remote_traceback = remote_traceback
+        super().__init__(f"{remote_type}: {message}" if message else remote_type)

@@ -1,0 +1,306 @@
+"""Frames: one WebSocket binary message each, first word a tag naming the class that reads it.
+
+The built-in kinds (``docs/protocol.md`` section 4):
+
+================================  =========================================================
+first word                        frame
+================================  =========================================================
+``0x60000000 + k``                :class:`Exposure`: the sender exposes its Tether under key k
+``0x20000007``                    :class:`MessageSend`: exchange id, receiver, Message
+``0x2000001D``                    :class:`Answer`: exchange id, answered object
+``0x20000109``                    :class:`ErrorAnswer`: exchange id, exception type, text, traceback
+================================  =========================================================
+
+More kinds can be added with :func:`register_frame_kind`; a kind is a class with a ``tag`` and a
+``read(decoder)`` class method. :func:`parse_frame` never raises anything but
+:class:`~tether.exceptions.ProtocolError` (and its subclass ``DecodeError``) on bad input.
+"""
+
+from __future__ import annotations
+
+import itertools
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Protocol
+
+from .codec import (
+    MY_OBJECT_BASE,
+    MY_OBJECT_END,
+    TAG_ANSWER,
+    TAG_ARRAY,
+    TAG_ERROR_ANSWER,
+    TAG_KWARGS,
+    TAG_MESSAGE,
+    TAG_NIL,
+    TAG_STRING,
+    TAG_SYMBOL,
+    TAG_TETHER,
+    TAG_UUID,
+    Decoder,
+    Encoder,
+    pack_word,
+    write_str,
+)
+from .exceptions import DecodeError, ProtocolError
+
+ID_SIZE = 16
+
+
+class FrameKind(Protocol):
+    tag: ClassVar[int]
+
+    @classmethod
+    def read(cls, decoder: Decoder) -> Any: ...
+
+
+_KINDS: dict[int, type[FrameKind]] = {}
+
+
+def register_frame_kind(kind: type[FrameKind]) -> type[FrameKind]:
+    """Register a frame kind by its ``tag`` (usable as a class decorator)."""
+    tag = kind.tag
+    if not 0x20000000 <= tag < 0x40000000:
+        raise ValueError(f"frame tags are class tags 0x20000000..0x3FFFFFFF, not {tag:#010x}")
+    _KINDS[tag] = kind
+    return kind
+
+
+class FrameBodyError(ProtocolError):
+    """A frame whose exchange id was read but whose body was not; answer the error to that id."""
+
+    def __init__(self, exchange_id: bytes, error: DecodeError) -> None:
+        self.exchange_id = exchange_id
+        self.error = error
+        super().__init__(str(error))
+
+
+@dataclass(slots=True)
+class Exposure:
+    """Conversation start: the sender exposes its own Tether object under ``key``."""
+
+    key: int
+
+
+@dataclass(slots=True)
+class MessageSend:
+    """Perform ``selector`` on ``receiver`` with ``args``; answer to ``exchange_id``.
+
+    ``exchange_id`` is ``None`` for a one-way message (no answer is sent).
+    """
+
+    tag: ClassVar[int] = TAG_TETHER
+    exchange_id: bytes | None
+    receiver: object
+    selector: str
+    args: list[Any]
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, d: Decoder) -> MessageSend:
+        exchange_id = read_exchange_id(d, allow_nil=True)
+        try:
+            receiver = d.read_object()
+            w = d.word("the Message tag 0x20000021")
+            if w != TAG_MESSAGE:
+                raise DecodeError(f"expected the Message tag 0x20000021, found {w:#010x}", d.pos - 4)
+            selector = d.read_str((TAG_SYMBOL, TAG_STRING), "the selector Symbol")
+            w = d.word("the arguments Array")
+            if w != TAG_ARRAY:
+                raise DecodeError(f"expected the arguments Array, found word {w:#010x}", d.pos - 4)
+            try:
+                args = d.read_items("the arguments Array")
+            except DecodeError as exc:
+                raise exc.prefixed(".args") from None
+            kwargs: dict[str, Any] = {}
+            if not d.at_end():
+                w = d.word("keyword arguments")
+                if w != TAG_KWARGS:
+                    raise DecodeError(
+                        f"expected keyword arguments (0x20000108) or the end of the frame, "
+                        f"found word {w:#010x}",
+                        d.pos - 4,
+                    )
+                n = d.count("keyword arguments", 12)
+                for _ in range(n):
+                    name = d.read_str((TAG_SYMBOL,), "a keyword Symbol")
+                    try:
+                        kwargs[name] = d.read_object()
+                    except DecodeError as exc:
+                        raise exc.prefixed(f".kwargs[{name!r}]") from None
+            expect_end(d)
+        except DecodeError as exc:
+            if exchange_id is None:
+                raise
+            raise FrameBodyError(exchange_id, exc) from None
+        return cls(exchange_id, receiver, selector, args, kwargs)
+
+
+@dataclass(slots=True)
+class Answer:
+    """The answer ``value`` to the message-send ``exchange_id``."""
+
+    tag: ClassVar[int] = TAG_ANSWER
+    exchange_id: bytes
+    value: object
+
+    @classmethod
+    def read(cls, d: Decoder) -> Answer:
+        exchange_id = read_exchange_id(d, allow_nil=False)
+        assert exchange_id is not None
+        try:
+            value = d.read_object()
+            expect_end(d)
+        except DecodeError as exc:
+            raise FrameBodyError(exchange_id, exc) from None
+        return cls(exchange_id, value)
+
+
+@dataclass(slots=True)
+class ErrorAnswer:
+    """The message-send ``exchange_id`` raised an exception.
+
+    ``type_name`` is ``module.qualname`` of the exception class, ``args`` its arguments as far
+    as they travel by value, ``traceback`` the remote traceback text or ``None``.
+    """
+
+    tag: ClassVar[int] = TAG_ERROR_ANSWER
+    exchange_id: bytes
+    type_name: str
+    message: str
+    args: list[Any]
+    traceback: str | None
+
+    @classmethod
+    def read(cls, d: Decoder) -> ErrorAnswer:
+        exchange_id = read_exchange_id(d, allow_nil=False)
+        assert exchange_id is not None
+        try:
+            type_name = d.read_str((TAG_STRING,), "the exception type String")
+            message = d.read_str((TAG_STRING,), "the exception message String")
+            w = d.word("the exception arguments Array")
+            if w != TAG_ARRAY:
+                raise DecodeError(f"expected an Array, found word {w:#010x}", d.pos - 4)
+            args = d.read_items("the exception arguments")
+            tb = d.read_object()
+            if tb is not None and not isinstance(tb, str):
+                raise DecodeError("the traceback must be a String or nil", d.pos)
+            expect_end(d)
+        except DecodeError as exc:
+            raise FrameBodyError(exchange_id, exc) from None
+        return cls(exchange_id, type_name, message, args, tb)
+
+
+for _kind in (MessageSend, Answer, ErrorAnswer):
+    register_frame_kind(_kind)
+
+
+def read_exchange_id(d: Decoder, allow_nil: bool) -> bytes | None:
+    w = d.word("the exchange id")
+    if w == TAG_NIL and allow_nil:
+        return None
+    if w != TAG_UUID:
+        raise DecodeError(f"expected the exchange id UUID (0x20000011), found {w:#010x}", d.pos - 4)
+    n = d.word("the length of the exchange id")
+    if n != ID_SIZE:
+        raise DecodeError(f"an exchange id has 16 bytes, this one declares {n}", d.pos - 4)
+    return d.raw(ID_SIZE, "the exchange id")
+
+
+def expect_end(d: Decoder) -> None:
+    if not d.at_end():
+        raise DecodeError(f"{d.remaining} unexpected bytes after the frame's last field", d.pos)
+
+
+def parse_frame(decoder: Decoder) -> Any:
+    """Read one whole frame from ``decoder`` (positioned at its first word)."""
+    if len(decoder.data) < 4:
+        raise DecodeError(f"a frame has at least 4 bytes, this one has {len(decoder.data)}", 0)
+    tag = decoder.word("the frame tag")
+    if MY_OBJECT_BASE <= tag < MY_OBJECT_END:
+        expect_end(decoder)
+        return Exposure(tag - decoder.my_object_base)
+    kind = _KINDS.get(tag)
+    if kind is None:
+        raise DecodeError(f"unknown frame tag {tag:#010x}", 0)
+    return kind.read(decoder)
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing frames. These are on the hot path: one bytearray, no intermediate objects.
+
+_TETHER_UUID_HEAD = pack_word(TAG_TETHER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_ANSWER_UUID_HEAD = pack_word(TAG_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_ERROR_UUID_HEAD = pack_word(TAG_ERROR_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_ONE_WAY_HEAD = pack_word(TAG_TETHER) + pack_word(TAG_NIL)
+_MESSAGE = pack_word(TAG_MESSAGE)
+_ARRAY = pack_word(TAG_ARRAY)
+
+
+def exposure_bytes(key: int) -> bytes:
+    return pack_word(MY_OBJECT_BASE + key)
+
+
+def message_send_bytes(
+    encoder: Encoder,
+    exchange_id: bytes | None,
+    receiver: object,
+    selector: str,
+    args: tuple[Any, ...] | list[Any],
+    kwargs: dict[str, Any] | None = None,
+) -> bytes:
+    """Encode a message-send. ``receiver`` is an int key (a bare "your object" word) or an object."""
+    out = bytearray(_TETHER_UUID_HEAD if exchange_id is not None else _ONE_WAY_HEAD)
+    if exchange_id is not None:
+        out += exchange_id
+    if type(receiver) is int:
+        out += pack_word(receiver)
+    else:
+        encoder.write(receiver, out)
+    out += _MESSAGE
+    write_str(out, TAG_SYMBOL, selector)
+    out += _ARRAY
+    out += pack_word(len(args))
+    write = encoder.write
+    for arg in args:
+        write(arg, out, 1)
+    if kwargs:
+        out += pack_word(TAG_KWARGS)
+        out += pack_word(len(kwargs))
+        for name, value in kwargs.items():
+            write_str(out, TAG_SYMBOL, name)
+            write(value, out, 1)
+    return bytes(out)
+
+
+def answer_bytes(encoder: Encoder, exchange_id: bytes, value: object) -> bytes:
+    out = bytearray(_ANSWER_UUID_HEAD)
+    out += exchange_id
+    encoder.write(value, out)
+    return bytes(out)
+
+
+def error_answer_bytes(
+    exchange_id: bytes, type_name: str, message: str, args: list[Any], traceback: str | None
+) -> bytes:
+    """Encode an error answer. ``args`` must be by-value literals (see ``protocol.error_parts``)."""
+    out = bytearray(_ERROR_UUID_HEAD)
+    out += exchange_id
+    write_str(out, TAG_STRING, type_name)
+    write_str(out, TAG_STRING, message)
+    Encoder().write_items(TAG_ARRAY, args, out, 1)
+    if traceback is None:
+        out += pack_word(TAG_NIL)
+    else:
+        write_str(out, TAG_STRING, traceback)
+    return bytes(out)
+
+
+def new_id_source() -> Any:
+    """Return a function that makes unique exchange ids: 8 random bytes and a 64-bit counter."""
+    prefix = uuid.uuid4().bytes[:8]
+    counter = itertools.count(1)  # next() on a count is atomic under the GIL
+
+    def next_id() -> bytes:
+        return prefix + next(counter).to_bytes(8, "big")
+
+    return next_id

@@ -1,0 +1,169 @@
+"""The sync face over ``websockets.sync``: :func:`serve` and :func:`connect`.
+
+Each connection gets a reader thread (the server's per-connection thread, or one that
+:func:`connect` starts); incoming messages run on the process-wide worker pool. Nothing else
+needs starting: a client can be called back by the server as soon as it is connected.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from websockets.sync.client import connect as ws_connect
+from websockets.sync.server import ServerConnection
+from websockets.sync.server import serve as ws_serve
+
+from ..dispatch import AccessPolicy
+from ..exceptions import ConnectionLost
+from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from ..session import Peer, Session, is_factory, open_session
+
+DEFAULT_PORT = 8765
+
+
+class Server:
+    """A listening Tether server running in a background thread.
+
+    ``url`` is where clients connect (``ws://127.0.0.1:PORT``). Stop it with :meth:`close`
+    or by leaving a ``with`` block; :meth:`serve_forever` blocks until then. ``peers`` lists
+    the connected peers.
+    """
+
+    def __init__(
+        self,
+        root: object,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        *,
+        trusted: bool = False,
+        policy: AccessPolicy | None = None,
+        send_tracebacks: bool = False,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        marker_base: int | None = None,
+        timeout: float | None = None,
+        ping_interval: float | None = 20,
+        **ws_options: Any,
+    ) -> None:
+        self._root = root
+        self._options: dict[str, Any] = dict(
+            trusted=trusted,
+            policy=policy,
+            send_tracebacks=send_tracebacks,
+            max_frame_size=max_frame_size,
+            marker_base=marker_base,
+            timeout=timeout,
+        )
+        self._peers: set[Peer] = set()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._ws = ws_serve(
+            self._handle,
+            host,
+            port,
+            compression=None,
+            max_size=max_frame_size,
+            ping_interval=ping_interval,
+            **ws_options,
+        )
+        sockname = self._ws.socket.getsockname()
+        self.host, self.port = sockname[0], sockname[1]
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"ws://{shown}:{self.port}"
+        self._thread = threading.Thread(target=self._ws.serve_forever, name="tether-server", daemon=True)
+        self._thread.start()
+
+    @property
+    def peers(self) -> list[Peer]:
+        with self._lock:
+            return list(self._peers)
+
+    def _handle(self, ws: ServerConnection) -> None:
+        remote = ws.remote_address
+        url = f"client {remote[0]}:{remote[1]}" if remote else "a client"
+        session = Session(ws, client=False, url=url, **self._options)
+        peer = Peer(session)
+        try:
+            session.protocol.root = self._root(peer) if is_factory(self._root) else self._root
+        except Exception as exc:
+            ws.close(1011, f"root factory failed: {exc}"[:120])
+            raise
+        with self._lock:
+            self._peers.add(peer)
+        try:
+            session.run()
+        finally:
+            with self._lock:
+                self._peers.discard(peer)
+
+    def serve_forever(self) -> None:
+        """Block until :meth:`close` is called (from another thread or a signal handler)."""
+        self._closed.wait()
+
+    def close(self) -> None:
+        """Stop listening and close every connection; their pending calls fail."""
+        if self._closed.is_set():
+            return
+        self._closed.set()
+        self._ws.shutdown()
+        for peer in self.peers:
+            peer.close()
+        self._thread.join(5)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<tether.Server {self.url} peers={len(self._peers)}>"
+
+
+def serve(root: object, host: str = "127.0.0.1", port: int = DEFAULT_PORT, **options: Any) -> Server:
+    """Expose ``root`` on ``ws://host:port`` and return the running :class:`Server`.
+
+    ``root`` is an object, or a factory (a function) called with each new :class:`Peer`,
+    whose result is that peer's root; server code can keep the peer to call the client back.
+    ``port=0`` picks a free port (see ``server.url``). Options: ``trusted`` (let peers reach
+    private names), ``send_tracebacks`` (default False: tracebacks show your source and paths
+    to any client; turn it on while developing), ``max_frame_size`` (bytes, default 16 MiB),
+    ``timeout`` (seconds for calls the server makes to clients; default none).
+    """
+    return Server(root, host, port, **options)
+
+
+def connect(
+    url: str,
+    root: object = None,
+    *,
+    trusted: bool = False,
+    policy: AccessPolicy | None = None,
+    send_tracebacks: bool = True,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    marker_base: int | None = None,
+    timeout: float | None = None,
+    open_timeout: float = 10.0,
+    **ws_options: Any,
+) -> Peer:
+    """Connect to a Tether server; return the :class:`Peer` (``peer.root`` is its root proxy).
+
+    ``root`` is exposed to the server as this side's root object. ``timeout`` bounds each call
+    (default none: long calls are fine). Use as a context manager, or call ``peer.close()``.
+    """
+    try:
+        ws = ws_connect(url, compression=None, max_size=max_frame_size, open_timeout=open_timeout, **ws_options)
+    except OSError as exc:
+        raise ConnectionLost(f"cannot connect to {url}: {exc}") from exc
+    return open_session(
+        ws,
+        root=root,
+        url=url,
+        open_timeout=open_timeout,
+        trusted=trusted,
+        policy=policy,
+        send_tracebacks=send_tracebacks,
+        max_frame_size=max_frame_size,
+        marker_base=marker_base,
+        timeout=timeout,
+    )

@@ -1,0 +1,514 @@
+"""The sans-I/O state machine of one Tether connection: bytes in, events and bytes out.
+
+A :class:`Protocol` knows frames, the codec and the two reference tables, and nothing about
+sockets, threads or event loops. A runtime (``tether.session`` for threads,
+``tether.aio.session`` for asyncio) feeds it every received frame with :meth:`receive`, acts on
+the events it returns, sends what :meth:`data_to_send` hands back, and encodes its own calls
+with :meth:`encode_call`.
+
+Thread safety: :meth:`receive` must be called from one reader at a time, in frame order.
+Encoding (calls, answers) may happen on any thread, but the runtime must hold its send lock
+from encoding a frame until it is handed to the transport, so that class info is defined on
+the wire before it is referred to.
+"""
+
+from __future__ import annotations
+
+import builtins
+import inspect
+import sys
+import traceback
+import types
+import weakref
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from . import exceptions as _exceptions
+from .codec import (
+    DEFAULT_MAX_DEPTH,
+    LITERAL_TYPES,
+    MY_OBJECT_BASE,
+    TAG_DESCRIBED_REF,
+    TAG_TETHER,
+    ClassInfo,
+    Decoder,
+    Encoder,
+    pack_word,
+    write_class_info,
+)
+from .dispatch import AccessPolicy, perform
+from .exceptions import DecodeError, EncodeError, ProtocolError, RemoteError
+from .exposure import TETHER_KEY, ExportTable, ImportTable
+from .frames import (
+    Answer,
+    ErrorAnswer,
+    Exposure,
+    FrameBodyError,
+    MessageSend,
+    answer_bytes,
+    error_answer_bytes,
+    exposure_bytes,
+    message_send_bytes,
+    new_id_source,
+    parse_frame,
+)
+
+VERSION = "0.1.0"
+DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
+
+# ---------------------------------------------------------------------------------------------
+# Events returned by Protocol.receive
+
+
+@dataclass(slots=True)
+class Opened:
+    """The peer exposed its Tether: the conversation has started."""
+
+    peer_tether_key: int
+
+
+@dataclass(slots=True)
+class Incoming:
+    """A message-send to perform; run it in its own task or worker with :meth:`Protocol.perform`."""
+
+    message: MessageSend
+
+
+@dataclass(slots=True)
+class AnswerReceived:
+    exchange_id: bytes
+    value: object
+
+
+@dataclass(slots=True)
+class ErrorReceived:
+    exchange_id: bytes
+    error: BaseException
+
+
+@dataclass(slots=True)
+class Violation:
+    """The peer broke the protocol beyond repair: close the connection with ``code``."""
+
+    code: int
+    reason: str
+
+
+Event = Opened | Incoming | AnswerReceived | ErrorReceived | Violation
+
+CLOSE_PROTOCOL_ERROR = 1002
+CLOSE_TOO_BIG = 1009
+
+# ---------------------------------------------------------------------------------------------
+# Class info and errors
+
+
+_CLASS_INFO: weakref.WeakKeyDictionary[type, ClassInfo] = weakref.WeakKeyDictionary()
+_METHOD_TYPES = (
+    types.FunctionType,
+    types.BuiltinFunctionType,
+    types.MethodDescriptorType,
+    types.WrapperDescriptorType,
+    types.ClassMethodDescriptorType,
+    staticmethod,
+    classmethod,
+)
+
+
+def class_info_for(cls: type) -> ClassInfo:
+    """The class info sent with references to instances of ``cls`` (cached per class)."""
+    info = _CLASS_INFO.get(cls)
+    if info is None:
+        methods = set()
+        for name in dir(cls):
+            if name.startswith("_"):
+                continue
+            try:
+                attr = inspect.getattr_static(cls, name)
+            except AttributeError:
+                continue
+            if isinstance(attr, _METHOD_TYPES):
+                methods.add(name)
+        info = ClassInfo(getattr(cls, "__module__", "") or "", cls.__qualname__, frozenset(methods))
+        try:
+            _CLASS_INFO[cls] = info
+        except TypeError:  # a type that refuses weak references: just don't cache
+            pass
+    return info
+
+
+_REGISTERED_EXCEPTIONS: dict[str, type[BaseException]] = {}
+
+
+def register_exception(cls: type[BaseException]) -> type[BaseException]:
+    """Let errors of type ``cls`` from a peer be raised here as ``cls`` (not ``RemoteError``).
+
+    Use it as a class decorator on both sides. ``cls(*args)`` must rebuild the exception from
+    its by-value arguments.
+    """
+    _REGISTERED_EXCEPTIONS[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    return cls
+
+
+def error_parts(exc: BaseException, with_traceback: bool) -> tuple[str, str, list[Any], str | None]:
+    """Split an exception into what an error answer carries."""
+    cls = type(exc)
+    type_name = f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not stop the error from travelling
+        message = f"<{cls.__qualname__} whose str() failed>"
+    plain = Encoder()
+    args: list[Any] = []
+    for arg in exc.args:
+        try:
+            plain.encode(arg)
+            args.append(arg)
+        except (EncodeError, RecursionError):
+            args.append(_safe_repr(arg))
+    tb = "".join(traceback.format_exception(exc)) if with_traceback else None
+    return type_name, message, args, tb
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__}>"
+
+
+def make_exception(frame: ErrorAnswer) -> BaseException:
+    """The local exception for an error answer: the same type where that is safe."""
+    type_name = frame.type_name
+    cls: Any = None
+    module, _, name = type_name.rpartition(".")
+    if module == "builtins":
+        cls = getattr(builtins, name, None)
+    elif module == "tether.exceptions":
+        cls = getattr(_exceptions, name, None)
+    else:
+        cls = _REGISTERED_EXCEPTIONS.get(type_name)
+    exc: BaseException | None = None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            exc = cls(*frame.args)
+        except Exception:
+            exc = None
+    if exc is None:
+        exc = RemoteError(type_name, frame.message, tuple(frame.args), frame.traceback)
+    exc.remote_traceback = frame.traceback  # type: ignore[attr-defined]
+    if frame.traceback:
+        exc.add_note("Remote traceback (most recent call last is the remote one):\n" + frame.traceback.rstrip())
+    return exc
+
+
+# ---------------------------------------------------------------------------------------------
+# The Tether object: key 0 on every connection
+
+
+class TetherObject:
+    """The object each side exposes under key 0. Its selectors: ``root``, ``hello``,
+    ``release`` (one-way), ``iterate`` and ``next_batch``."""
+
+    INLINE = frozenset({"root", "hello", "release"})
+
+    def __init__(self, protocol: Protocol) -> None:
+        self._protocol = protocol
+
+    def root(self) -> object:
+        return self._protocol.root
+
+    def hello(self, info: object) -> dict[str, Any]:
+        if isinstance(info, dict):
+            self._protocol.peer_info = info
+            self._protocol.peer_is_python = info.get("language") == "python"
+        return self._protocol.hello_info()
+
+    def release(self, pairs: object) -> None:
+        if not isinstance(pairs, list) or len(pairs) % 2:
+            raise ProtocolError("release takes an Array of key, count pairs")
+        exports = self._protocol.exports
+        for i in range(0, len(pairs), 2):
+            key, count = pairs[i], pairs[i + 1]
+            if type(key) is not int or type(count) is not int:
+                raise ProtocolError(f"release pair {i // 2} is not two integers")
+            exports.release(key, count)
+
+    def iterate(self, iterable: Any, size: int) -> tuple[Any, list[Any], bool]:
+        """Start iterating ``iterable``: (the iterator or ``None`` when done, first items, done)."""
+        iterator = iter(iterable)
+        items, done = self.next_batch(iterator, size)
+        return (None if done else iterator), items, done
+
+    def next_batch(self, iterator: Any, size: int) -> tuple[list[Any], bool]:
+        """Up to ``size`` items from ``iterator``; ``True`` as second item when exhausted."""
+        size = max(1, min(int(size), 65536))
+        items = []
+        for _ in range(size):
+            try:
+                items.append(next(iterator))
+            except StopIteration:
+                return items, True
+        return items, False
+
+
+class Protocol:
+    """One connection's protocol state. See the module docstring for how a runtime drives it.
+
+    ``root`` is the object answered to the peer's ``root`` message. ``proxy_factory(key, info)``
+    makes a proxy for the peer's object ``key``. ``policy`` decides what the peer may reach.
+    """
+
+    def __init__(
+        self,
+        *,
+        root: object = None,
+        client: bool,
+        proxy_factory: Callable[[int, ClassInfo | None], Any],
+        policy: AccessPolicy | None = None,
+        send_tracebacks: bool = True,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        marker_base: int = MY_OBJECT_BASE,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+    ) -> None:
+        self.root = root
+        self.client = client
+        self.policy = policy or AccessPolicy()
+        self.send_tracebacks = send_tracebacks
+        self.max_frame_size = max_frame_size
+        self.marker_base = marker_base
+        self.max_depth = max_depth
+        self.proxy_factory = proxy_factory
+        self.tether = TetherObject(self)
+        self.exports = ExportTable(self.tether)
+        self.releases: deque[tuple[int, int]] = deque()
+        self.imports = ImportTable(self._queue_release)
+        self.encoder = Encoder(self, max_depth)
+        self.next_id = new_id_source()
+        self.peer_tether_key: int | None = None
+        self.peer_is_python = False
+        self.peer_info: dict[str, Any] = {}
+        self._class_ids: dict[type, int] = {}
+        self._peer_classes: dict[int, ClassInfo] = {}
+        self._outbox: list[bytes] = []
+        self.on_release_queued: Callable[[], None] | None = None
+        self.frames_sent = 0
+        self.frames_received = 0
+        self.bytes_sent = 0
+        self.bytes_received = 0
+
+    # -- outgoing --------------------------------------------------------------------------
+
+    def opening(self) -> bytes:
+        """The conversation-start frame (the connecting side sends it first)."""
+        return exposure_bytes(TETHER_KEY)
+
+    def hello_info(self) -> dict[str, Any]:
+        return {
+            "language": "python",
+            "tether": VERSION,
+            "python": ".".join(map(str, sys.version_info[:3])),
+            "platform": sys.platform,
+            "max_frame_size": self.max_frame_size,
+        }
+
+    def encode_call(
+        self,
+        receiver: int,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None = None,
+        one_way: bool = False,
+    ) -> tuple[bytes | None, bytes]:
+        """Encode a message-send to the peer's object ``receiver`` (a key); return (id, frame)."""
+        exchange_id = None if one_way else self.next_id()
+        frame = message_send_bytes(self.encoder, exchange_id, receiver, selector, args, kwargs)
+        return exchange_id, frame
+
+    def encode_answer(self, exchange_id: bytes, value: object) -> bytes:
+        """The answer frame; if ``value`` cannot be encoded, the error answer saying why."""
+        try:
+            return answer_bytes(self.encoder, exchange_id, value)
+        except (EncodeError, RecursionError) as exc:
+            return self.encode_error(exchange_id, exc)
+
+    def encode_error(self, exchange_id: bytes, exc: BaseException) -> bytes:
+        return error_answer_bytes(exchange_id, *error_parts(exc, self.send_tracebacks))
+
+    def take_releases(self) -> bytes | None:
+        """One one-way ``release`` message for every release queued so far, or ``None``."""
+        if self.peer_tether_key is None:
+            return None
+        pairs: list[int] = []
+        pop = self.releases.popleft
+        while True:
+            try:
+                key, count = pop()
+            except IndexError:
+                break
+            pairs += (key, count)
+        if not pairs:
+            return None
+        return self.encode_call(self.peer_tether_key, "release", (pairs,), one_way=True)[1]
+
+    def _queue_release(self, key: int, count: int) -> None:
+        self.releases.append((key, count))
+        callback = self.on_release_queued
+        if callback is not None:
+            callback()
+
+    def data_to_send(self) -> list[bytes]:
+        """Frames produced while receiving (answers to inline Tether messages, our exposure)."""
+        out, self._outbox = self._outbox, []
+        return out
+
+    def count_sent(self, frame: bytes) -> None:
+        self.frames_sent += 1
+        self.bytes_sent += len(frame)
+
+    # -- reference hooks for the codec ------------------------------------------------------
+
+    def write_reference(self, obj: object, out: bytearray) -> None:
+        ref = getattr(type(obj), "_tether_reference_of", None)
+        if ref is not None:
+            owner, key = ref(obj)
+            if owner is self:  # one of the peer's own objects going home: "your object"
+                out += pack_word(key)
+                return
+        key, _ = self.exports.export(obj)
+        marker = MY_OBJECT_BASE + key
+        if not self.peer_is_python:
+            out += pack_word(marker)
+            return
+        out += pack_word(TAG_DESCRIBED_REF)
+        out += pack_word(marker)
+        cls = type(obj)
+        class_id = self._class_ids.get(cls)
+        if class_id is None:
+            class_id = len(self._class_ids) + 1
+            self._class_ids[cls] = class_id
+            write_class_info(out, class_id, class_info_for(cls))
+        else:
+            write_class_info(out, class_id, None)
+
+    def my_object(self, key: int, info: ClassInfo | None) -> object:
+        return self.imports.get(key, info, self.proxy_factory)
+
+    def your_object(self, key: int) -> object:
+        try:
+            return self.exports.get(key)
+        except ProtocolError as exc:
+            raise DecodeError(str(exc)) from None
+
+    def class_info(self, class_id: int) -> ClassInfo:
+        try:
+            return self._peer_classes[class_id]
+        except KeyError:
+            raise DecodeError(f"class id {class_id} was never defined by the peer") from None
+
+    def define_class_info(self, class_id: int, info: ClassInfo) -> None:
+        self._peer_classes[class_id] = info
+
+    # -- incoming ---------------------------------------------------------------------------
+
+    def receive(self, data: bytes) -> list[Event]:
+        """Take one received frame; return the events it causes (never raises on bad input)."""
+        self.frames_received += 1
+        self.bytes_received += len(data)
+        if len(data) > self.max_frame_size:
+            return [
+                Violation(
+                    CLOSE_TOO_BIG,
+                    f"frame of {len(data)} bytes is over this peer's limit of "
+                    f"{self.max_frame_size} bytes",
+                )
+            ]
+        decoder = Decoder(data, 0, self, self.max_depth, self.marker_base)
+        try:
+            frame = parse_frame(decoder)
+        except FrameBodyError as exc:
+            if data[:4] == _TETHER_TAG_BYTES:
+                error = ProtocolError(f"malformed message-send: {exc.error}")
+                self._outbox.append(self.encode_error(exc.exchange_id, error))
+                return []
+            return [ErrorReceived(exc.exchange_id, ProtocolError(f"malformed answer: {exc.error}"))]
+        except ProtocolError as exc:
+            return [Violation(CLOSE_PROTOCOL_ERROR, str(exc))]
+        except RecursionError:
+            return [Violation(CLOSE_PROTOCOL_ERROR, "frame nests too deeply to decode")]
+        kind = type(frame)
+        if kind is Answer:
+            return [AnswerReceived(frame.exchange_id, frame.value)]
+        if kind is MessageSend:
+            if self.peer_tether_key is None:
+                return [Violation(CLOSE_PROTOCOL_ERROR, "message-send before the conversation start frame")]
+            if frame.receiver is self.tether and frame.selector in TetherObject.INLINE:
+                self._perform_inline(frame)
+                return []
+            return [Incoming(frame)]
+        if kind is ErrorAnswer:
+            return [ErrorReceived(frame.exchange_id, make_exception(frame))]
+        if kind is Exposure:
+            if self.peer_tether_key is not None:
+                return [Violation(CLOSE_PROTOCOL_ERROR, "the peer exposed its Tether twice")]
+            self.peer_tether_key = frame.key
+            if not self.client:
+                self._outbox.append(exposure_bytes(TETHER_KEY))
+            return [Opened(frame.key)]
+        handle = getattr(frame, "handle", None)  # a user-registered frame kind
+        if handle is None:
+            return [Violation(CLOSE_PROTOCOL_ERROR, f"no handler for frame {kind.__name__}")]
+        return list(handle(self) or ())
+
+    def _perform_inline(self, message: MessageSend) -> None:
+        answer = self.perform(message)
+        if answer is not None:
+            self._outbox.append(answer)
+
+    def perform(self, message: MessageSend) -> bytes | None:
+        """Run ``message`` to completion here and return its answer frame (``None`` if one-way).
+
+        The result must not be a coroutine; runtimes that support ``async def`` handlers call
+        :meth:`start` and :meth:`finish` instead.
+        """
+        try:
+            result = self.start(message)
+        except BaseException as exc:  # the error travels; KeyboardInterrupt is re-raised below
+            return self.fail(message, exc)
+        return self.finish(message, result)
+
+    def start(self, message: MessageSend) -> Any:
+        """Begin performing ``message``; return its result (perhaps an awaitable)."""
+        receiver = message.receiver
+        if receiver is self.tether:
+            method = getattr(self.tether, message.selector, None)
+            if method is None or message.selector.startswith("_"):
+                raise AttributeError(
+                    f"the Tether object understands root, hello, release, iterate and next_batch, "
+                    f"not {message.selector!r}"
+                )
+            return method(*message.args, **message.kwargs)
+        return perform(receiver, message.selector, message.args, message.kwargs, self.policy)
+
+    def finish(self, message: MessageSend, result: Any) -> bytes | None:
+        if message.exchange_id is None:
+            return None
+        return self.encode_answer(message.exchange_id, result)
+
+    def fail(self, message: MessageSend, exc: BaseException) -> bytes | None:
+        if isinstance(exc, (KeyboardInterrupt, SystemExit)):
+            raise exc
+        if message.exchange_id is None:
+            return None
+        return self.encode_error(message.exchange_id, exc)
+
+    def close(self) -> None:
+        """Forget both tables (the connection is gone)."""
+        self.imports.close()
+        self.exports.clear()
+        self.releases.clear()
+
+
+_TETHER_TAG_BYTES = pack_word(TAG_TETHER)

@@ -1,0 +1,336 @@
+"""Transparent proxies: local stand-ins that forward every message to a remote object.
+
+Python looks special methods up on the *type*, never through ``__getattr__``, so forwarding
+them is a property of the proxy type: :class:`Proxy` defines every data-model method and sends
+each one as a message named after it (``len(p)`` sends ``__len__``). Plain attribute reads go
+through ``__getattribute__`` and are forwarded too, except that names the remote class defines
+as methods come back as :class:`RemoteMethod` objects without a round trip, so
+``p.method(x)`` costs exactly one round trip.
+
+The proxy keeps its own state in a slot that no attribute name reaches, so every remote
+attribute name, including ``_Proxy__state``, is forwarded.
+
+What a proxy does depends on its session's face: on a sync session every operation blocks
+for the answer. On an asyncio session an operation made on the event loop's thread returns an
+awaitable (``await p.add(3, 4)``, ``await p[0]``); operations that Python requires to return a
+plain value (``len``, ``bool``, ``hash``, ``str``, ``int``...) cannot be awaited and raise
+:class:`~tether.exceptions.UsageError` there: use ``await tether.aio.call(p, "__len__")``.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections import deque
+from collections.abc import AsyncIterator, Iterator
+from typing import TYPE_CHECKING, Any
+
+from .codec import ClassInfo
+
+if TYPE_CHECKING:
+    from .session import BaseSession
+
+
+class ProxyState:
+    __slots__ = ("session", "key", "info")
+
+    def __init__(self, session: BaseSession, key: int, info: ClassInfo | None) -> None:
+        self.session = session
+        self.key = key
+        self.info = info
+
+
+def _invoke(proxy: Proxy, selector: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
+    state = _state(proxy)
+    return state.session.call(state.key, selector, args, kwargs)
+
+
+def _invoke_value(proxy: Proxy, selector: str, args: tuple[Any, ...] = ()) -> Any:
+    """For operations whose result Python checks (``len``, ``bool``...): must block."""
+    state = _state(proxy)
+    return state.session.call(state.key, selector, args, None, must_block=True)
+
+
+class RemoteMethod:
+    """A method of a remote object, bound to it. Calling it costs one round trip."""
+
+    __slots__ = ("_proxy", "_name")
+
+    def __init__(self, proxy: Proxy, name: str) -> None:
+        self._proxy = proxy
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        state = _state(self._proxy)
+        return state.session.call(state.key, self._name, args, kwargs)
+
+    def __repr__(self) -> str:
+        state = _state(self._proxy)
+        owner = state.info.name if state.info else "remote object"
+        return f"<remote method {self._name!r} of {owner} #{state.key} on {state.session.describe()}>"
+
+
+def _resolve_local_class(info: ClassInfo | None) -> type | None:
+    if info is None:
+        return None
+    module = sys.modules.get(info.module)
+    if module is None:
+        return None
+    obj: Any = module
+    for part in info.qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj if isinstance(obj, type) else None
+
+
+class Proxy:
+    """A reference to an object that lives on a peer. See the module docstring.
+
+    Use :func:`tether.describe` to see which peer and key a proxy stands for.
+    """
+
+    __slots__ = ("__state", "__weakref__")
+
+    def __getattribute__(self, name: str) -> Any:
+        state = _state(self)
+        info = state.info
+        if name == "__class__":
+            return _resolve_local_class(info) or Proxy
+        if info is None or info.methods is None or name in info.methods:
+            return RemoteMethod(self, name)
+        return state.session.call(state.key, "__getattribute__", (name,), None)
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        _invoke_value(self, "__setattr__", (name, value))
+
+    def __delattr__(self, name: str) -> None:
+        _invoke_value(self, "__delattr__", (name,))
+
+    def __dir__(self) -> list[str]:
+        return list(_invoke_value(self, "__dir__"))
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _invoke(self, "__call__", args, kwargs)
+
+    def __len__(self) -> int:
+        return _invoke_value(self, "__len__")  # type: ignore[no-any-return]
+
+    def __length_hint__(self) -> int:
+        return _invoke_value(self, "__length_hint__")  # type: ignore[no-any-return]
+
+    def __bool__(self) -> bool:
+        return _invoke_value(self, "__bool__")  # type: ignore[no-any-return]
+
+    def __hash__(self) -> int:
+        return _invoke_value(self, "__hash__")  # type: ignore[no-any-return]
+
+    def __str__(self) -> str:
+        return _invoke_value(self, "__str__")  # type: ignore[no-any-return]
+
+    def __repr__(self) -> str:
+        state = _state(self)
+        if state.session.closed:
+            return f"<dead proxy #{state.key} of {state.info.name if state.info else 'an object'}>"
+        return _invoke_value(self, "__repr__")  # type: ignore[no-any-return]
+
+    def __format__(self, spec: str) -> str:
+        return _invoke_value(self, "__format__", (spec,))  # type: ignore[no-any-return]
+
+    def __bytes__(self) -> bytes:
+        return _invoke_value(self, "__bytes__")  # type: ignore[no-any-return]
+
+    def __contains__(self, item: Any) -> bool:
+        return bool(_invoke_value(self, "__contains__", (item,)))
+
+    def __int__(self) -> int:
+        return _invoke_value(self, "__int__")  # type: ignore[no-any-return]
+
+    def __float__(self) -> float:
+        return _invoke_value(self, "__float__")  # type: ignore[no-any-return]
+
+    def __complex__(self) -> complex:
+        return _invoke_value(self, "__complex__")  # type: ignore[no-any-return]
+
+    def __index__(self) -> int:
+        return _invoke_value(self, "__index__")  # type: ignore[no-any-return]
+
+    def __fspath__(self) -> Any:
+        return _invoke_value(self, "__fspath__")
+
+    def __iter__(self) -> Iterator[Any]:
+        state = _state(self)
+        return RemoteIterator(state.session, self)
+
+    def __aiter__(self) -> AsyncIterator[Any]:
+        state = _state(self)
+        return AsyncRemoteIterator(state.session, self)
+
+    def __reversed__(self) -> Any:
+        return _invoke(self, "__reversed__", ())
+
+    def __next__(self) -> Any:
+        return _invoke(self, "__next__", ())
+
+    def __getitem__(self, key: Any) -> Any:
+        return _invoke(self, "__getitem__", (key,))
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        _invoke_value(self, "__setitem__", (key, value))
+
+    def __delitem__(self, key: Any) -> None:
+        _invoke_value(self, "__delitem__", (key,))
+
+    def __enter__(self) -> Any:
+        return _invoke_value(self, "__enter__")
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        return _invoke_value(self, "__exit__", (exc_type, exc, None))
+
+    def __aenter__(self) -> Any:
+        return _invoke(self, "__aenter__", ())
+
+    def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        return _invoke(self, "__aexit__", (exc_type, exc, None))
+
+    def __round__(self, *ndigits: Any) -> Any:
+        return _invoke_value(self, "__round__", ndigits)
+
+    def __trunc__(self) -> Any:
+        return _invoke_value(self, "__trunc__")
+
+    def __floor__(self) -> Any:
+        return _invoke_value(self, "__floor__")
+
+    def __ceil__(self) -> Any:
+        return _invoke_value(self, "__ceil__")
+
+    def __pow__(self, other: Any, modulo: Any = None) -> Any:
+        return _invoke(self, "__pow__", (other,) if modulo is None else (other, modulo))
+
+    def __rpow__(self, other: Any, modulo: Any = None) -> Any:
+        return _invoke(self, "__rpow__", (other,) if modulo is None else (other, modulo))
+
+    def __reduce_ex__(self, protocol: Any) -> Any:
+        raise TypeError(
+            "a proxy is a live reference to a remote object and cannot be pickled; "
+            "send it over Tether instead, or fetch a copy of its value first"
+        )
+
+    @staticmethod
+    def _tether_reference_of(proxy: Proxy) -> tuple[Any, int]:
+        """(protocol, key): lets the codec write a proxy going home as a bare key."""
+        state = _state(proxy)
+        return state.session.protocol, state.key
+
+
+_state = Proxy.__dict__["_Proxy__state"].__get__
+_set_state = Proxy.__dict__["_Proxy__state"].__set__
+
+
+def make_proxy(session: BaseSession, key: int, info: ClassInfo | None) -> Proxy:
+    proxy = object.__new__(Proxy)
+    _set_state(proxy, ProxyState(session, key, info))
+    return proxy
+
+
+def _make_forwarder(selector: str) -> Any:
+    def forward(self: Proxy, *args: Any) -> Any:
+        return _invoke(self, selector, args)
+
+    forward.__name__ = selector
+    return forward
+
+
+_FORWARDED = [
+    "__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__",
+    "__divmod__", "__rdivmod__", "__neg__", "__pos__", "__abs__", "__invert__",
+]  # fmt: skip
+for _op in ("add", "sub", "mul", "matmul", "truediv", "floordiv", "mod", "lshift", "rshift",
+            "and", "or", "xor"):  # fmt: skip
+    _FORWARDED += [f"__{_op}__", f"__r{_op}__", f"__i{_op}__"]
+_FORWARDED.append("__ipow__")
+for _name in _FORWARDED:
+    setattr(Proxy, _name, _make_forwarder(_name))
+
+
+def describe(proxy: Any) -> str:
+    """Where a proxy's object lives: ``"builtins.list #3 on ws://127.0.0.1:8765"``."""
+    if not isinstance(proxy, Proxy) and type(proxy) is not Proxy:
+        return f"local {type(proxy).__qualname__}"
+    state = _state(proxy)
+    name = state.info.name if state.info else "object"
+    return f"{name} #{state.key} on {state.session.describe()}"
+
+
+def is_proxy(obj: object) -> bool:
+    """True when ``obj`` is a proxy (``isinstance`` cannot tell, since proxies forward it)."""
+    return type(obj) is Proxy
+
+
+# -- iteration in batches -------------------------------------------------------------------
+
+_FIRST_BATCH = 16
+_MAX_BATCH = 4096
+
+
+class RemoteIterator:
+    """Iterates a remote iterable, fetching items in growing batches (16, 64, ... 4096)."""
+
+    __slots__ = ("_session", "_source", "_iterator", "_buffer", "_done", "_size")
+
+    def __init__(self, session: BaseSession, source: Proxy) -> None:
+        self._session = session
+        self._source: Any = source
+        self._iterator: Any = None
+        self._buffer: deque[Any] = deque()
+        self._done = False
+        self._size = _FIRST_BATCH
+
+    def __iter__(self) -> RemoteIterator:
+        return self
+
+    def __next__(self) -> Any:
+        if self._buffer:
+            return self._buffer.popleft()
+        if self._done:
+            raise StopIteration
+        self._absorb(self._session.call_tether(*self._request(), must_block=True))
+        if self._buffer:
+            return self._buffer.popleft()
+        raise StopIteration
+
+    def _request(self) -> tuple[str, tuple[Any, ...]]:
+        size = self._size
+        self._size = min(size * 4, _MAX_BATCH)
+        if self._iterator is None:
+            return "iterate", (self._source, size)
+        return "next_batch", (self._iterator, size)
+
+    def _absorb(self, answer: Any) -> None:
+        if self._iterator is None:
+            self._iterator, items, self._done = answer
+            self._source = None
+        else:
+            items, self._done = answer
+        if self._done:
+            self._iterator = None
+        self._buffer.extend(items)
+
+
+class AsyncRemoteIterator(RemoteIterator):
+    """``async for`` over a remote iterable, in batches like :class:`RemoteIterator`."""
+
+    __slots__ = ()
+
+    def __aiter__(self) -> AsyncRemoteIterator:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._buffer:
+            return self._buffer.popleft()
+        if self._done:
+            raise StopAsyncIteration
+        self._absorb(await self._session.call_tether(*self._request()))
+        if self._buffer:
+            return self._buffer.popleft()
+        raise StopAsyncIteration

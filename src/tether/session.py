@@ -1,0 +1,489 @@
+"""The threading runtime: a :class:`~tether.protocol.Protocol` plus a blocking transport.
+
+A :class:`Session` owns one reader thread, which receives frames in order, routes answers to
+waiting callers and hands every incoming message to a worker thread of the process-wide
+elastic pool (``tether.workers``), so a handler may block, sleep, or call back into the peer
+while the connection goes on reading and answering. Callers block on a per-call lock until
+their answer arrives; nested calls run in their own workers, never on a caller's stack.
+
+A transport is anything with ``send(bytes)`` (thread-safe), ``recv() -> bytes`` (blocking,
+raising when closed) and ``close()``: ``websockets.sync`` connections are, and so is
+:func:`tether.testing.memory_pair`.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from .codec import ClassInfo
+from .dispatch import AccessPolicy
+from .exceptions import ConnectionLost, ProtocolError
+from .frames import MessageSend
+from .protocol import (
+    CLOSE_PROTOCOL_ERROR,
+    DEFAULT_MAX_FRAME_SIZE,
+    AnswerReceived,
+    ErrorReceived,
+    Event,
+    Incoming,
+    Opened,
+    Protocol,
+    TetherObject,
+    Violation,
+)
+from .proxy import make_proxy
+from .workers import release_flusher, worker_pool
+
+log = logging.getLogger("tether")
+
+
+class BaseSession:
+    """What both runtimes share: the protocol, stats, and how proxies reach the peer."""
+
+    def __init__(
+        self,
+        *,
+        root: object = None,
+        client: bool,
+        trusted: bool = False,
+        policy: AccessPolicy | None = None,
+        send_tracebacks: bool = True,
+        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+        marker_base: int | None = None,
+        url: str | None = None,
+        timeout: float | None = None,
+    ) -> None:
+        kwargs: dict[str, Any] = {}
+        if marker_base is not None:
+            kwargs["marker_base"] = marker_base
+        self.protocol = Protocol(
+            root=root,
+            client=client,
+            proxy_factory=self._make_proxy,
+            policy=policy or AccessPolicy(trusted),
+            send_tracebacks=send_tracebacks,
+            max_frame_size=max_frame_size,
+            **kwargs,
+        )
+        self.url = url
+        self.timeout = timeout
+        self.closed = False
+        self.close_reason: str | None = None
+        self._pending: dict[bytes, Any] = {}
+        self._pending_lock = threading.Lock()
+
+    def _make_proxy(self, key: int, info: ClassInfo | None) -> Any:
+        return make_proxy(self, key, info)
+
+    def describe(self) -> str:
+        return self.url or ("the client" if not self.protocol.client else "the server")
+
+    def stats(self) -> dict[str, int]:
+        """Counters: ``exposed``, ``proxies``, ``pending``, ``frames_sent``, ``frames_received``,
+        ``bytes_sent``, ``bytes_received``."""
+        p = self.protocol
+        return {
+            "exposed": len(p.exports),
+            "proxies": len(p.imports),
+            "pending": len(self._pending),
+            "frames_sent": p.frames_sent,
+            "frames_received": p.frames_received,
+            "bytes_sent": p.bytes_sent,
+            "bytes_received": p.bytes_received,
+        }
+
+    def call(
+        self,
+        receiver: int,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None = None,
+        must_block: bool = False,
+    ) -> Any:
+        raise NotImplementedError
+
+    def call_tether(self, selector: str, args: tuple[Any, ...] = (), must_block: bool = False) -> Any:
+        """Send ``selector`` to the peer's Tether object (``root``, ``iterate``...)."""
+        key = self.protocol.peer_tether_key
+        if key is None:
+            raise ConnectionLost("the conversation has not started: no Tether exposed by the peer")
+        return self.call(key, selector, args, None, must_block)
+
+    def _lost_error(self) -> ConnectionLost:
+        return ConnectionLost(
+            f"connection to {self.describe()} is closed"
+            + (f": {self.close_reason}" if self.close_reason else "")
+        )
+
+    def _fail_pending(self) -> list[Any]:
+        """Mark closed and take every pending waiter (the caller fails them)."""
+        with self._pending_lock:
+            self.closed = True
+            waiters = list(self._pending.values())
+            self._pending.clear()
+        return waiters
+
+
+class _Waiter:
+    """A blocking caller's slot for its answer: a lock released when the answer is set."""
+
+    __slots__ = ("_lock", "value", "error")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.value: Any = None
+        self.error: BaseException | None = None
+
+    def set_result(self, value: Any) -> None:
+        self.value = value
+        self._lock.release()
+
+    def set_exception(self, error: BaseException) -> None:
+        self.error = error
+        self._lock.release()
+
+    def wait(self, timeout: float | None) -> Any:
+        if not self._lock.acquire(timeout=-1 if timeout is None else timeout):
+            raise TimeoutError(f"no answer within {timeout} seconds")
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        return self.value
+
+
+class Session(BaseSession):
+    """One connection in the threading runtime. Start it with :meth:`start` (a reader thread)
+    or run the reader in the current thread with :meth:`run`."""
+
+    def __init__(self, transport: Any, **options: Any) -> None:
+        super().__init__(**options)
+        self.transport = transport
+        self._send_lock = threading.Lock()
+        self._opened = threading.Event()
+        self._done = threading.Event()
+        self._release_requested = False
+        self.protocol.on_release_queued = self._release_queued
+        self._pool = worker_pool()
+        self._reader: threading.Thread | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Send the opening frame if we are the client, then read in a background thread."""
+        if self.protocol.client:
+            self._send(self.protocol.opening())
+        self._reader = threading.Thread(target=self.run, name="tether-reader", daemon=True)
+        self._reader.start()
+
+    def wait_opened(self, timeout: float) -> None:
+        if not self._opened.wait(timeout) and not self.closed:
+            self.close()
+            raise ConnectionLost(f"{self.describe()} did not expose its Tether within {timeout} s")
+        if self.closed:
+            raise self._lost_error()
+
+    def run(self) -> None:
+        """Read and handle frames until the connection closes (the reader loop)."""
+        try:
+            recv = self.transport.recv
+            receive = self.protocol.receive
+            while True:
+                data = recv()
+                if isinstance(data, str):
+                    self._violate(CLOSE_PROTOCOL_ERROR, "Tether frames are binary messages, got a text message")
+                    break
+                if self._handle(receive(data)):
+                    break
+        except Exception as exc:  # the transport closed or failed: that ends the session
+            if self.close_reason is None:
+                self.close_reason = _describe_close(exc)
+        finally:
+            self._shutdown()
+
+    def _handle(self, events: list[Event]) -> bool:
+        for frame in self.protocol.data_to_send():
+            self._send(frame)
+        for event in events:
+            kind = type(event)
+            if kind is AnswerReceived:
+                waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
+                if waiter is not None:
+                    waiter.set_result(event.value)  # type: ignore[union-attr]
+            elif kind is Incoming:
+                message = event.message  # type: ignore[union-attr]
+                if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
+                    self._run_message(message)
+                else:
+                    self._pool.submit(self._run_message, message)
+            elif kind is ErrorReceived:
+                waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
+                if waiter is not None:
+                    waiter.set_exception(event.error)  # type: ignore[union-attr]
+            elif kind is Opened:
+                self._opened.set()
+            elif kind is Violation:
+                self._violate(event.code, event.reason)  # type: ignore[union-attr]
+                return True
+        return False
+
+    def _violate(self, code: int, reason: str) -> None:
+        log.warning("closing connection to %s: %s", self.describe(), reason)
+        self.close_reason = f"protocol error: {reason}"
+        try:
+            self.transport.close(code, reason[:120])
+        except TypeError:
+            self.transport.close()
+        except Exception:
+            pass
+
+    def close(self) -> None:
+        """Close the connection. Pending calls fail with ConnectionLost."""
+        if self.close_reason is None:
+            self.close_reason = "closed by this side"
+        try:
+            self.transport.close()
+        except Exception:
+            pass
+        self._shutdown()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        return self._done.wait(timeout)
+
+    def _shutdown(self) -> None:
+        waiters = self._fail_pending()
+        if waiters:
+            error = self._lost_error()
+            for waiter in waiters:
+                waiter.set_exception(error)
+        self.protocol.close()
+        self._opened.set()
+        self._done.set()
+
+    # -- sending --------------------------------------------------------------------------
+
+    def _send(self, frame: bytes) -> None:
+        with self._send_lock:
+            self.protocol.count_sent(frame)
+            self.transport.send(frame)
+
+    def call(
+        self,
+        receiver: int,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None = None,
+        must_block: bool = False,
+    ) -> Any:
+        """Send a message and block until its answer comes back (or raise its error)."""
+        waiter = _Waiter()
+        protocol = self.protocol
+        with self._send_lock:
+            exchange_id, frame = protocol.encode_call(receiver, selector, args, kwargs)
+            with self._pending_lock:
+                if self.closed:
+                    raise self._lost_error()
+                self._pending[exchange_id] = waiter  # type: ignore[index]
+            protocol.frames_sent += 1
+            protocol.bytes_sent += len(frame)
+            try:
+                self.transport.send(frame)
+            except Exception as exc:
+                self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
+                if self.close_reason is None:
+                    self.close_reason = _describe_close(exc)
+                raise self._lost_error() from None
+        try:
+            return waiter.wait(self.timeout)
+        except TimeoutError:
+            self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
+            raise
+
+    def send_one_way(self, receiver: int, selector: str, args: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            _, frame = self.protocol.encode_call(receiver, selector, args, one_way=True)
+            self.protocol.count_sent(frame)
+            self.transport.send(frame)
+
+    # -- incoming messages ----------------------------------------------------------------
+
+    def _run_message(self, message: MessageSend) -> None:
+        protocol = self.protocol
+        try:
+            result = protocol.start(message)
+            if inspect.isawaitable(result):
+                result = _run_awaitable(result)
+        except BaseException as exc:
+            frame = protocol.fail(message, exc)
+            del exc
+            if frame is not None:
+                self._send_quietly(frame)
+            return
+        if message.exchange_id is None:
+            return
+        try:
+            with self._send_lock:
+                frame = protocol.encode_answer(message.exchange_id, result)
+                protocol.count_sent(frame)
+                self.transport.send(frame)
+        except Exception:
+            pass  # the connection is gone; the reader reports it
+
+    def _send_quietly(self, frame: bytes) -> None:
+        try:
+            self._send(frame)
+        except Exception:
+            pass
+
+    # -- releases -------------------------------------------------------------------------
+
+    def _release_queued(self) -> None:
+        if not self._release_requested:
+            self._release_requested = True
+            release_flusher.request(self._flush_releases)
+
+    def _flush_releases(self) -> None:
+        self._release_requested = False
+        if self.closed:
+            return
+        frame = self.protocol.take_releases()
+        if frame is not None:
+            self._send_quietly(frame)
+
+
+def _run_awaitable(awaitable: Any) -> Any:
+    import asyncio  # only when a sync server exposes async methods
+
+    async def wait() -> Any:
+        return await awaitable
+
+    return asyncio.run(wait())
+
+
+def _describe_close(exc: BaseException) -> str:
+    rcvd = getattr(exc, "rcvd", None)
+    if rcvd is not None and getattr(rcvd, "reason", ""):
+        return f"peer closed the connection (code {rcvd.code}: {rcvd.reason})"
+    if rcvd is not None:
+        return f"peer closed the connection (code {rcvd.code})"
+    text = str(exc) or type(exc).__name__
+    return text
+
+
+class Peer:
+    """The other end of a connection, as seen from this side (sync face).
+
+    ``root`` is a proxy to the peer's root object (``None`` when it exposes none); ``stats()``
+    the connection's counters. Close it with :meth:`close` or by leaving a ``with`` block.
+    """
+
+    def __init__(self, session: Session, root_fetched: bool = False, root: Any = None) -> None:
+        self.session = session
+        self._root = root
+        self._root_fetched = root_fetched
+        self._root_lock = threading.Lock()
+
+    @property
+    def root(self) -> Any:
+        """A proxy to the peer's root object (fetched on first use on the serving side)."""
+        if not self._root_fetched:
+            with self._root_lock:
+                if not self._root_fetched:
+                    self._root = self.session.call_tether("root", (), must_block=True)
+                    self._root_fetched = True
+        return self._root
+
+    @property
+    def url(self) -> str | None:
+        return self.session.url
+
+    @property
+    def closed(self) -> bool:
+        return self.session.closed
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the peer said about itself in its hello (language, versions, limits)."""
+        return dict(self.session.protocol.peer_info)
+
+    def stats(self) -> dict[str, int]:
+        return self.session.stats()
+
+    def close(self) -> None:
+        self.session.close()
+
+    def wait_closed(self, timeout: float | None = None) -> bool:
+        """Block until the connection is closed; return False on timeout."""
+        return self.session.wait_closed(timeout)
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else "open"
+        return f"<tether.Peer {self.session.describe()} {state}>"
+
+
+def open_session(
+    transport: Any, *, root: object = None, url: str | None = None, open_timeout: float = 10.0, **options: Any
+) -> Peer:
+    """Start the client side of a conversation on ``transport``; return the connected Peer.
+
+    Sends our exposure, waits for the peer's, then asks for its ``hello`` and ``root`` in one
+    round trip.
+    """
+    session = Session(transport, root=root, client=True, url=url, **options)
+    session.start()
+    session.wait_opened(open_timeout)
+    peer = Peer(session)
+    _handshake(session, peer)
+    return peer
+
+
+def _handshake(session: Session, peer: Peer) -> None:
+    """Send ``hello`` and ``root`` back to back and wait for both answers (one round trip)."""
+    hello_waiter, root_waiter = _Waiter(), _Waiter()
+    key = session.protocol.peer_tether_key
+    assert key is not None
+    for selector, args, waiter in (
+        ("hello", (session.protocol.hello_info(),), hello_waiter),
+        ("root", (), root_waiter),
+    ):
+        with session._send_lock:
+            exchange_id, frame = session.protocol.encode_call(key, selector, args)
+            with session._pending_lock:
+                if session.closed:
+                    raise session._lost_error()
+                session._pending[exchange_id] = waiter  # type: ignore[index]
+            session.protocol.count_sent(frame)
+            session.transport.send(frame)
+    try:
+        info = hello_waiter.wait(10.0)
+        if isinstance(info, dict):
+            session.protocol.peer_info = info
+            session.protocol.peer_is_python = info.get("language") == "python"
+    except (AttributeError, ProtocolError):
+        pass  # a peer without hello (a Smalltalk Tether): plain references only
+    peer._root = root_waiter.wait(10.0)
+    peer._root_fetched = True
+
+
+def is_factory(root: Any) -> bool:
+    """Whether a server's ``root`` is a factory to call with each new Peer.
+
+    Functions, lambdas, bound methods and ``functools.partial`` objects are factories; any
+    other object (classes included) is served as it is. To serve a function itself, wrap it:
+    ``serve(lambda peer: func)``.
+    """
+    return inspect.isfunction(root) or inspect.ismethod(root) or isinstance(root, functools.partial)
+
+
+RootFactory = Callable[[Peer], object]
