@@ -168,8 +168,20 @@ def error_parts(exc: BaseException, with_traceback: bool) -> tuple[str, str, lis
             args.append(arg)
         except (EncodeError, RecursionError):
             args.append(_safe_repr(arg))
-    tb = "".join(traceback.format_exception(exc)) if with_traceback else None
+    tb = _format_remote_traceback(exc) if with_traceback else None
     return type_name, message, args, tb
+
+
+_PACKAGE_DIR = __file__.rsplit("/", 1)[0] + "/"
+
+
+def _format_remote_traceback(exc: BaseException) -> str:
+    """The traceback text, without Tether's own frames (they say nothing about the error)."""
+    te = traceback.TracebackException.from_exception(exc)
+    frames = [f for f in te.stack if not (f.filename or "").startswith(_PACKAGE_DIR)]
+    if frames and len(frames) < len(te.stack):
+        te.stack = traceback.StackSummary.from_list(frames)
+    return "".join(te.format())
 
 
 def _safe_repr(value: object) -> str:

@@ -1,0 +1,463 @@
+"""The asyncio runtime: a :class:`~tether.protocol.Protocol` driven by an event loop.
+
+Incoming messages to ``async def`` methods run as tasks on the loop; messages to plain
+methods run on worker threads (natively), so a blocking handler never stalls the loop, or as
+tasks where there are no threads (Pyodide). Everything that encodes and sends runs on the
+loop's thread and in order, so class info is always defined on the wire before it is used.
+
+A transport has ``async send(bytes)``, ``async recv() -> bytes`` and ``async close()``, and its
+``send`` must hand the frame to the connection before its first suspension point (true of
+``websockets`` connections, of the browser WebSocket wrapper and of the in-memory pair).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import sys
+import threading
+from collections import deque
+from typing import Any
+
+from ..dispatch import OPERATIONS, python_name
+from ..exceptions import ConnectionLost, ProtocolError, UsageError
+from ..frames import MessageSend
+from ..protocol import (
+    CLOSE_PROTOCOL_ERROR,
+    AnswerReceived,
+    ErrorReceived,
+    Event,
+    Incoming,
+    Opened,
+    TetherObject,
+    Violation,
+)
+from ..session import BaseSession, _describe_close, _Waiter
+
+log = logging.getLogger("tether")
+
+THREADS = sys.platform != "emscripten"
+_ASYNC_SELECTORS = frozenset({"__aenter__", "__aexit__", "__anext__", "__await__"})
+
+
+class AsyncSession(BaseSession):
+    """One connection in the asyncio runtime. ``await run()`` reads until it closes."""
+
+    def __init__(self, transport: Any, *, run_sync_in_threads: bool = THREADS, **options: Any) -> None:
+        super().__init__(**options)
+        self.transport = transport
+        self.loop = asyncio.get_running_loop()
+        self._loop_thread = threading.get_ident()
+        self._threads = run_sync_in_threads and THREADS
+        self._outq: deque[bytes] = deque()
+        self._flushing = False
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._opened = self.loop.create_future()
+        self._done = self.loop.create_future()
+        self._release_requested = False
+        self.protocol.on_release_queued = self._release_queued
+        self._reader: asyncio.Task[Any] | None = None
+        if self._threads:
+            from ..workers import worker_pool
+
+            self._pool = worker_pool()
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Send the opening frame if we are the client and start reading in a task."""
+        if self.protocol.client:
+            await self._send(self.protocol.opening())
+        self._reader = self._spawn(self.run())
+
+    async def wait_opened(self, timeout: float) -> None:
+        try:
+            await asyncio.wait_for(asyncio.shield(self._opened), timeout)
+        except TimeoutError:
+            await self.close()
+            raise ConnectionLost(f"{self.describe()} did not expose its Tether within {timeout} s") from None
+        if self.closed:
+            raise self._lost_error()
+
+    async def run(self) -> None:
+        """Read and handle frames until the connection closes."""
+        try:
+            recv = self.transport.recv
+            receive = self.protocol.receive
+            while True:
+                data = await recv()
+                if isinstance(data, str):
+                    await self._violate(CLOSE_PROTOCOL_ERROR, "Tether frames are binary messages, got a text message")
+                    break
+                if await self._handle(receive(data)):
+                    break
+        except asyncio.CancelledError:
+            if self.close_reason is None:
+                self.close_reason = "closed by this side"
+        except Exception as exc:
+            if self.close_reason is None:
+                self.close_reason = _describe_close(exc)
+        finally:
+            self._shutdown()
+
+    async def _handle(self, events: list[Event]) -> bool:
+        for frame in self.protocol.data_to_send():
+            self._queue_frame(frame)
+        for event in events:
+            kind = type(event)
+            if kind is AnswerReceived:
+                waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
+                if waiter is not None and not (type(waiter) is not _Waiter and waiter.done()):
+                    waiter.set_result(event.value)  # type: ignore[union-attr]
+            elif kind is Incoming:
+                self._dispatch(event.message)  # type: ignore[union-attr]
+            elif kind is ErrorReceived:
+                waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
+                if waiter is not None and not (type(waiter) is not _Waiter and waiter.done()):
+                    waiter.set_exception(event.error)  # type: ignore[union-attr]
+            elif kind is Opened:
+                if not self._opened.done():
+                    self._opened.set_result(None)
+            elif kind is Violation:
+                await self._violate(event.code, event.reason)  # type: ignore[union-attr]
+                return True
+        return False
+
+    async def _violate(self, code: int, reason: str) -> None:
+        log.warning("closing connection to %s: %s", self.describe(), reason)
+        self.close_reason = f"protocol error: {reason}"
+        try:
+            await self.transport.close(code, reason[:120])
+        except Exception:
+            pass
+
+    async def close(self) -> None:
+        """Close the connection; pending calls fail with ConnectionLost."""
+        if self.close_reason is None:
+            self.close_reason = "closed by this side"
+        try:
+            await self.transport.close()
+        except Exception:
+            pass
+        if self._reader is not None and not self._reader.done():
+            self._reader.cancel()
+            try:
+                await self._reader
+            except BaseException:
+                pass
+        self._shutdown()
+
+    async def wait_closed(self) -> None:
+        await asyncio.shield(self._done)
+
+    def _shutdown(self) -> None:
+        waiters = self._fail_pending()
+        error = self._lost_error()
+        for waiter in waiters:
+            if type(waiter) is _Waiter:
+                waiter.set_exception(error)
+            elif not waiter.done():
+                waiter.set_exception(error)
+        self.protocol.close()
+        for future in (self._opened, self._done):
+            if not future.done():
+                future.set_result(None)
+
+    def _spawn(self, coro: Any) -> asyncio.Task[Any]:
+        task = self.loop.create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    # -- sending (loop thread only) -------------------------------------------------------
+
+    async def _send(self, frame: bytes) -> None:
+        """Send now, or behind frames already queued, keeping wire order = encoding order."""
+        self.protocol.count_sent(frame)
+        if self._flushing:
+            self._outq.append(frame)
+            return
+        await self.transport.send(frame)
+
+    def _queue_frame(self, frame: bytes) -> None:
+        """Send from a synchronous context on the loop thread, in order."""
+        self.protocol.count_sent(frame)
+        self._outq.append(frame)
+        if not self._flushing:
+            self._flushing = True
+            self._spawn(self._flush())
+
+    async def _flush(self) -> None:
+        try:
+            while self._outq:
+                await self.transport.send(self._outq.popleft())
+        except Exception as exc:
+            self._outq.clear()
+            if self.close_reason is None:
+                self.close_reason = _describe_close(exc)
+        finally:
+            self._flushing = False
+
+    # -- calls ----------------------------------------------------------------------------
+
+    def call(
+        self,
+        receiver: int,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None = None,
+        must_block: bool = False,
+    ) -> Any:
+        """On the loop's thread: an awaitable of the answer. Elsewhere: block for the answer."""
+        if threading.get_ident() == self._loop_thread:
+            if must_block:
+                raise UsageError(
+                    f"{selector} on a proxy must return a plain value, which would block the "
+                    f"event loop; in async code use: await tether.aio.call(proxy, {selector!r})"
+                )
+            return self.acall(receiver, selector, args, kwargs)
+        if self.closed:
+            raise self._lost_error()
+        waiter = _Waiter()
+        self.loop.call_soon_threadsafe(self._call_from_thread, waiter, receiver, selector, args, kwargs)
+        return waiter.wait(self.timeout)
+
+    async def acall(
+        self,
+        receiver: int,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None = None,
+    ) -> Any:
+        """Send a message and await its answer (loop thread only)."""
+        exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs)
+        future = self.loop.create_future()
+        with self._pending_lock:
+            if self.closed:
+                raise self._lost_error()
+            self._pending[exchange_id] = future  # type: ignore[index]
+        try:
+            await self._send(frame)
+        except Exception as exc:
+            self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
+            if self.close_reason is None:
+                self.close_reason = _describe_close(exc)
+            raise self._lost_error() from None
+        if self.timeout is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, self.timeout)
+        finally:
+            self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
+
+    def _call_from_thread(
+        self, waiter: _Waiter, receiver: int, selector: str, args: Any, kwargs: Any
+    ) -> None:
+        try:
+            exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs)
+        except BaseException as exc:
+            waiter.set_exception(exc)
+            return
+        with self._pending_lock:
+            if self.closed:
+                waiter.set_exception(self._lost_error())
+                return
+            self._pending[exchange_id] = waiter  # type: ignore[index]
+        self._queue_frame(frame)
+
+    # -- incoming messages ----------------------------------------------------------------
+
+    def _dispatch(self, message: MessageSend) -> None:
+        if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
+            frame = self.protocol.perform(message)
+            if frame is not None:
+                self._queue_frame(frame)
+        elif not self._threads or _is_async_target(message):
+            self._spawn(self._run_task(message))
+        else:
+            self._pool.submit(self._run_in_thread, message)
+
+    async def _run_task(self, message: MessageSend) -> None:
+        protocol = self.protocol
+        try:
+            result = protocol.start(message)
+            if inspect.isawaitable(result):
+                result = await result
+        except BaseException as exc:
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            frame = protocol.fail(message, exc)
+        else:
+            if message.exchange_id is None:
+                return
+            frame = protocol.encode_answer(message.exchange_id, result)
+        if frame is not None and not self.closed:
+            try:
+                await self._send(frame)
+            except Exception:
+                pass  # the reader reports the lost connection
+
+    def _run_in_thread(self, message: MessageSend) -> None:
+        error: BaseException | None = None
+        result: Any = None
+        try:
+            result = self.protocol.start(message)
+            if inspect.isawaitable(result):
+                result = asyncio.run_coroutine_threadsafe(_await(result), self.loop).result()
+        except BaseException as exc:
+            error = exc
+        if self.closed:
+            return
+        try:
+            self.loop.call_soon_threadsafe(self._finish_from_thread, message, result, error)
+        except RuntimeError:
+            pass  # the loop is closed
+
+    def _finish_from_thread(self, message: MessageSend, result: Any, error: BaseException | None) -> None:
+        if self.closed:
+            return
+        if error is not None:
+            frame = self.protocol.fail(message, error)
+        elif message.exchange_id is None:
+            return
+        else:
+            frame = self.protocol.encode_answer(message.exchange_id, result)
+        if frame is not None:
+            self._queue_frame(frame)
+
+    # -- releases -------------------------------------------------------------------------
+
+    def _release_queued(self) -> None:
+        if self._release_requested:
+            return
+        self._release_requested = True
+        if THREADS:
+            from ..workers import release_flusher
+
+            release_flusher.request(self._request_flush_on_loop)
+        else:
+            self.loop.call_later(0.005, self._flush_releases)
+
+    def _request_flush_on_loop(self) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self._flush_releases)
+        except RuntimeError:
+            pass  # the loop is closed
+
+    def _flush_releases(self) -> None:
+        self._release_requested = False
+        if self.closed:
+            return
+        frame = self.protocol.take_releases()
+        if frame is not None:
+            self._queue_frame(frame)
+
+
+async def _await(awaitable: Any) -> Any:
+    return await awaitable
+
+
+def _is_async_target(message: MessageSend) -> bool:
+    """Whether the message runs an ``async def`` (then it runs as a task, not in a thread)."""
+    selector = message.selector
+    if selector in _ASYNC_SELECTORS:
+        return True
+    receiver = message.receiver
+    if selector == "__call__":
+        return inspect.iscoroutinefunction(receiver) or inspect.iscoroutinefunction(
+            getattr(type(receiver), "__call__", None)
+        )
+    if selector in OPERATIONS or selector.startswith("__"):
+        return False
+    try:
+        attr = inspect.getattr_static(receiver, python_name(selector))
+    except AttributeError:
+        return False
+    if isinstance(attr, (staticmethod, classmethod)):
+        attr = attr.__func__
+    return inspect.iscoroutinefunction(attr)
+
+
+class AsyncPeer:
+    """The other end of a connection, as seen from async code.
+
+    ``root`` is a proxy to the peer's root (on the serving side, ``await peer.fetch_root()``
+    first). Close with ``await peer.close()`` or by leaving ``async with``.
+    """
+
+    def __init__(self, session: AsyncSession) -> None:
+        self.session = session
+        self._root: Any = None
+        self._root_fetched = False
+
+    @property
+    def root(self) -> Any:
+        if not self._root_fetched:
+            if threading.get_ident() == self.session._loop_thread:
+                raise UsageError("the peer's root is not fetched yet: use `await peer.fetch_root()`")
+            self._root = self.session.call_tether("root", ())
+            self._root_fetched = True
+        return self._root
+
+    async def fetch_root(self) -> Any:
+        """Ask the peer for its root object (once) and return the proxy."""
+        if not self._root_fetched:
+            self._root = await self.session.call_tether("root", ())
+            self._root_fetched = True
+        return self._root
+
+    @property
+    def url(self) -> str | None:
+        return self.session.url
+
+    @property
+    def closed(self) -> bool:
+        return self.session.closed
+
+    @property
+    def info(self) -> dict[str, Any]:
+        return dict(self.session.protocol.peer_info)
+
+    def stats(self) -> dict[str, int]:
+        return self.session.stats()
+
+    async def close(self) -> None:
+        await self.session.close()
+
+    async def wait_closed(self) -> None:
+        await self.session.wait_closed()
+
+    async def __aenter__(self) -> AsyncPeer:
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<tether.aio.AsyncPeer {self.session.describe()} {'closed' if self.closed else 'open'}>"
+
+
+async def open_async_session(
+    transport: Any, *, root: object = None, url: str | None = None, open_timeout: float = 10.0, **options: Any
+) -> AsyncPeer:
+    """Start the client side of a conversation on ``transport``; return the AsyncPeer."""
+    session = AsyncSession(transport, root=root, client=True, url=url, **options)
+    await session.start()
+    await session.wait_opened(open_timeout)
+    peer = AsyncPeer(session)
+    hello = session.call_tether("hello", (session.protocol.hello_info(),))
+    root_call = session.call_tether("root", ())
+    info, root_proxy = await asyncio.gather(hello, root_call, return_exceptions=True)
+    if isinstance(info, dict):
+        session.protocol.peer_info = info
+        session.protocol.peer_is_python = info.get("language") == "python"
+    elif isinstance(info, ConnectionLost):
+        raise info
+    elif not isinstance(info, (AttributeError, ProtocolError)) and isinstance(info, BaseException):
+        raise info
+    if isinstance(root_proxy, BaseException):
+        raise root_proxy
+    peer._root = root_proxy
+    peer._root_fetched = True
+    return peer

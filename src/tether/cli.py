@@ -1,0 +1,108 @@
+"""The ``tether`` command line.
+
+``tether serve MODULE:OBJECT [--host H] [--port P]`` exposes an object (or a factory called
+with each new peer) importable as ``MODULE:OBJECT``. ``tether shell URL`` opens a Python
+console with ``peer`` and ``root`` bound. ``tether demo`` runs the native demo.
+"""
+
+from __future__ import annotations
+
+import argparse
+import code
+import importlib
+import signal
+import sys
+from typing import Any
+
+from .native.sync import DEFAULT_PORT
+
+
+def load_object(spec: str) -> Any:
+    """Import ``MODULE:OBJECT`` (the object part may be dotted) and return the object."""
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise SystemExit(f"tether: expected MODULE:OBJECT (like mypkg.service:root), got {spec!r}")
+    sys.path.insert(0, "")
+    try:
+        obj: Any = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise SystemExit(f"tether: cannot import {module_name!r}: {exc}") from None
+    for part in attr.split("."):
+        try:
+            obj = getattr(obj, part)
+        except AttributeError:
+            raise SystemExit(f"tether: {module_name!r} has no attribute {attr!r}") from None
+    return obj
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from .native.sync import serve
+
+    root = load_object(args.object)
+    server = serve(
+        root,
+        host=args.host,
+        port=args.port,
+        trusted=args.trusted,
+        send_tracebacks=args.tracebacks,
+        max_frame_size=args.max_frame_size,
+    )
+    print(f"tether: serving {args.object} on {server.url}", flush=True)
+    signal.signal(signal.SIGTERM, lambda *_: server.close())
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.close()
+    return 0
+
+
+def cmd_shell(args: argparse.Namespace) -> int:
+    import tether
+
+    from .native.sync import connect
+
+    with connect(args.url) as peer:
+        banner = (
+            f"Tether shell connected to {args.url}\n"
+            "  root  - proxy to the server's root object (try dir(root))\n"
+            "  peer  - the connection (peer.stats(), peer.close())"
+        )
+        code.interact(banner=banner, local={"peer": peer, "root": peer.root, "tether": tether}, exitmsg="")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import main as demo_main
+
+    return demo_main(port=args.port)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tether", description="Remote messaging between live Python objects.")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="expose MODULE:OBJECT over a WebSocket")
+    serve.add_argument("object", help="MODULE:OBJECT, an object or a factory called with each peer")
+    serve.add_argument("--host", default="127.0.0.1", help="interface to listen on (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)")
+    serve.add_argument("--trusted", action="store_true", help="let peers reach private (_underscore) names")
+    serve.add_argument("--tracebacks", action="store_true", help="send remote tracebacks to clients")
+    serve.add_argument("--max-frame-size", type=int, default=16 * 1024 * 1024, help="largest frame in bytes")
+    serve.set_defaults(func=cmd_serve)
+
+    shell = sub.add_parser("shell", help="interactive console connected to URL")
+    shell.add_argument("url", help="ws://HOST:PORT of a tether server")
+    shell.set_defaults(func=cmd_shell)
+
+    demo = sub.add_parser("demo", help="run the native demo: a server process and a client talking")
+    demo.add_argument("--port", type=int, default=0, help="port for the demo server (default: any free one)")
+    demo.set_defaults(func=cmd_demo)
+
+    args = parser.parse_args(argv)
+    return int(args.func(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,189 @@
+"""The async face over ``websockets`` (asyncio): :func:`serve` and :func:`connect`."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Generator
+from typing import Any
+
+from websockets.asyncio.client import connect as ws_connect
+from websockets.asyncio.server import ServerConnection
+from websockets.asyncio.server import serve as ws_serve
+
+from ..aio.session import AsyncPeer, AsyncSession, open_async_session
+from ..exceptions import ConnectionLost
+from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from ..session import is_factory
+from .sync import DEFAULT_PORT
+
+
+class Server:
+    """A listening Tether server on the running event loop.
+
+    Use ``async with tether.aio.serve(root, port=0) as server`` (``server.url``), then
+    ``await server.serve_forever()`` or ``await server.close()``.
+    """
+
+    def __init__(self, root: object, host: str, port: int, options: dict[str, Any], ws_options: dict[str, Any]):
+        self._root = root
+        self._host = host
+        self._port = port
+        self._options = options
+        self._ws_options = ws_options
+        self._peers: set[AsyncPeer] = set()
+        self._ws: Any = None
+        self.url = ""
+        self._closed: asyncio.Event | None = None
+
+    async def start(self) -> Server:
+        self._closed = asyncio.Event()
+        self._ws = await ws_serve(
+            self._handle,
+            self._host,
+            self._port,
+            compression=None,
+            max_size=self._options["max_frame_size"],
+            **self._ws_options,
+        )
+        sockname = next(iter(self._ws.sockets)).getsockname()
+        self.host, self.port = sockname[0], sockname[1]
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"ws://{shown}:{self.port}"
+        return self
+
+    @property
+    def peers(self) -> list[AsyncPeer]:
+        return list(self._peers)
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        remote = ws.remote_address
+        url = f"client {remote[0]}:{remote[1]}" if remote else "a client"
+        session = AsyncSession(ws, client=False, url=url, **self._options)
+        peer = AsyncPeer(session)
+        root = self._root(peer) if is_factory(self._root) else self._root
+        if asyncio.iscoroutine(root):
+            root = await root
+        session.protocol.root = root
+        self._peers.add(peer)
+        try:
+            await session.run()
+        finally:
+            self._peers.discard(peer)
+
+    async def serve_forever(self) -> None:
+        """Wait until :meth:`close` is called."""
+        assert self._closed is not None, "start the server first"
+        await self._closed.wait()
+
+    async def close(self) -> None:
+        """Stop listening and close every connection; their pending calls fail."""
+        if self._closed is not None:
+            self._closed.set()
+        if self._ws is not None:
+            self._ws.close()
+            for peer in list(self._peers):
+                await peer.close()
+            await self._ws.wait_closed()
+
+    def __await__(self) -> Generator[Any, None, Server]:
+        return self.start().__await__()
+
+    async def __aenter__(self) -> Server:
+        if self._ws is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+
+def serve(
+    root: object,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    *,
+    trusted: bool = False,
+    send_tracebacks: bool = False,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    timeout: float | None = None,
+    run_sync_in_threads: bool = True,
+    **ws_options: Any,
+) -> Server:
+    """Expose ``root`` (an object, or a function called with each new AsyncPeer, possibly
+    ``async``) on ``ws://host:port``. Await it or use ``async with``.
+
+    Plain methods run on worker threads so they may block; pass ``run_sync_in_threads=False``
+    to run them on the loop when you know they never block (saves a thread hop per call).
+    Other options are those of :func:`tether.serve`.
+    """
+    options = dict(
+        trusted=trusted,
+        send_tracebacks=send_tracebacks,
+        max_frame_size=max_frame_size,
+        timeout=timeout,
+        run_sync_in_threads=run_sync_in_threads,
+    )
+    return Server(root, host, port, options, ws_options)
+
+
+class _Connecting:
+    """What :func:`connect` returns: await it, or use it with ``async with``."""
+
+    def __init__(self, url: str, root: object, options: dict[str, Any], ws_options: dict[str, Any]):
+        self._url = url
+        self._root = root
+        self._options = options
+        self._ws_options = ws_options
+        self._peer: AsyncPeer | None = None
+
+    async def _open(self) -> AsyncPeer:
+        try:
+            ws = await ws_connect(
+                self._url,
+                compression=None,
+                max_size=self._options["max_frame_size"],
+                open_timeout=self._options["open_timeout"],
+                **self._ws_options,
+            )
+        except OSError as exc:
+            raise ConnectionLost(f"cannot connect to {self._url}: {exc}") from exc
+        return await open_async_session(ws, root=self._root, url=self._url, **self._options)
+
+    def __await__(self) -> Generator[Any, None, AsyncPeer]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncPeer:
+        self._peer = await self._open()
+        return self._peer
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._peer is not None:
+            await self._peer.close()
+
+
+def connect(
+    url: str,
+    root: object = None,
+    *,
+    trusted: bool = False,
+    send_tracebacks: bool = True,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    timeout: float | None = None,
+    open_timeout: float = 10.0,
+    run_sync_in_threads: bool = True,
+    **ws_options: Any,
+) -> _Connecting:
+    """Connect to a Tether server from async code.
+
+    ``async with tether.aio.connect(url) as peer: await peer.root.add(3, 4)``, or
+    ``peer = await tether.aio.connect(url)`` and later ``await peer.close()``.
+    """
+    options = dict(
+        trusted=trusted,
+        send_tracebacks=send_tracebacks,
+        max_frame_size=max_frame_size,
+        timeout=timeout,
+        open_timeout=open_timeout,
+        run_sync_in_threads=run_sync_in_threads,
+    )
+    return _Connecting(url, root, options, ws_options)
