@@ -141,7 +141,8 @@ def write_int(out: bytearray, value: int) -> None:
     if 0 <= value < SMALLINT_LIMIT:
         out += pack_word(SMALLINT_BASE + value)
         return
-    data = value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True)
+    # Minimal two's complement: the fewest bytes that keep the sign bit.
+    data = value.to_bytes(((value if value >= 0 else ~value).bit_length() + 8) // 8, "big", signed=True)
     write_bytes(out, TAG_INTEGER, data)
 
 

@@ -1,0 +1,181 @@
+"""The codec: hypothesis round trips of every by-value type, and hostile input rejected."""
+
+from __future__ import annotations
+
+import math
+import struct
+import uuid
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from tether.codec import (
+    DEFAULT_MAX_DEPTH,
+    TAG_ARRAY,
+    TAG_DICT,
+    TAG_STRING,
+    Decoder,
+    Encoder,
+    decode_value,
+    encode_value,
+    pack_word,
+)
+from tether.exceptions import DecodeError, EncodeError
+
+hashables = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text() | st.binary() | st.uuids()
+    | st.floats(allow_nan=False) | st.complex_numbers(allow_nan=False),
+    lambda inner: st.tuples(inner, inner) | st.frozensets(inner, max_size=4),
+    max_leaves=10,
+)  # fmt: skip
+values = st.recursive(
+    hashables,
+    lambda inner: st.lists(inner, max_size=5)
+    | st.tuples(inner, inner)
+    | st.dictionaries(hashables, inner, max_size=5)
+    | st.sets(hashables, max_size=5),
+    max_leaves=30,
+)
+
+
+def same(a: object, b: object) -> bool:
+    """Equal with exact types, NaN-free, recursively."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))  # type: ignore[arg-type]
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(same(a[k], b[k]) for k in a)  # type: ignore[union-attr, index]
+    if isinstance(a, float):
+        return a == b and math.copysign(1, a) == math.copysign(1, b)  # type: ignore[arg-type]
+    return a == b
+
+
+@settings(max_examples=300)
+@given(values)
+def test_every_literal_round_trips_with_its_exact_type(value: object) -> None:
+    assert same(decode_value(encode_value(value)), value)
+
+
+@given(st.integers())
+def test_integers_of_any_size_round_trip(n: int) -> None:
+    assert decode_value(encode_value(n)) == n
+
+
+@given(st.floats())
+def test_floats_round_trip_bit_for_bit(x: float) -> None:
+    assert struct.pack(">d", decode_value(encode_value(x))) == struct.pack(">d", x)  # type: ignore[arg-type]
+
+
+@given(st.text())
+def test_text_with_lone_surrogates_round_trips(text: str) -> None:
+    assert decode_value(encode_value(text)) == text
+
+
+def test_small_integers_use_the_caffeine_word() -> None:
+    assert encode_value(0) == pack_word(0x40000000)
+    assert encode_value(0x1FFFFFFF) == pack_word(0x5FFFFFFF)
+
+
+def test_bool_is_not_an_int_on_the_wire() -> None:
+    assert decode_value(encode_value([True, 1])) == [True, 1]
+    assert type(decode_value(encode_value(True))) is bool
+
+
+def test_uuid_travels_as_the_caffeine_uuid() -> None:
+    u = uuid.uuid4()
+    assert encode_value(u) == pack_word(0x20000011) + pack_word(16) + u.bytes
+    assert decode_value(encode_value(u)) == u
+
+
+def test_an_object_without_a_connection_cannot_be_encoded() -> None:
+    with pytest.raises(EncodeError, match="cannot encode object by value"):
+        encode_value(object())
+
+
+def test_a_cycle_is_refused_with_a_clear_error() -> None:
+    cycle: list[object] = []
+    cycle.append(cycle)
+    with pytest.raises(EncodeError, match="deeper than 200 levels"):
+        encode_value(cycle)
+
+
+def test_deep_but_legal_nesting_round_trips() -> None:
+    value: list[object] = []
+    for _ in range(DEFAULT_MAX_DEPTH - 1):
+        value = [value]
+    assert decode_value(encode_value(value)) == value
+
+
+def test_nesting_past_the_limit_is_a_decode_error_not_a_recursion_error() -> None:
+    data = pack_word(TAG_ARRAY) + pack_word(1)
+    data = data * 10_000 + pack_word(0x20000003)
+    with pytest.raises(DecodeError, match="deeper than 200"):
+        decode_value(data)
+
+
+def test_huge_declared_length_is_rejected_without_allocating() -> None:
+    data = pack_word(TAG_STRING) + pack_word(0xFFFFFFFF) + b"abc"
+    with pytest.raises(DecodeError, match="declares 4294967295 bytes but only 3 remain"):
+        decode_value(data)
+
+
+def test_huge_declared_count_is_rejected_before_reading() -> None:
+    data = pack_word(TAG_DICT) + pack_word(0x7FFFFFFF)
+    with pytest.raises(DecodeError, match="declares 2147483647 elements"):
+        decode_value(data)
+
+
+def test_errors_say_where_in_the_structure() -> None:
+    data = encode_value([1, [2, "x"]])[:-1]  # cut the last byte of "x"
+    with pytest.raises(DecodeError) as info:
+        decode_value(data)
+    assert info.value.path == "$[1][1]"
+    assert "remain in the frame" in str(info.value)
+
+
+def test_unknown_tag_and_reserved_words_are_errors() -> None:
+    with pytest.raises(DecodeError, match="unknown class tag 0x20000fff"):
+        decode_value(pack_word(0x20000FFF))
+    with pytest.raises(DecodeError, match="reserved instruction"):
+        decode_value(pack_word(0x70000000))
+
+
+def test_references_are_refused_where_only_values_may_appear() -> None:
+    with pytest.raises(DecodeError, match="reference"):
+        decode_value(pack_word(5))
+    with pytest.raises(DecodeError, match="reference"):
+        decode_value(pack_word(0x60000001))
+
+
+def test_unhashable_set_elements_and_dict_keys_are_decode_errors() -> None:
+    data = pack_word(0x20000106) + pack_word(1) + encode_value([1])
+    with pytest.raises(DecodeError, match="unhashable"):
+        decode_value(data)
+    data = pack_word(TAG_DICT) + pack_word(1) + encode_value([1]) + encode_value(2)
+    with pytest.raises(DecodeError, match="unhashable"):
+        decode_value(data)
+
+
+def test_invalid_utf8_is_a_decode_error() -> None:
+    with pytest.raises(DecodeError, match="not valid UTF-8"):
+        Decoder(pack_word(TAG_STRING) + pack_word(1) + b"\xff").read_str()
+
+
+def test_a_registered_writer_makes_a_type_travel_by_value() -> None:
+    class Point:
+        def __init__(self, x: int, y: int) -> None:
+            self.x, self.y = x, y
+
+    encoder = Encoder()
+    encoder.register(Point, lambda enc, p, out, depth: enc.write((p.x, p.y), out, depth))
+    assert decode_value(encoder.encode(Point(1, 2))) == (1, 2)
+
+
+def test_subclasses_of_literals_are_not_literals() -> None:
+    class MyInt(int):
+        pass
+
+    with pytest.raises(EncodeError):
+        encode_value(MyInt(3))
