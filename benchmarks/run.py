@@ -45,8 +45,10 @@ import argparse
 import asyncio
 import contextlib
 import datetime
+import functools
 import importlib.metadata
 import importlib.util
+import inspect
 import os
 import platform
 import select
@@ -247,8 +249,10 @@ def start_servers(stack: contextlib.ExitStack, kinds: list[str]) -> dict[str, tu
         ready, _, _ = select.select([proc.stdout], [], [], max(0.0, deadline - time.monotonic()))
         line = proc.stdout.readline().decode(errors="replace").strip() if ready else ""
         if not line.startswith(READY + " "):
-            code = proc.poll()
-            state = "timed out" if code is None else f"exited with code {code}"
+            try:
+                state = f"exited with code {proc.wait(timeout=1)}"
+            except subprocess.TimeoutExpired:
+                state = "timed out" if not ready else "still running"
             raise ServerStartError(f"the {kind} server did not start ({state}); it printed {line!r}")
         addresses[kind] = (line.split(" ", 1)[1], proc.pid)
         threading.Thread(target=_forward_output, args=(kind, proc), daemon=True).start()
@@ -412,7 +416,7 @@ def tether_callbacks(url: str, n: int) -> float:
         return rate
 
 
-async def tether_async_callbacks(url: str, n: int) -> float:
+async def tether_aio_callbacks(url: str, n: int) -> float:
     import tether.aio
 
     async with tether.aio.connect(url, run_sync_in_threads=False) as peer:
@@ -494,7 +498,6 @@ class Measurement:
 
     key: str
     label: str
-    server: str
     run: Callable[[int], float]
     raw: str | None = None  # key of the raw websockets row it is compared with
     rival: str | None = None  # key of the RPyC row it is compared with
@@ -511,92 +514,48 @@ class Measurement:
         return max(self.samples) if self.samples else None
 
 
-def _sync(coro_fn: Callable[[str, int], Any], address: str) -> Callable[[int], float]:
-    """A measurement function that runs an async measurement on a fresh event loop."""
-
-    def run(n: int) -> float:
-        return float(asyncio.run(coro_fn(address, n)))
-
-    return run
+def _runner(fn: Callable[[str, int], Any], address: str) -> Callable[[int], float]:
+    """``run(n)`` for a measurement function; an async one runs on a fresh event loop."""
+    if inspect.iscoroutinefunction(fn):
+        return lambda n: float(asyncio.run(fn(address, n)))
+    return lambda n: float(fn(address, n))
 
 
-def _bind(fn: Callable[..., float], address: str, *extra: Any) -> Callable[[int], float]:
-    def run(n: int) -> float:
-        return fn(address, n, *extra)
-
-    return run
+RPYC_ECHO, RPYC_CB = "rpyc-uncached", "rpyc-cb"
 
 
 def build_measurements(addresses: dict[str, str]) -> list[Measurement]:
+    """The rows of the table, in order, for the servers that are running."""
     ws, thr, aio = addresses["ws-echo"], addresses["tether-threading"], addresses["tether-aio"]
-    rows = [
-        Measurement(
-            "raw-sync", "raw websockets: sync echo, 32 B", "ws-echo",
-            _bind(raw_sync_echo, ws), raw="raw-sync", rival="rpyc-uncached",
-        ),
-        Measurement(
-            "raw-async", "raw websockets: asyncio echo, 32 B", "ws-echo",
-            _sync(raw_async_echo, ws), raw="raw-async", rival="rpyc-uncached",
-        ),
-        Measurement(
-            "raw-pipe", "raw websockets: pipelined frames (1000)", "ws-echo",
-            _sync(raw_pipelined, ws), raw="raw-pipe", rival="rpyc-uncached",
-        ),
-        Measurement(
-            "t-sync", "tether: sync echo(1) [thread srv]", "tether-threading",
-            _bind(tether_sync_calls, thr), raw="raw-sync", rival="rpyc-uncached",
-        ),
-        Measurement(
-            "t-async-thr", "tether: async echo(1) [thread srv]", "tether-threading",
-            _sync(tether_async_calls, thr), raw="raw-async", rival="rpyc-uncached",
-        ),
-        Measurement(
-            "t-async-aio", "tether: async echo(1) [aio srv]", "tether-aio",
-            _sync(tether_async_calls, aio), raw="raw-async", rival="rpyc-uncached",
-        ),
-        Measurement(
-            "t-gather-thr", "tether: gathered 1000 [thread srv]", "tether-threading",
-            _sync(tether_gathered, thr), raw="raw-pipe", rival="rpyc-uncached",
-        ),
-        Measurement(
-            "t-gather-aio", "tether: gathered 1000 [aio srv]", "tether-aio",
-            _sync(tether_gathered, aio), raw="raw-pipe", rival="rpyc-uncached",
-        ),
-        Measurement(
-            "t-cb", "tether: callbacks, sync client [thread srv]", "tether-threading",
-            _bind(tether_callbacks, thr), raw="raw-sync", rival="rpyc-cb",
-        ),
-        Measurement(
-            "t-cb-aio", "tether: callbacks, aio client [aio srv]", "tether-aio",
-            _sync(tether_async_callbacks, aio), raw="raw-async", rival="rpyc-cb",
-        ),
+    specs: list[tuple[str, str, Callable[[str, int], Any], str, str]] = [
+        # key, label, function, server address, raw baseline ("-cb" rows compare with RPyC callbacks)
+        ("raw-sync", "raw websockets: sync echo, 32 B", raw_sync_echo, ws, "raw-sync"),
+        ("raw-async", "raw websockets: asyncio echo, 32 B", raw_async_echo, ws, "raw-async"),
+        ("raw-pipe", "raw websockets: pipelined frames (1000)", raw_pipelined, ws, "raw-pipe"),
+        ("t-sync", "tether: sync echo(1) [thread srv]", tether_sync_calls, thr, "raw-sync"),
+        ("t-async-thr", "tether: async echo(1) [thread srv]", tether_async_calls, thr, "raw-async"),
+        ("t-async-aio", "tether: async echo(1) [aio srv]", tether_async_calls, aio, "raw-async"),
+        ("t-gather-thr", "tether: gathered 1000 [thread srv]", tether_gathered, thr, "raw-pipe"),
+        ("t-gather-aio", "tether: gathered 1000 [aio srv]", tether_gathered, aio, "raw-pipe"),
+        ("t-cb", "tether: callbacks, sync client [thread srv]", tether_callbacks, thr, "raw-sync"),
+        ("t-aio-cb", "tether: callbacks, aio client [aio srv]", tether_aio_callbacks, aio, "raw-async"),
     ]
     if "rpyc" in addresses:
         rp = addresses["rpyc"]
-        rows += [
-            Measurement(
-                "rpyc-uncached", "rpyc: conn.root.echo(1)", "rpyc",
-                _bind(rpyc_uncached, rp), raw="raw-sync", rival="rpyc-uncached",
-            ),
-            Measurement(
-                "rpyc-cached", "rpyc: cached echo(1)", "rpyc",
-                _bind(rpyc_cached, rp), raw="raw-sync", rival="rpyc-uncached",
-            ),
-            Measurement(
-                "rpyc-cb", "rpyc: callbacks", "rpyc", _bind(rpyc_callbacks, rp), raw="raw-sync", rival="rpyc-cb",
-            ),
+        specs += [
+            (RPYC_ECHO, "rpyc: conn.root.echo(1)", rpyc_uncached, rp, "raw-sync"),
+            ("rpyc-cached", "rpyc: cached echo(1)", rpyc_cached, rp, "raw-sync"),
+            (RPYC_CB, "rpyc: callbacks", rpyc_callbacks, rp, "raw-sync"),
         ]
     if "pyro5" in addresses:
         uri = addresses["pyro5"]
-        serializers = ["serpent"] + (["msgpack"] if HAVE_MSGPACK else [])
-        rows += [
-            Measurement(
-                f"pyro5-{name}", f"pyro5: proxy.echo(1), {name}", "pyro5",
-                _bind(pyro5_calls, uri, name), raw="raw-sync", rival="rpyc-uncached",
-            )
-            for name in serializers
-        ]
-    return rows
+        for name in ["serpent"] + (["msgpack"] if HAVE_MSGPACK else []):
+            pyro = functools.partial(pyro5_calls, serializer=name)
+            specs.append((f"pyro5-{name}", f"pyro5: proxy.echo(1), {name}", pyro, uri, "raw-sync"))
+    return [
+        Measurement(key, label, _runner(fn, address), raw, RPYC_CB if key.endswith("-cb") else RPYC_ECHO)
+        for key, label, fn, address, raw in specs
+    ]
 
 
 def calibrate(row: Measurement, seconds: float) -> None:
@@ -701,7 +660,7 @@ TARGETS = [
     Target("gathered calls >= 0.4x raw pipelined frames [thread srv]", "t-gather-thr", "raw-pipe", 0.4),
     Target("gathered calls >= 0.4x raw pipelined frames [aio srv]", "t-gather-aio", "raw-pipe", 0.4),
     Target("callbacks above RPyC callbacks [sync client, thread srv]", "t-cb", "rpyc-cb", 1.0, strictly=True),
-    Target("callbacks above RPyC callbacks [aio client, aio srv]", "t-cb-aio", "rpyc-cb", 1.0, strictly=True),
+    Target("callbacks above RPyC callbacks [aio client, aio srv]", "t-aio-cb", "rpyc-cb", 1.0, strictly=True),
 ]
 
 
@@ -754,7 +713,8 @@ def benchmark(rounds: int, seconds: float) -> int:
     for name in skipped:
         print(f"skipped: {name}")
     if all(count is not None for count in threads.values()):
-        print("threads in each server process at the end: " + ", ".join(f"{k} {v}" for k, v in threads.items()))
+        counts = ", ".join(f"{kind} {count}" for kind, count in threads.items())
+        print(f"threads in each server process at the end: {counts}")
     print(f"total time: {time.monotonic() - started:.0f} s")
     failed = [row for row in rows if row.error is not None]
     for row in failed:

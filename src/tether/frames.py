@@ -218,6 +218,12 @@ def parse_frame(decoder: Decoder) -> Any:
     tag = decoder.word("the frame tag")
     if MY_OBJECT_BASE <= tag < MY_OBJECT_END:
         expect_end(decoder)
+        if tag < decoder.my_object_base:
+            raise DecodeError(
+                f"exposure marker {tag:#010x} is below this connection's marker base "
+                f"{decoder.my_object_base:#010x}",
+                0,
+            )
         return Exposure(tag - decoder.my_object_base)
     kind = _KINDS.get(tag)
     if kind is None:

@@ -71,6 +71,11 @@ def test_marker_base_is_configurable_for_javascript_peers() -> None:
     assert frame == Exposure(0)
 
 
+def test_marker_below_the_base_is_rejected() -> None:
+    with pytest.raises(DecodeError, match="below this connection's marker base"):
+        parse_frame(Decoder(pack_word(0x60000000), my_object_base=0x60000001))
+
+
 def test_unknown_frame_tag_is_a_protocol_error() -> None:
     with pytest.raises(DecodeError, match="unknown frame tag 0x20000099"):
         parse(pack_word(0x20000099))

@@ -7,6 +7,7 @@ needs starting: a client can be called back by the server as soon as it is conne
 
 from __future__ import annotations
 
+import socket
 import threading
 from typing import Any
 
@@ -57,6 +58,8 @@ class Server:
         self._peers: set[Peer] = set()
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        if ":" in host:  # an IPv6 address: socket.create_server needs the family said
+            ws_options.setdefault("family", socket.AF_INET6)
         self._ws = ws_serve(
             self._handle,
             host,
@@ -152,7 +155,14 @@ def connect(
     (default none: long calls are fine). Use as a context manager, or call ``peer.close()``.
     """
     try:
-        ws = ws_connect(url, compression=None, max_size=max_frame_size, open_timeout=open_timeout, **ws_options)
+        ws = ws_connect(
+            url,
+            compression=None,
+            max_size=max_frame_size,
+            open_timeout=open_timeout,
+            legacy=True,  # we own the connection's lifetime (Peer.close), not a with block
+            **ws_options,
+        )
     except OSError as exc:
         raise ConnectionLost(f"cannot connect to {url}: {exc}") from exc
     return open_session(
