@@ -192,7 +192,9 @@ def run_server(kind: str) -> None:
     """Serve ``kind`` until killed, or until stdin closes (so a dead parent leaves no orphan)."""
 
     def exit_on_stdin_eof() -> None:
-        sys.stdin.buffer.read()
+        with contextlib.suppress(OSError):
+            while os.read(0, 4096):  # unbuffered: no lock left held at interpreter shutdown
+                pass
         os._exit(0)
 
     threading.Thread(target=exit_on_stdin_eof, name="stdin-watch", daemon=True).start()

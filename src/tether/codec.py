@@ -89,7 +89,7 @@ class ClassInfo:
     Smalltalk peer): then every name is treated as a method.
     """
 
-    __slots__ = ("module", "qualname", "methods")
+    __slots__ = ("methods", "module", "qualname")
 
     def __init__(self, module: str, qualname: str, methods: frozenset[str] | None) -> None:
         self.module = module
@@ -295,7 +295,7 @@ class Decoder:
     Errors are :class:`DecodeError` with the byte offset and the path of the failing value.
     """
 
-    __slots__ = ("data", "pos", "refs", "depth", "max_depth", "my_object_base")
+    __slots__ = ("data", "depth", "max_depth", "my_object_base", "pos", "refs")
 
     def __init__(
         self,
@@ -360,7 +360,10 @@ class Decoder:
         if w >= 0x20000000:
             if w == TAG_STRING:
                 n = self.word("the length of a String")
-                return self.raw(n, "String").decode("utf-8", "surrogatepass")
+                try:
+                    return self.raw(n, "String").decode("utf-8", "surrogatepass")
+                except UnicodeDecodeError as exc:
+                    raise DecodeError(f"String is not valid UTF-8: {exc.reason}", self.pos - n) from None
             reader = _READERS.get(w)
             if reader is None:
                 raise DecodeError(f"unknown class tag {w:#010x}", self.pos - 4)

@@ -20,14 +20,14 @@ and shown as a note under the local traceback.
 from __future__ import annotations
 
 __all__ = [
-    "TetherError",
-    "UsageError",
+    "AccessDenied",
+    "ConnectionLost",
+    "DecodeError",
     "EncodeError",
     "ProtocolError",
-    "DecodeError",
-    "ConnectionLost",
-    "AccessDenied",
     "RemoteError",
+    "TetherError",
+    "UsageError",
 ]
 
 

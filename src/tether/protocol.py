@@ -28,7 +28,6 @@ from typing import Any
 from . import exceptions as _exceptions
 from .codec import (
     DEFAULT_MAX_DEPTH,
-    LITERAL_TYPES,
     MY_OBJECT_BASE,
     TAG_DESCRIBED_REF,
     TAG_TETHER,

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 
 class ProxyState:
-    __slots__ = ("session", "key", "info")
+    __slots__ = ("info", "key", "session")
 
     def __init__(self, session: BaseSession, key: int, info: ClassInfo | None) -> None:
         self.session = session
@@ -53,7 +53,7 @@ def _invoke_value(proxy: Proxy, selector: str, args: tuple[Any, ...] = ()) -> An
 class RemoteMethod:
     """A method of a remote object, bound to it. Calling it costs one round trip."""
 
-    __slots__ = ("_proxy", "_name")
+    __slots__ = ("_name", "_proxy")
 
     def __init__(self, proxy: Proxy, name: str) -> None:
         self._proxy = proxy
@@ -276,7 +276,7 @@ _MAX_BATCH = 4096
 class RemoteIterator:
     """Iterates a remote iterable, fetching items in growing batches (16, 64, ... 4096)."""
 
-    __slots__ = ("_session", "_source", "_iterator", "_buffer", "_done", "_size")
+    __slots__ = ("_buffer", "_done", "_iterator", "_session", "_size", "_source")
 
     def __init__(self, session: BaseSession, source: Proxy) -> None:
         self._session = session

@@ -132,7 +132,7 @@ class BaseSession:
 class _Waiter:
     """A blocking caller's slot for its answer: a lock released when the answer is set."""
 
-    __slots__ = ("_lock", "value", "error")
+    __slots__ = ("_lock", "error", "value")
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -366,11 +366,10 @@ def _run_awaitable(awaitable: Any) -> Any:
 
 
 def _describe_close(exc: BaseException) -> str:
-    rcvd = getattr(exc, "rcvd", None)
-    if rcvd is not None and getattr(rcvd, "reason", ""):
-        return f"peer closed the connection (code {rcvd.code}: {rcvd.reason})"
+    rcvd: Any = getattr(exc, "rcvd", None)
     if rcvd is not None:
-        return f"peer closed the connection (code {rcvd.code})"
+        reason = f": {rcvd.reason}" if rcvd.reason else ""
+        return f"peer closed the connection (code {rcvd.code}{reason})"
     text = str(exc) or type(exc).__name__
     return text
 

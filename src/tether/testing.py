@@ -68,7 +68,7 @@ def memory_pair() -> tuple[MemoryTransport, MemoryTransport]:
 
 
 @contextlib.contextmanager
-def pair(server_root: object, client_root: object = None, **options: Any) -> Iterator[tuple[Peer, Peer]]:
+def pair(server_root: Any, client_root: object = None, **options: Any) -> Iterator[tuple[Peer, Peer]]:
     """A connected (client, server) pair of sync Peers over memory; closed on exit.
 
     ``options`` go to both sessions (``trusted``, ``send_tracebacks``, ``max_frame_size``...).
@@ -122,7 +122,7 @@ def async_memory_pair() -> tuple[AsyncMemoryTransport, AsyncMemoryTransport]:
 
 
 @contextlib.asynccontextmanager
-async def async_pair(server_root: object, client_root: object = None, **options: Any) -> AsyncIterator[tuple[Any, Any]]:
+async def async_pair(server_root: Any, client_root: object = None, **options: Any) -> AsyncIterator[tuple[Any, Any]]:
     """A connected (client, server) pair of AsyncPeers over memory; closed on exit."""
     from .aio.session import AsyncPeer, AsyncSession, open_async_session
 

@@ -16,7 +16,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 import tether
-from tether.codec import Encoder, decode_value
+from tether.codec import Encoder
 from tether.frames import message_send_bytes
 
 from .services import Calculator, make_service

@@ -74,7 +74,7 @@ def test_attribute_selectors_read_write_and_delete() -> None:
     ],
 )
 def test_private_names_are_refused_for_untrusted_peers(selector: str, args: tuple[object, ...]) -> None:
-    with pytest.raises(AccessDenied, match="is private.*trusted=True"):
+    with pytest.raises(AccessDenied, match=r"is private.*trusted=True"):
         run(Box(), selector, *args)
 
 

@@ -365,9 +365,8 @@ def _is_async_target(message: MessageSend) -> bool:
         return True
     receiver = message.receiver
     if selector == "__call__":
-        return inspect.iscoroutinefunction(receiver) or inspect.iscoroutinefunction(
-            getattr(type(receiver), "__call__", None)
-        )
+        method = getattr(type(receiver), "__call__", None)  # noqa: B004
+        return inspect.iscoroutinefunction(receiver) or inspect.iscoroutinefunction(method)
     if selector in OPERATIONS or selector.startswith("__"):
         return False
     try:
@@ -448,7 +447,8 @@ async def open_async_session(
     peer = AsyncPeer(session)
     hello = session.call_tether("hello", (session.protocol.hello_info(),))
     root_call = session.call_tether("root", ())
-    info, root_proxy = await asyncio.gather(hello, root_call, return_exceptions=True)
+    results: Any = await asyncio.gather(hello, root_call, return_exceptions=True)
+    info, root_proxy = results
     if isinstance(info, dict):
         session.protocol.peer_info = info
         session.protocol.peer_is_python = info.get("language") == "python"

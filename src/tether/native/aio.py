@@ -24,7 +24,7 @@ class Server:
     ``await server.serve_forever()`` or ``await server.close()``.
     """
 
-    def __init__(self, root: object, host: str, port: int, options: dict[str, Any], ws_options: dict[str, Any]):
+    def __init__(self, root: Any, host: str, port: int, options: dict[str, Any], ws_options: dict[str, Any]):
         self._root = root
         self._host = host
         self._port = port

@@ -33,7 +33,7 @@ class Server:
 
     def __init__(
         self,
-        root: object,
+        root: Any,
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         *,

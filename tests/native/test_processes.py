@@ -1,0 +1,146 @@
+"""Real processes: a server killed with SIGKILL mid-call, a client killed mid-call, and the CLI."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+import tether
+
+ROOT = Path(__file__).parents[2]
+
+
+def start_server(spec: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tether", "serve", spec, "--port", "0", *extra],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if "serving" not in line:
+        proc.kill()
+        raise AssertionError(f"server did not start: {line}{proc.stdout.read()}")
+    return proc, line.rsplit(" ", 1)[1].strip()
+
+
+@pytest.fixture
+def server() -> Iterator[tuple[subprocess.Popen[str], str]]:
+    proc, url = start_server("tests.native.services:make_service", "--tracebacks")
+    try:
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(5)
+
+
+def test_sigkill_of_the_server_fails_waiting_calls_within_a_second(
+    server: tuple[subprocess.Popen[str], str],
+) -> None:
+    proc, url = server
+    peer = tether.connect(url)
+    assert peer.root.pid() == proc.pid
+    errors: list[BaseException] = []
+
+    def wait_long() -> None:
+        try:
+            peer.root.sleep(30)
+        except BaseException as exc:
+            errors.append(exc)
+
+    callers = [threading.Thread(target=wait_long) for _ in range(5)]
+    for t in callers:
+        t.start()
+    deadline = time.monotonic() + 5
+    while peer.stats()["pending"] < 5 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert peer.stats()["pending"] == 5
+    killed = time.perf_counter()
+    os.kill(proc.pid, signal.SIGKILL)
+    for t in callers:
+        t.join(2)
+    elapsed = time.perf_counter() - killed
+    assert not any(t.is_alive() for t in callers), "a caller is still hung"
+    assert elapsed < 1.0, f"callers were told after {elapsed:.2f} s"
+    assert len(errors) == 5 and all(isinstance(e, tether.ConnectionLost) for e in errors)
+    assert peer.stats()["pending"] == 0
+    with pytest.raises(tether.ConnectionLost):
+        peer.root.add(1, 2)
+    assert not any(t.name == "tether-reader" and t.is_alive() for t in threading.enumerate())
+    peer.close()
+
+
+CLIENT_SCRIPT = """
+import sys, time, tether
+class Slow:
+    def answer(self, question):
+        print("client got", question, flush=True)
+        time.sleep(60)
+peer = tether.connect(sys.argv[1], root=Slow())
+peer.root.ask_client("who?")
+"""
+
+
+def test_sigkill_of_a_client_mid_callback_leaves_the_server_serving_others(
+    server: tuple[subprocess.Popen[str], str],
+) -> None:
+    proc, url = server
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    client = subprocess.Popen([sys.executable, "-c", CLIENT_SCRIPT, url], stdout=subprocess.PIPE, text=True, env=env)
+    try:
+        assert client.stdout is not None
+        assert client.stdout.readline().startswith("client got who?")
+        os.kill(client.pid, signal.SIGKILL)
+        client.wait(5)
+        with tether.connect(url) as other:
+            assert other.root.add(20, 22) == 42
+        assert proc.poll() is None
+    finally:
+        if client.poll() is None:
+            client.kill()
+            client.wait(5)
+
+
+def test_cli_serve_and_shell() -> None:
+    proc, url = start_server("tests.native.services:calculator")
+    try:
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+        out = subprocess.run(
+            [sys.executable, "-m", "tether", "shell", url],
+            input="print('sum', root.add(3, 4))\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        assert "Tether shell connected" in out.stderr
+        assert "sum 7" in out.stdout
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def test_cli_reports_a_bad_object_spec() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    out = subprocess.run(
+        [sys.executable, "-m", "tether", "serve", "no_such_module_xyz:thing", "--port", "0"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=30,
+    )
+    assert out.returncode != 0
+    assert "cannot import 'no_such_module_xyz'" in out.stderr
