@@ -42,8 +42,12 @@ __all__ = [
     "Server",
     "TetherError",
     "UsageError",
+    "by_reference",
+    "by_value",
     "connect",
     "describe",
+    "fetch",
+    "help",
     "is_proxy",
     "register_exception",
     "serve",
@@ -59,13 +63,18 @@ _LAZY = {
     "is_proxy": ".proxy",
     "AccessPolicy": ".dispatch",
     "register_exception": ".protocol",
+    "by_reference": ".codec",
+    "by_value": ".codec",
+    "fetch": ".proxy",
+    "help": ".proxy",
 }
 
 if TYPE_CHECKING:
+    from .codec import by_reference, by_value
     from .dispatch import AccessPolicy
     from .native.sync import Server, connect, serve
     from .protocol import register_exception
-    from .proxy import Proxy, describe, is_proxy
+    from .proxy import Proxy, describe, fetch, help, is_proxy
     from .session import Peer
 
 

@@ -60,6 +60,8 @@ TAG_ERROR_ANSWER = 0x20000109  # first word of an error-answer frame
 TAG_DESCRIBED_REF = 0x2000010A  # "my object" word plus the class info of its object
 TAG_CLASS_INFO = 0x2000010B
 TAG_CLASS_INFO_REF = 0x2000010C
+TAG_SLICE = 0x2000010D  # start, stop, step: three encoded objects
+TAG_ELLIPSIS = 0x2000010E
 
 SMALLINT_BASE = 0x40000000
 SMALLINT_LIMIT = 0x20000000
@@ -86,15 +88,23 @@ class ClassInfo:
     ``methods`` are the public names that the class defines as methods: calling ``p.name(...)``
     on a proxy costs one round trip for these, while other names are read as attributes.
     ``None`` as ``methods`` means "unknown" (a peer that sends no class info, such as a
-    Smalltalk peer): then every name is treated as a method.
+    Smalltalk peer): then every name is treated as a method. ``specials`` are the data-model
+    methods the class has beyond those every object has (``__len__``, ``__aiter__``...).
     """
 
-    __slots__ = ("methods", "module", "qualname")
+    __slots__ = ("methods", "module", "qualname", "specials")
 
-    def __init__(self, module: str, qualname: str, methods: frozenset[str] | None) -> None:
+    def __init__(
+        self,
+        module: str,
+        qualname: str,
+        methods: frozenset[str] | None,
+        specials: frozenset[str] = frozenset(),
+    ) -> None:
         self.module = module
         self.qualname = qualname
         self.methods = methods
+        self.specials = specials
 
     @property
     def name(self) -> str:
@@ -258,6 +268,51 @@ def _w_dict(enc: Encoder, v: dict[Any, Any], out: bytearray, depth: int) -> None
         write(item, out, depth)
 
 
+def _w_slice(enc: Encoder, v: slice, out: bytearray, depth: int) -> None:
+    out += pack_word(TAG_SLICE)
+    enc.write(v.start, out, depth)
+    enc.write(v.stop, out, depth)
+    enc.write(v.step, out, depth)
+
+
+def _w_ellipsis(enc: Encoder, v: Any, out: bytearray, depth: int) -> None:
+    out += pack_word(TAG_ELLIPSIS)
+
+
+class ByReference:
+    """Wraps an object so that it travels by reference, even a list or dict (a live, shared
+    container). Make one with :func:`tether.by_reference`."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+
+class ByValue:
+    """Wraps an object so that it travels as a copy. Make one with :func:`tether.by_value`."""
+
+    __slots__ = ("obj",)
+
+    def __init__(self, obj: object) -> None:
+        self.obj = obj
+
+
+def _w_by_reference(enc: Encoder, v: ByReference, out: bytearray, depth: int) -> None:
+    if enc.refs is None:
+        raise EncodeError("by_reference() needs a connection to send the reference on")
+    enc.refs.write_reference(v.obj, out)
+
+
+def _w_by_value(enc: Encoder, v: ByValue, out: bytearray, depth: int) -> None:
+    if type(v.obj) not in LITERAL_TYPES:
+        raise EncodeError(
+            f"a {type(v.obj).__qualname__} cannot travel by value yet: only literals and "
+            "containers of literals can (copy the data you need into those)"
+        )
+    enc.write(v.obj, out, depth)
+
+
 _DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
     float: _w_float,
     complex: _w_complex,
@@ -268,11 +323,29 @@ _DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
     set: _w_set,
     frozenset: _w_frozenset,
     dict: _w_dict,
+    slice: _w_slice,
+    type(Ellipsis): _w_ellipsis,
 }
 
 LITERAL_TYPES: frozenset[type] = frozenset(
     {type(None), bool, int, str, *_DEFAULT_WRITERS}  # what travels by value by default
 )
+_DEFAULT_WRITERS[ByReference] = _w_by_reference
+_DEFAULT_WRITERS[ByValue] = _w_by_value
+
+
+def by_reference(obj: object) -> ByReference:
+    """Send ``obj`` by reference in this one place, whatever its type.
+
+    ``peer.root.register(tether.by_reference(shared_dict))`` gives the peer a proxy to the live
+    dict instead of a copy.
+    """
+    return ByReference(obj)
+
+
+def by_value(obj: object) -> ByValue:
+    """Send a copy of ``obj`` in this one place (the answer of ``tether.fetch`` uses this)."""
+    return ByValue(obj)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -505,6 +578,14 @@ def _r_dict(d: Decoder) -> object:
     return result
 
 
+def _r_slice(d: Decoder) -> object:
+    return slice(d.read_object(), d.read_object(), d.read_object())
+
+
+def _r_ellipsis(d: Decoder) -> object:
+    return Ellipsis
+
+
 def _r_described_ref(d: Decoder) -> object:
     w = d.word("the object marker of a described reference")
     if not MY_OBJECT_BASE <= w < MY_OBJECT_END:
@@ -528,7 +609,9 @@ def _read_class_info(d: Decoder) -> ClassInfo:
     qualname = d.read_str(what="the qualified name of a class")
     n = d.count("a method list")
     methods = frozenset(d.read_str(what="a method name") for _ in range(n))
-    info = ClassInfo(module, qualname, methods)
+    n = d.count("a special method list")
+    specials = frozenset(d.read_str(what="a special method name") for _ in range(n))
+    info = ClassInfo(module, qualname, methods, specials)
     d.refs.define_class_info(class_id, info)
     return info
 
@@ -549,6 +632,8 @@ for _tag, _reader in {
     TAG_SET: _r_set,
     TAG_FROZENSET: _r_frozenset,
     TAG_DESCRIBED_REF: _r_described_ref,
+    TAG_SLICE: _r_slice,
+    TAG_ELLIPSIS: _r_ellipsis,
 }.items():
     register_reader(_tag, _reader)
 
@@ -577,7 +662,7 @@ def write_class_info(out: bytearray, class_id: int, info: ClassInfo | None) -> N
     out += pack_word(class_id)
     write_str(out, TAG_STRING, info.module)
     write_str(out, TAG_STRING, info.qualname)
-    methods = sorted(info.methods or ())
-    out += pack_word(len(methods))
-    for name in methods:
-        write_str(out, TAG_SYMBOL, name)
+    for names in (info.methods or (), info.specials):
+        out += pack_word(len(names))
+        for name in sorted(names):
+            write_str(out, TAG_SYMBOL, name)

@@ -11,6 +11,8 @@ operators (``+`` is ``__add__``). ``docs/protocol.md`` section 6 is the normativ
 
 from __future__ import annotations
 
+import copy
+import inspect
 import math
 import operator
 import os
@@ -100,6 +102,66 @@ def _round(obj: Any, *ndigits: Any) -> Any:
     return round(obj, *ndigits)
 
 
+def _copy(obj: Any) -> Any:
+    return copy.copy(obj)
+
+
+def _deepcopy(obj: Any, memo: Any = None) -> Any:
+    return copy.deepcopy(obj)
+
+
+def _instancecheck(cls: Any, obj: Any) -> bool:
+    return isinstance(obj, cls)
+
+
+def _subclasscheck(cls: Any, subclass: Any) -> bool:
+    return issubclass(subclass, cls)
+
+
+async def _await(obj: Any) -> Any:
+    return await obj
+
+
+def _aiter(obj: Any) -> Any:
+    return aiter(obj)
+
+
+def _anext(obj: Any) -> Any:
+    return anext(obj)
+
+
+def _signature(obj: Any) -> tuple[list[tuple[str, int, str | None, str | None]], str | None]:
+    """A callable's signature as plain data: (name, kind, default repr, annotation repr) per
+    parameter, and the return annotation's repr. ``tether.proxy`` rebuilds an inspect.Signature."""
+    sig = inspect.signature(obj)
+    params = [
+        (
+            p.name,
+            int(p.kind),
+            None if p.default is p.empty else _plain_repr(p.default),
+            None if p.annotation is p.empty else _annotation_text(p.annotation),
+        )
+        for p in sig.parameters.values()
+    ]
+    returns = None if sig.return_annotation is sig.empty else _annotation_text(sig.return_annotation)
+    return params, returns
+
+
+def _plain_repr(value: Any) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__}>"
+
+
+def _annotation_text(annotation: Any) -> str:
+    if isinstance(annotation, str):
+        return annotation
+    if isinstance(annotation, type):
+        return annotation.__qualname__
+    return _plain_repr(annotation)
+
+
 # selector -> function(obj, *args, **kwargs); the data-model operations a peer may use.
 OPERATIONS: dict[str, Callable[..., Any]] = {
     "__call__": _call,
@@ -146,6 +208,14 @@ OPERATIONS: dict[str, Callable[..., Any]] = {
     "__aenter__": _aenter,
     "__aexit__": _aexit,
     "__fspath__": os.fspath,
+    "__copy__": _copy,
+    "__deepcopy__": _deepcopy,
+    "__instancecheck__": _instancecheck,
+    "__subclasscheck__": _subclasscheck,
+    "__await__": _await,
+    "__aiter__": _aiter,
+    "__anext__": _anext,
+    "__signature__": _signature,
 }
 for _name, _op in _BINARY.items():
     OPERATIONS[f"__{_name}__"] = _op
@@ -154,6 +224,28 @@ for _name, _op in _INPLACE.items():
     OPERATIONS[f"__i{_name}__"] = _op
 
 ATTRIBUTE_OPERATIONS = ("__getattribute__", "__setattr__", "__delattr__")
+
+# The operations every object supports; class info lists only a class's others.
+OBJECT_SPECIALS = frozenset(
+    {"__eq__", "__ne__", "__lt__", "__le__", "__gt__", "__ge__", "__hash__", "__str__", "__repr__",
+     "__format__", "__dir__"}
+)  # fmt: skip
+# Operations that are not methods a class defines under that name.
+_PSEUDO_OPERATIONS = frozenset({"__signature__", "__copy__", "__deepcopy__"})
+
+
+def class_specials(cls: type) -> frozenset[str]:
+    """The data-model operations instances of ``cls`` support beyond :data:`OBJECT_SPECIALS`
+    (looked up in the class's own MRO, as the interpreter does, not on its metaclass)."""
+    found = set()
+    for klass in reversed(cls.__mro__):
+        for name, value in vars(klass).items():
+            if name in OPERATIONS and name not in _PSEUDO_OPERATIONS:
+                if value is None:
+                    found.discard(name)
+                else:
+                    found.add(name)
+    return frozenset(found - OBJECT_SPECIALS)
 
 # Smalltalk binary selectors and their Python operations.
 BINARY_SELECTORS = {

@@ -31,13 +31,14 @@ from .codec import (
     MY_OBJECT_BASE,
     TAG_DESCRIBED_REF,
     TAG_TETHER,
+    ByValue,
     ClassInfo,
     Decoder,
     Encoder,
     pack_word,
     write_class_info,
 )
-from .dispatch import AccessPolicy, perform
+from .dispatch import AccessPolicy, class_specials, perform
 from .exceptions import DecodeError, EncodeError, ProtocolError, RemoteError
 from .exposure import TETHER_KEY, ExportTable, ImportTable
 from .frames import (
@@ -130,7 +131,9 @@ def class_info_for(cls: type) -> ClassInfo:
                 continue
             if isinstance(attr, _METHOD_TYPES):
                 methods.add(name)
-        info = ClassInfo(getattr(cls, "__module__", "") or "", cls.__qualname__, frozenset(methods))
+        info = ClassInfo(
+            getattr(cls, "__module__", "") or "", cls.__qualname__, frozenset(methods), class_specials(cls)
+        )
         try:
             _CLASS_INFO[cls] = info
         except TypeError:  # a type that refuses weak references: just don't cache
@@ -221,7 +224,7 @@ def make_exception(frame: ErrorAnswer) -> BaseException:
 
 class TetherObject:
     """The object each side exposes under key 0. Its selectors: ``root``, ``hello``,
-    ``release`` (one-way), ``iterate`` and ``next_batch``."""
+    ``release`` (one-way), ``iterate``, ``next_batch``, ``fetch`` and ``help``."""
 
     INLINE = frozenset({"root", "hello", "release"})
 
@@ -246,6 +249,16 @@ class TetherObject:
             if type(key) is not int or type(count) is not int:
                 raise ProtocolError(f"release pair {i // 2} is not two integers")
             exports.release(key, count)
+
+    def fetch(self, obj: Any) -> Any:
+        """A copy of ``obj`` (what :func:`tether.fetch` asks for)."""
+        return ByValue(obj)
+
+    def help(self, obj: Any) -> str:
+        """The pydoc page of ``obj``, rendered here as plain text (what :func:`tether.help` shows)."""
+        import pydoc
+
+        return pydoc.render_doc(obj, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
 
     def iterate(self, iterable: Any, size: int) -> tuple[Any, list[Any], bool]:
         """Start iterating ``iterable``: (the iterator or ``None`` when done, first items, done)."""
@@ -497,7 +510,8 @@ class Protocol:
             method = getattr(self.tether, message.selector, None)
             if method is None or message.selector.startswith("_"):
                 raise AttributeError(
-                    f"the Tether object understands root, hello, release, iterate and next_batch, "
+                    f"the Tether object understands root, hello, release, iterate, next_batch, fetch "
+                    f"and help, "
                     f"not {message.selector!r}"
                 )
             return method(*message.args, **message.kwargs)

@@ -19,12 +19,15 @@ plain value (``len``, ``bool``, ``hash``, ``str``, ``int``...) cannot be awaited
 
 from __future__ import annotations
 
+import inspect
 import sys
+import types
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .codec import ClassInfo
+from .dispatch import OBJECT_SPECIALS, OPERATIONS
 
 if TYPE_CHECKING:
     from .session import BaseSession
@@ -69,9 +72,24 @@ class RemoteMethod:
         return f"<remote method {self._name!r} of {owner} #{state.key} on {state.session.describe()}>"
 
 
+# Remote callables look like builtin functions to ``inspect`` and ``pydoc``: that is what lets
+# help(p) show their name, signature and docstring (the signature comes from __signature__).
+_CALLABLE_CLASSES = {
+    "builtins.function": types.BuiltinFunctionType,
+    "builtins.method": types.BuiltinFunctionType,
+    "builtins.builtin_function_or_method": types.BuiltinFunctionType,
+    "builtins.method_descriptor": types.BuiltinFunctionType,
+    "builtins.wrapper_descriptor": types.BuiltinFunctionType,
+    "builtins.method-wrapper": types.BuiltinFunctionType,
+}
+
+
 def _resolve_local_class(info: ClassInfo | None) -> type | None:
     if info is None:
         return None
+    callable_class = _CALLABLE_CLASSES.get(info.name)
+    if callable_class is not None:
+        return callable_class
     module = sys.modules.get(info.module)
     if module is None:
         return None
@@ -98,6 +116,11 @@ class Proxy:
             return _resolve_local_class(info) or Proxy
         if info is None or info.methods is None or name in info.methods:
             return RemoteMethod(self, name)
+        if name[:2] == "__" and name[-2:] == "__":
+            if name == "__signature__":
+                return _remote_signature(self, info)
+            if name in OPERATIONS and (name in info.specials or name in OBJECT_SPECIALS):
+                return RemoteMethod(self, name)  # p.__len__() sends __len__, like len(p)
         return state.session.call(state.key, "__getattribute__", (name,), None)
 
     def __setattr__(self, name: str, value: Any) -> None:
@@ -108,9 +131,6 @@ class Proxy:
 
     def __dir__(self) -> list[str]:
         return list(_invoke_value(self, "__dir__"))
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return _invoke(self, "__call__", args, kwargs)
 
     def __len__(self) -> int:
         return _invoke_value(self, "__len__")  # type: ignore[no-any-return]
@@ -128,10 +148,11 @@ class Proxy:
         return _invoke_value(self, "__str__")  # type: ignore[no-any-return]
 
     def __repr__(self) -> str:
+        """The remote repr, and where the object lives (``str(p)`` is the remote str alone)."""
         state = _state(self)
         if state.session.closed:
             return f"<dead proxy #{state.key} of {state.info.name if state.info else 'an object'}>"
-        return _invoke_value(self, "__repr__")  # type: ignore[no-any-return]
+        return f"<remote {_invoke_value(self, '__repr__')} #{state.key} on {state.session.describe()}>"
 
     def __format__(self, spec: str) -> str:
         return _invoke_value(self, "__format__", (spec,))  # type: ignore[no-any-return]
@@ -163,7 +184,21 @@ class Proxy:
 
     def __aiter__(self) -> AsyncIterator[Any]:
         state = _state(self)
+        if state.info is not None and "__aiter__" in state.info.specials:
+            return AsyncStream(self)
         return AsyncRemoteIterator(state.session, self)
+
+    def __copy__(self) -> Any:
+        return _invoke_value(self, "__copy__")
+
+    def __deepcopy__(self, memo: Any) -> Any:
+        return _invoke_value(self, "__deepcopy__")
+
+    def __instancecheck__(self, obj: Any) -> bool:
+        return bool(_invoke_value(self, "__instancecheck__", (obj,)))
+
+    def __subclasscheck__(self, cls: Any) -> bool:
+        return bool(_invoke_value(self, "__subclasscheck__", (cls,)))
 
     def __reversed__(self) -> Any:
         return _invoke(self, "__reversed__", ())
@@ -223,14 +258,53 @@ class Proxy:
         return state.session.protocol, state.key
 
 
+class CallableProxy(Proxy):
+    """A proxy to a callable object: ``callable(p)`` is true only for these."""
+
+    __slots__ = ()
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return _invoke(self, "__call__", args, kwargs)
+
+
+class AwaitableProxy(Proxy):
+    """A proxy to an awaitable object: ``await p`` awaits it where it lives."""
+
+    __slots__ = ()
+
+    def __await__(self) -> Any:
+        return _invoke(self, "__await__", ()).__await__()
+
+
+class CallableAwaitableProxy(CallableProxy, AwaitableProxy):
+    __slots__ = ()
+
+
 _state = Proxy.__dict__["_Proxy__state"].__get__
 _set_state = Proxy.__dict__["_Proxy__state"].__set__
 
 
+def proxy_class(info: ClassInfo | None) -> type[Proxy]:
+    """The proxy type for objects of a class: callable and awaitable only when they are."""
+    if info is None or info.methods is None:
+        return CallableProxy  # a peer that does not describe its objects: assume callable
+    callable_ = "__call__" in info.specials
+    awaitable = "__await__" in info.specials
+    if callable_:
+        return CallableAwaitableProxy if awaitable else CallableProxy
+    return AwaitableProxy if awaitable else Proxy
+
+
 def make_proxy(session: BaseSession, key: int, info: ClassInfo | None) -> Proxy:
-    proxy = object.__new__(Proxy)
+    proxy = object.__new__(proxy_class(info))
     _set_state(proxy, ProxyState(session, key, info))
     return proxy
+
+
+def needs_await(result: object) -> bool:
+    """Whether a handler's result is a local awaitable the runtime must await (a proxy is
+    sent back as a reference, even to a remote awaitable)."""
+    return not isinstance(result, Proxy) and inspect.isawaitable(result)
 
 
 def _make_forwarder(selector: str) -> Any:
@@ -255,16 +329,37 @@ for _name in _FORWARDED:
 
 def describe(proxy: Any) -> str:
     """Where a proxy's object lives: ``"builtins.list #3 on ws://127.0.0.1:8765"``."""
-    if not isinstance(proxy, Proxy) and type(proxy) is not Proxy:
+    if not isinstance(proxy, Proxy):
         return f"local {type(proxy).__qualname__}"
     state = _state(proxy)
     name = state.info.name if state.info else "object"
     return f"{name} #{state.key} on {state.session.describe()}"
 
 
+def fetch(proxy: Any) -> Any:
+    """A local copy of a remote object's value (a proxy to a remote list gives a list).
+
+    Only literals and containers of literals can be copied so far; other objects raise
+    :class:`~tether.exceptions.EncodeError` on the owner's side, which is raised here.
+    """
+    if not isinstance(proxy, Proxy):
+        return proxy
+    return _state(proxy).session.call_tether("fetch", (proxy,), must_block=True)
+
+
+def help(proxy: Any) -> None:
+    """Print the pydoc page of a remote object, rendered where it lives."""
+    if not isinstance(proxy, Proxy):
+        import pydoc
+
+        pydoc.help(proxy)
+        return
+    print(_state(proxy).session.call_tether("help", (proxy,), must_block=True))
+
+
 def is_proxy(obj: object) -> bool:
     """True when ``obj`` is a proxy (``isinstance`` cannot tell, since proxies forward it)."""
-    return type(obj) is Proxy
+    return isinstance(obj, Proxy)
 
 
 # -- iteration in batches -------------------------------------------------------------------
@@ -315,6 +410,56 @@ class RemoteIterator:
         if self._done:
             self._iterator = None
         self._buffer.extend(items)
+
+
+class _Shown:
+    """Shows as the given text: stands for a remote default value in a rebuilt signature."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+
+    def __repr__(self) -> str:
+        return self.text
+
+
+def _remote_signature(proxy: Proxy, info: ClassInfo) -> inspect.Signature:
+    if "__call__" not in info.specials:
+        raise AttributeError(f"a remote {info.name} is not callable and has no signature")
+    params, returns = _invoke_value(proxy, "__signature__")
+    empty = inspect.Parameter.empty
+    return inspect.Signature(
+        [
+            inspect.Parameter(
+                name,
+                inspect._ParameterKind(kind),
+                default=empty if default is None else _Shown(default),
+                annotation=empty if annotation is None else _Shown(annotation),
+            )
+            for name, kind, default, annotation in params
+        ],
+        return_annotation=empty if returns is None else _Shown(returns),
+    )
+
+
+class AsyncStream:
+    """``async for`` over a remote *async* iterable: one round trip per item, since an
+    asynchronous source may take its time to produce each one."""
+
+    __slots__ = ("_iterator", "_source")
+
+    def __init__(self, source: Proxy) -> None:
+        self._source = source
+        self._iterator: Any = None
+
+    def __aiter__(self) -> AsyncStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        if self._iterator is None:
+            self._iterator = await _invoke(self._source, "__aiter__", ())
+        return await _invoke(self._iterator, "__anext__", ())
 
 
 class AsyncRemoteIterator(RemoteIterator):

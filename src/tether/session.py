@@ -36,7 +36,7 @@ from .protocol import (
     TetherObject,
     Violation,
 )
-from .proxy import make_proxy
+from .proxy import make_proxy, needs_await
 from .workers import release_flusher, worker_pool
 
 log = logging.getLogger("tether")
@@ -316,7 +316,7 @@ class Session(BaseSession):
         protocol = self.protocol
         try:
             result = protocol.start(message)
-            if inspect.isawaitable(result):
+            if needs_await(result):
                 result = _run_awaitable(result)
         except BaseException as exc:
             frame = protocol.fail(message, exc)

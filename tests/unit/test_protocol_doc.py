@@ -96,6 +96,8 @@ VALUES = [
     ({1}, "20000106 00000001 40000001"),
     (frozenset({2}), "20000107 00000001 40000002"),
     (b"\x00\xff", "2000001B 00000002 00FF"),
+    (slice(1, None, 2), "2000010D 40000001 20000003 40000002"),
+    (Ellipsis, "2000010E"),
 ]
 
 
@@ -142,6 +144,7 @@ def test_described_references() -> None:
     first = hexlines(
         "2000010A", "60000001", "2000010B 00000001", "20000005 00000004 63616C63",
         "20000005 0000000A 43616C63756C61746F72", "00000001 20000004 00000003 616464",
+        "00000000",
     )  # fmt: skip
     assert described(1, 1, ClassInfo("calc", "Calculator", frozenset({"add"}))) == first
     assert described(2, 1, None) == hexlines("2000010A 60000002 2000010C 00000001")

@@ -33,6 +33,7 @@ from ..protocol import (
     TetherObject,
     Violation,
 )
+from ..proxy import needs_await
 from ..session import BaseSession, _describe_close, _Waiter
 
 log = logging.getLogger("tether")
@@ -282,7 +283,7 @@ class AsyncSession(BaseSession):
         protocol = self.protocol
         try:
             result = protocol.start(message)
-            if inspect.isawaitable(result):
+            if needs_await(result):
                 result = await result
         except BaseException as exc:
             if isinstance(exc, asyncio.CancelledError):
@@ -303,7 +304,7 @@ class AsyncSession(BaseSession):
         result: Any = None
         try:
             result = self.protocol.start(message)
-            if inspect.isawaitable(result):
+            if needs_await(result):
                 result = asyncio.run_coroutine_threadsafe(_await(result), self.loop).result()
         except BaseException as exc:
             error = exc
