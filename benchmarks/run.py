@@ -1,12 +1,14 @@
 """Tether benchmark: round trips per second against raw websockets, RPyC 6 and Pyro5.
 
 Run it with ``make bench`` (``.venv/bin/python benchmarks/run.py``); ``--rounds`` and
-``--seconds`` change how long it runs (defaults: 5 rounds of about 0.4 s per measurement,
-well under two minutes in all).
+``--seconds`` change how long it runs (defaults: 9 rounds of about 0.3 s per measurement,
+about a minute in all); ``--cpu N`` pins the client and the servers to one CPU, which makes
+the numbers steadier on a busy machine but removes all parallelism between the processes.
 
 What is measured. Every server runs in its own process (started by this script, which runs
 itself as ``run.py --serve KIND``), so that the client and the server never share a GIL; the
-client is this process. Everything talks over 127.0.0.1.
+client is this process. Everything talks over 127.0.0.1. It needs a POSIX system (pipes that
+``select`` can wait on, SIGALRM to abort a hung round).
 
 * raw websockets: a ``websockets`` asyncio echo server. A 32-byte binary frame is sent and its
   echo read back, one at a time, by a ``websockets.sync`` client and by an asyncio client;
@@ -25,12 +27,13 @@ client is this process. Everything talks over 127.0.0.1.
 Measurements are interleaved: each round runs every measurement once (in a rotating order),
 so a burst of load on this shared machine hits all of them alike. A round opens its own
 connection, warms up, and times a fixed number of operations chosen from a calibration run;
-the table shows the median round and the best one.
+the table shows the median round, the best one and the spread (fastest minus slowest round,
+over the median: the noise of the row).
 
 How to read the ratios. ``x raw`` divides a row's median by the raw websockets row that does
-the same amount of network work: sequential sync calls by the raw sync echo, sequential async
-calls by the raw asyncio echo, gathered calls by the pipelined frames, callbacks by the raw
-sync echo. It is the share of the bare transport that survives the RPC layer (1.00 would be
+the same network work with the same kind of client: rows of sync clients (Tether's sync face,
+RPyC, Pyro5) by the raw sync echo, sequential rows of asyncio clients by the raw asyncio echo,
+gathered calls by the pipelined frames. It is the share of the bare transport that survives the RPC layer (1.00 would be
 free RPC). ``x RPyC`` divides by RPyC's ``conn.root.echo(1)`` (or, for callbacks, by RPyC's
 callbacks): above 1.00 is faster than RPyC. Only compare numbers from one run: the machine is
 shared and absolute numbers move between runs; ratios within a run are what the targets check.
@@ -60,13 +63,15 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+REPO = Path(__file__).resolve().parent.parent
 HOST = "127.0.0.1"
 PAYLOAD = bytes(range(32))  # the 32-byte binary frame of the raw websockets measurements
 BATCH = 1000  # frames per pipelined batch, calls per gathered batch
 WARMUP = 50  # untimed operations at the start of every round
-CALIBRATION_OPS = 300  # operations of the calibration run that sizes the rounds
+CALIBRATION_OPS = BATCH  # operations of the calibration run that sizes the rounds (at least one batch)
 MAX_OPS = 300_000  # no round does more operations than this
 SERVER_START_TIMEOUT = 30.0  # seconds for all servers to announce their address
 ROUND_TIMEOUT = 60.0  # seconds after which a hung round is aborted
@@ -507,6 +512,15 @@ class Measurement:
     samples: list[float] = field(default_factory=list)
     error: str | None = None
 
+    def calibrate(self, seconds: float) -> None:
+        """Size the rounds so that each takes about ``seconds``."""
+        rate = self.run(CALIBRATION_OPS)
+        self.ops = max(CALIBRATION_OPS, min(MAX_OPS, int(rate * seconds)))
+
+    def sample(self) -> None:
+        """Run one round."""
+        self.samples.append(self.run(self.ops))
+
     @property
     def median(self) -> float | None:
         return statistics.median(self.samples) if self.samples else None
@@ -514,6 +528,12 @@ class Measurement:
     @property
     def best(self) -> float | None:
         return max(self.samples) if self.samples else None
+
+    @property
+    def spread(self) -> float | None:
+        """(fastest - slowest round) / median: how noisy this row was."""
+        median = self.median
+        return (max(self.samples) - min(self.samples)) / median if median else None
 
 
 def _runner(fn: Callable[[str, int], Any], address: str) -> Callable[[int], float]:
@@ -560,13 +580,6 @@ def build_measurements(addresses: dict[str, str]) -> list[Measurement]:
     ]
 
 
-def calibrate(row: Measurement, seconds: float) -> None:
-    """Size the rounds of ``row`` so that each takes about ``seconds``."""
-    ops = BATCH if row.key in ("raw-pipe", "t-gather-thr", "t-gather-aio") else CALIBRATION_OPS
-    rate = row.run(ops)
-    row.ops = max(ops, min(MAX_OPS, int(rate * seconds)))
-
-
 def attempt(row: Measurement, action: Callable[[], None]) -> None:
     """Run one step of a measurement; a failure marks the row (it is left out from then on)."""
     try:
@@ -581,13 +594,13 @@ def run_rounds(rows: list[Measurement], rounds: int, seconds: float) -> None:
     """Calibrate every row, then run ``rounds`` interleaved rounds, rotating the order."""
     print(f"calibrating {len(rows)} measurements...", file=sys.stderr, flush=True)
     for row in rows:
-        attempt(row, lambda row=row: calibrate(row, seconds))
+        attempt(row, functools.partial(row.calibrate, seconds))
     for r in range(rounds):
         print(f"round {r + 1}/{rounds}...", file=sys.stderr, flush=True)
         shift = r % len(rows)
         for row in rows[shift:] + rows[:shift]:
             if row.error is None:
-                attempt(row, lambda row=row: row.samples.append(row.run(row.ops)))
+                attempt(row, row.sample)
 
 
 def _fmt_rate(value: float | None) -> str:
@@ -605,6 +618,26 @@ def _fmt_ratio(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def source_revision(module_file: str) -> str:
+    """Where the measured ``tether`` came from: the commit, and whether ``src/`` had local edits."""
+    path = Path(module_file).resolve().parent
+    if not path.is_relative_to(REPO):
+        return f"from {path}"
+
+    def git(*args: str) -> str:
+        done = subprocess.run(
+            ["git", *args], cwd=REPO, capture_output=True, text=True, timeout=10, check=True
+        )
+        return done.stdout.strip()
+
+    try:
+        commit = git("rev-parse", "--short", "HEAD")
+        dirty = git("status", "--porcelain", "--", "src")
+    except (OSError, subprocess.SubprocessError):
+        return f"from {path.relative_to(REPO)}"
+    return f"from {path.relative_to(REPO)} at commit {commit}" + (" + uncommitted changes" if dirty else "")
+
+
 def machine_info(rounds: int, seconds: float) -> list[str]:
     def version(dist: str) -> str:
         try:
@@ -619,7 +652,8 @@ def machine_info(rounds: int, seconds: float) -> list[str]:
         f"date: {datetime.datetime.now().astimezone():%Y-%m-%d %H:%M %Z}",
         f"python: {platform.python_implementation()} {platform.python_version()} on {platform.system()} "
         f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load}",
-        f"versions: tether {tether.__version__}, websockets {version('websockets')}, rpyc {version('rpyc')}, "
+        f"tether: {tether.__version__} {source_revision(tether.__file__)}",
+        f"versions: websockets {version('websockets')}, rpyc {version('rpyc')}, "
         f"Pyro5 {version('Pyro5')} (serpent {version('serpent')}, msgpack {version('msgpack')})",
         f"method: servers in their own processes; {rounds} interleaved rounds of ~{seconds} s per "
         "measurement; value = median round, best = fastest round",
@@ -628,7 +662,7 @@ def machine_info(rounds: int, seconds: float) -> list[str]:
 
 def print_table(rows: list[Measurement]) -> None:
     by_key = {row.key: row for row in rows}
-    header = f"{'measurement':<46} {'median/s':>10} {'best/s':>10} {'x raw':>7} {'x RPyC':>7}"
+    header = f"{'measurement':<46} {'median/s':>10} {'best/s':>10} {'spread':>7} {'x raw':>7} {'x RPyC':>7}"
     print(header)
     print("-" * len(header))
     for row in rows:
@@ -636,12 +670,13 @@ def print_table(rows: list[Measurement]) -> None:
             print(f"{row.label:<46} {'ERROR':>10}  {row.error}")
             continue
         print(
-            f"{row.label:<46} {_fmt_rate(row.median):>10} {_fmt_rate(row.best):>10} "
+            f"{row.label:<46} {_fmt_rate(row.median):>10} {_fmt_rate(row.best):>10} {row.spread or 0:>6.0%} "
             f"{_fmt_ratio(_ratio(row, row.raw, by_key)):>7} {_fmt_ratio(_ratio(row, row.rival, by_key)):>7}"
         )
     print()
-    print("x raw: median / median of the matching raw websockets row (sync echo for sync calls and")
-    print("  callbacks, asyncio echo for async calls, pipelined frames for gathered calls).")
+    print("spread: (fastest - slowest round) / median, the noise of the row.")
+    print("x raw: median / median of the matching raw websockets row (sync echo for sync clients,")
+    print("  asyncio echo for sequential asyncio clients, pipelined frames for gathered calls).")
     print("x RPyC: median / RPyC conn.root.echo(1) (callbacks: / RPyC callbacks); > 1 is faster.")
 
 
@@ -683,7 +718,7 @@ def print_targets(rows: list[Measurement]) -> None:
         )
 
 
-def benchmark(rounds: int, seconds: float) -> int:
+def benchmark(rounds: int, seconds: float, cpu: int | None) -> int:
     kinds = ["ws-echo", "tether-threading", "tether-aio"]
     skipped = []
     if HAVE_RPYC:
@@ -698,6 +733,8 @@ def benchmark(rounds: int, seconds: float) -> int:
         skipped.append("Pyro5 with msgpack (msgpack is not installed)")
 
     started = time.monotonic()
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})  # before the servers start: they inherit it
     with contextlib.ExitStack() as stack:
         servers = start_servers(stack, kinds)
         rows = build_measurements({kind: address for kind, (address, _) in servers.items()})
@@ -707,6 +744,8 @@ def benchmark(rounds: int, seconds: float) -> int:
     print("Tether benchmark")
     for line in machine_info(rounds, seconds):
         print(f"  {line}")
+    if cpu is not None:
+        print(f"  pinned: this process and every server run on CPU {cpu} only")
     print()
     print_table(rows)
     print()
@@ -716,7 +755,7 @@ def benchmark(rounds: int, seconds: float) -> int:
         print(f"skipped: {name}")
     if all(count is not None for count in threads.values()):
         counts = ", ".join(f"{kind} {count}" for kind, count in threads.items())
-        print(f"threads in each server process at the end: {counts}")
+        print(f"threads in each server process at the end (diagnostic): {counts}")
     print(f"total time: {time.monotonic() - started:.0f} s")
     failed = [row for row in rows if row.error is not None]
     for row in failed:
@@ -730,8 +769,13 @@ def _exit_on_sigterm(signum: int, frame: Any) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
-    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (default 5)")
-    parser.add_argument("--seconds", type=float, default=0.4, help="target seconds per round (default 0.4)")
+    parser.add_argument("--rounds", type=int, default=9, help="interleaved rounds (default 9)")
+    parser.add_argument("--seconds", type=float, default=0.3, help="target seconds per round (default 0.3)")
+    parser.add_argument(
+        "--cpu",
+        type=int,
+        help="pin the client and every server to this one CPU (Linux): steadier numbers, no parallelism",
+    )
     parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -741,7 +785,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--rounds must be >= 1 and --seconds > 0")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        return benchmark(args.rounds, args.seconds)
+        return benchmark(args.rounds, args.seconds, args.cpu)
     except ServerStartError as exc:
         print(f"benchmark aborted: {exc}", file=sys.stderr)
         return 2

@@ -120,6 +120,9 @@ class ReferenceHooks(Protocol):
     def write_reference(self, obj: object, out: bytearray) -> None:
         """Write a reference to ``obj`` (not a literal) onto ``out``."""
 
+    def is_exported(self, obj: object) -> bool:
+        """Whether ``obj`` is exposed to the peer already (then even a list goes by reference)."""
+
     def my_object(self, key: int, info: ClassInfo | None) -> object:
         """Return the proxy for the sender's object ``key``."""
 
@@ -244,6 +247,9 @@ def _w_uuid(enc: Encoder, v: uuid.UUID, out: bytearray, depth: int) -> None:
 
 
 def _w_list(enc: Encoder, v: list[Any], out: bytearray, depth: int) -> None:
+    if enc.refs is not None and enc.refs.is_exported(v):
+        enc.refs.write_reference(v, out)  # the peer holds it by reference: keep it shared
+        return
     enc.write_items(TAG_ARRAY, v, out, depth)
 
 
@@ -252,6 +258,9 @@ def _w_tuple(enc: Encoder, v: tuple[Any, ...], out: bytearray, depth: int) -> No
 
 
 def _w_set(enc: Encoder, v: set[Any], out: bytearray, depth: int) -> None:
+    if enc.refs is not None and enc.refs.is_exported(v):
+        enc.refs.write_reference(v, out)
+        return
     enc.write_items(TAG_SET, v, out, depth)
 
 
@@ -260,6 +269,9 @@ def _w_frozenset(enc: Encoder, v: frozenset[Any], out: bytearray, depth: int) ->
 
 
 def _w_dict(enc: Encoder, v: dict[Any, Any], out: bytearray, depth: int) -> None:
+    if enc.refs is not None and enc.refs.is_exported(v):
+        enc.refs.write_reference(v, out)
+        return
     out += pack_word(TAG_DICT)
     out += pack_word(len(v))
     write = enc.write

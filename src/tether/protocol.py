@@ -417,6 +417,9 @@ class Protocol:
         else:
             write_class_info(out, class_id, None)
 
+    def is_exported(self, obj: object) -> bool:
+        return self.exports.key_of(obj) is not None
+
     def my_object(self, key: int, info: ClassInfo | None) -> object:
         return self.imports.get(key, info, self.proxy_factory)
 

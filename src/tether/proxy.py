@@ -101,6 +101,10 @@ def _resolve_local_class(info: ClassInfo | None) -> type | None:
     return obj if isinstance(obj, type) else None
 
 
+# The few messages a proxy understands itself (to take part in copying and serialization).
+_LOCAL_NAMES = frozenset({"__copy__", "__deepcopy__", "__reduce_ex__", "__reduce__"})
+
+
 class Proxy:
     """A reference to an object that lives on a peer. See the module docstring.
 
@@ -119,6 +123,8 @@ class Proxy:
         if name[:2] == "__" and name[-2:] == "__":
             if name == "__signature__":
                 return _remote_signature(self, info)
+            if name in _LOCAL_NAMES:
+                return object.__getattribute__(self, name)
             if name in OPERATIONS and (name in info.specials or name in OBJECT_SPECIALS):
                 return RemoteMethod(self, name)  # p.__len__() sends __len__, like len(p)
         return state.session.call(state.key, "__getattribute__", (name,), None)
@@ -244,6 +250,9 @@ class Proxy:
 
     def __rpow__(self, other: Any, modulo: Any = None) -> Any:
         return _invoke(self, "__rpow__", (other,) if modulo is None else (other, modulo))
+
+    def __reduce__(self) -> Any:
+        return self.__reduce_ex__(2)
 
     def __reduce_ex__(self, protocol: Any) -> Any:
         raise TypeError(

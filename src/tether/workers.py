@@ -1,47 +1,77 @@
 """Threads for the threading runtime: an elastic worker pool and the release flusher.
 
-The pool never runs out: when every worker is busy (say 500 of them, each blocked in a nested
-remote call) a new one starts, and a worker left idle for ``idle_timeout`` seconds ends. Nested
-calls therefore never deadlock for want of a thread, and an idle process keeps few threads.
+The pool never runs out: when every worker is blocked (say 500 of them, each in a nested remote
+call) a new one starts, and a worker left idle for ``idle_timeout`` seconds ends. Nested calls
+therefore never deadlock for want of a thread, and an idle process keeps few threads.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
 import queue
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 
 class WorkerPool:
-    """Runs each submitted job on an idle worker thread, starting a new one if none is idle."""
+    """Runs each submitted job on a worker thread; grows so that no job waits on stuck workers.
 
-    def __init__(self, idle_timeout: float = 30.0, name: str = "tether-worker") -> None:
+    Up to ``eager`` workers (default: twice the cores, at least 4) start as soon as jobs arrive.
+    Beyond that a job waits for a worker to finish, except that a new worker starts at once
+    whenever a worker blocks in a remote call (see :meth:`blocked`), and a supervisor starts
+    more when queued jobs have waited ``starve_after`` seconds with no job finishing (handlers
+    that sleep or block on something else). So nested calls never deadlock, quick handlers
+    share a few threads, and a worker left idle for ``idle_timeout`` seconds ends.
+    """
+
+    def __init__(
+        self,
+        idle_timeout: float = 30.0,
+        eager: int | None = None,
+        starve_after: float = 0.002,
+        name: str = "tether-worker",
+    ) -> None:
         self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._idle = 0
         self._threads = 0
+        self._blocked = 0
+        self._finished = 0
+        self._eager = eager if eager is not None else max(4, 2 * (os.cpu_count() or 2))
         self._idle_timeout = idle_timeout
+        self._starve_after = starve_after
         self._name = name
+        self._local = threading.local()
+        self._wakeup = threading.Event()
+        self._supervisor: threading.Thread | None = None
 
     @property
     def threads(self) -> int:
         return self._threads
 
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
+        self._jobs.put((fn, args))
         with self._lock:
             if self._idle:
-                self._idle -= 1
-                start = False
-            else:
+                self._idle -= 1  # an idle worker takes it
+                return
+            start = self._threads - self._blocked < self._eager
+            if start:
                 self._threads += 1
-                start = True
-        self._jobs.put((fn, args))
         if start:
+            self._start(1)
+        else:
+            self._wake_supervisor()
+
+    def _start(self, n: int) -> None:
+        for _ in range(n):
             threading.Thread(target=self._work, name=self._name, daemon=True).start()
 
     def _work(self) -> None:
+        self._local.worker = True
         get = self._jobs.get
         while True:
             try:
@@ -59,7 +89,51 @@ class WorkerPool:
                 pass
             fn = args = None  # type: ignore[assignment]  # drop references before idling
             with self._lock:
+                self._finished += 1
                 self._idle += 1
+
+    @contextlib.contextmanager
+    def blocked(self) -> Iterator[None]:
+        """Mark the current worker as blocked (waiting for a remote answer) while inside."""
+        if not getattr(self._local, "worker", False):
+            yield
+            return
+        with self._lock:
+            self._blocked += 1
+            start = not self._idle and not self._jobs.empty()
+            if start:
+                self._threads += 1
+        if start:
+            self._start(1)
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._blocked -= 1
+
+    def _wake_supervisor(self) -> None:
+        if self._supervisor is None:
+            with self._lock:
+                if self._supervisor is None:
+                    self._supervisor = threading.Thread(
+                        target=self._supervise, name=f"{self._name}-supervisor", daemon=True
+                    )
+                    self._supervisor.start()
+        self._wakeup.set()
+
+    def _supervise(self) -> None:
+        while True:
+            self._wakeup.wait()
+            self._wakeup.clear()
+            while not self._jobs.empty():
+                finished = self._finished
+                time.sleep(self._starve_after)
+                waiting = self._jobs.qsize()
+                if waiting and self._finished == finished:  # no worker finished: all stuck
+                    n = min(waiting, 64)
+                    with self._lock:
+                        self._threads += n
+                    self._start(n)
 
 
 _pool: WorkerPool | None = None

@@ -11,6 +11,8 @@ import socket
 import threading
 from typing import Any
 
+from websockets.frames import Frame, Opcode
+from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as ws_serve
@@ -21,6 +23,84 @@ from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..session import Peer, Session, is_factory, open_session
 
 DEFAULT_PORT = 8765
+_DATA = (Opcode.BINARY, Opcode.TEXT, Opcode.CONT)
+
+
+class _Pushing:
+    """Makes a ``websockets.sync`` connection push each message to a callback from its own
+    receiving thread (see ``Session.start``), instead of queueing it for a reader thread.
+
+    Messages that arrive before :meth:`attach` are kept and delivered, in order, on attach.
+    """
+
+    def _init_push(self) -> None:
+        self._push_lock = threading.Lock()
+        self._on_message: Any = None
+        self._on_closed: Any = None
+        self._early: list[bytes | str] = []
+        self._fragments: list[bytes] = []
+        self._fragment_opcode: Opcode | None = None
+
+    def attach(self, on_message: Any, on_closed: Any) -> None:
+        with self._push_lock:
+            for data in self._early:
+                on_message(data)
+            self._early = []
+            self._on_closed = on_closed
+            self._on_message = on_message
+        if self.state.name == "CLOSED":  # type: ignore[attr-defined]
+            on_closed(self._close_description())
+
+    def process_event(self, event: Any) -> None:
+        if not isinstance(event, Frame) or event.opcode not in _DATA:
+            super().process_event(event)  # type: ignore[misc]
+            return
+        if event.opcode is Opcode.CONT or not event.fin:
+            if event.opcode is not Opcode.CONT:
+                self._fragment_opcode = event.opcode
+                self._fragments = []
+            self._fragments.append(bytes(event.data))
+            if not event.fin:
+                return
+            data: bytes | str = b"".join(self._fragments)
+            opcode, self._fragments = self._fragment_opcode, []
+        else:
+            data, opcode = bytes(event.data), event.opcode
+        if opcode is Opcode.TEXT:
+            data = data.decode("utf-8", "replace")  # type: ignore[union-attr]
+        handler = self._on_message
+        if handler is None:
+            with self._push_lock:
+                handler = self._on_message
+                if handler is None:
+                    self._early.append(data)
+                    return
+        handler(data)
+
+    def close_socket(self) -> None:
+        super().close_socket()  # type: ignore[misc]
+        with self._push_lock:
+            on_closed, self._on_closed = self._on_closed, None
+        if on_closed is not None:
+            on_closed(self._close_description())
+
+    def _close_description(self) -> str:
+        rcvd = self.protocol.close_rcvd  # type: ignore[attr-defined]
+        if rcvd is None:
+            return "the connection dropped without a closing handshake"
+        return f"peer closed the connection (code {rcvd.code}" + (f": {rcvd.reason})" if rcvd.reason else ")")
+
+
+class PushingClientConnection(_Pushing, ClientConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._init_push()
+        super().__init__(*args, **kwargs)
+
+
+class PushingServerConnection(_Pushing, ServerConnection):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._init_push()
+        super().__init__(*args, **kwargs)
 
 
 class Server:
@@ -67,6 +147,7 @@ class Server:
             compression=None,
             max_size=max_frame_size,
             ping_interval=ping_interval,
+            create_connection=PushingServerConnection,
             **ws_options,
         )
         sockname = self._ws.socket.getsockname()
@@ -94,7 +175,8 @@ class Server:
         with self._lock:
             self._peers.add(peer)
         try:
-            session.run()
+            session.start()
+            session.wait_closed()
         finally:
             with self._lock:
                 self._peers.discard(peer)
@@ -161,6 +243,7 @@ def connect(
             max_size=max_frame_size,
             open_timeout=open_timeout,
             legacy=True,  # we own the connection's lifetime (Peer.close), not a with block
+            create_connection=PushingClientConnection,
             **ws_options,
         )
     except OSError as exc:
