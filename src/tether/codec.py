@@ -29,9 +29,14 @@ from __future__ import annotations
 import struct
 import uuid
 from collections.abc import Callable
+from types import FunctionType as _FunctionType
+from types import ModuleType as _ModuleType
 from typing import Any, Protocol
 
+from . import classes as _classes
 from .exceptions import DecodeError, EncodeError
+
+_MODULE_TYPE = _ModuleType
 
 # ---------------------------------------------------------------------------------------------
 # Words. The Caffeine Tether words first, then the Python extensions (0x201xxxxx).
@@ -62,6 +67,13 @@ TAG_CLASS_INFO = 0x2000010B
 TAG_CLASS_INFO_REF = 0x2000010C
 TAG_SLICE = 0x2000010D  # start, stop, step: three encoded objects
 TAG_ELLIPSIS = 0x2000010E
+TAG_BACKREF = 0x20000110  # index word: an object already decoded in this frame
+TAG_OBJECT = 0x20000111  # an object by value: class, then state
+TAG_CLASS = 0x20000112  # id word, module String, qualname String, fingerprint (ByteArray or nil)
+TAG_CLASS_REF = 0x20000113  # id word of a class the sender named earlier on this connection
+TAG_NAMED = 0x20000114  # module, qualname, fingerprint, fallback reference (or nil)
+TAG_FUNCTION = 0x20000115  # a function by value: its record (a Dict)
+TAG_YOUR_CLASS = 0x20000116  # id word of a class the receiver sent us earlier
 
 SMALLINT_BASE = 0x40000000
 SMALLINT_LIMIT = 0x20000000
@@ -135,6 +147,30 @@ class ReferenceHooks(Protocol):
     def define_class_info(self, class_id: int, info: ClassInfo) -> None:
         """Remember the class info the peer defines under ``class_id``."""
 
+    def write_class(self, cls: type, out: bytearray) -> None:
+        """Write the class of an object that travels by value (CLASS, CLASS_REF or YOUR_CLASS)."""
+
+    def peer_class(self, class_id: int, name: tuple[str, str, bytes | None] | None) -> type:
+        """The class the peer names ``class_id`` (with its names the first time); raises
+        :class:`NeedClasses` when it must be fetched first."""
+
+    def own_class(self, class_id: int) -> type:
+        """A class we sent the peer under ``class_id``, coming home."""
+
+    def resolve_named(self, module: str, qualname: str, fp: bytes | None, fallback: object) -> object:
+        """A module, class or function by name, else the fallback reference."""
+
+    def define_function(self, record: dict[str, Any]) -> object:
+        """A function that travels by value."""
+
+
+class NeedClasses(Exception):
+    """Raised while decoding: the peer must send these classes before the frame can be read."""
+
+    def __init__(self, class_ids: list[int]) -> None:
+        super().__init__(class_ids)
+        self.class_ids = class_ids
+
 
 # ---------------------------------------------------------------------------------------------
 # Encoding
@@ -167,12 +203,36 @@ class Encoder:
     by-value containers are written as trees).
     """
 
-    def __init__(self, refs: ReferenceHooks | None = None, max_depth: int = DEFAULT_MAX_DEPTH):
+    def __init__(
+        self,
+        refs: ReferenceHooks | None = None,
+        max_depth: int = DEFAULT_MAX_DEPTH,
+        passing: dict[type, str] | None = None,
+    ):
         self.refs = refs
         self.max_depth = max_depth
+        self.passing = passing or {}
+        self.memo: dict[int, int] = {}  # id(obj) -> index, for shared objects within one frame
         self._writers: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = dict(
             _DEFAULT_WRITERS
         )
+
+    def begin(self) -> None:
+        """Start a new frame: objects shared within it are numbered from zero again."""
+        if self.memo:
+            self.memo = {}
+
+    def memoize(self, value: object, out: bytearray) -> bool:
+        """Write a back-reference and return True if ``value`` was written before in this frame;
+        otherwise number it and return False."""
+        memo = self.memo
+        index = memo.get(id(value))
+        if index is not None:
+            out += pack_word(TAG_BACKREF)
+            out += pack_word(index)
+            return True
+        memo[id(value)] = len(memo)
+        return False
 
     def register(self, cls: type, writer: Callable[[Encoder, Any, bytearray, int], None]) -> None:
         """Make instances of exactly ``cls`` travel by value, written by ``writer``."""
@@ -180,6 +240,7 @@ class Encoder:
 
     def encode(self, value: object) -> bytes:
         out = bytearray()
+        self.begin()
         self.write(value, out, 0)
         return bytes(out)
 
@@ -212,13 +273,78 @@ class Encoder:
                         "or flatten it"
                     )
                 writer(self, value, out, depth + 1)
-            elif self.refs is None:
-                raise EncodeError(
-                    f"cannot encode {t.__qualname__} by value and this encoder has no "
-                    "connection to send references on"
-                )
             else:
-                self.refs.write_reference(value, out)
+                self.write_other(value, out, depth)
+
+    def write_other(self, value: object, out: bytearray, depth: int, force_value: bool = False) -> None:
+        """An object that is not a literal: by value if its class says so (or the connection's
+        ``passing`` policy, or ``force_value``), by name if it is an importable class or
+        module, else by reference."""
+        t = type(value)
+        mode = "value" if force_value else self.passing.get(t)
+        if mode != "reference":
+            kind = _classes.copy_kind(t) if mode == "value" else _classes.value_kind(t)
+            if kind is not None:
+                if isinstance(value, _FunctionType):
+                    self.write_function(value, out, depth)
+                    return
+                if depth >= self.max_depth:
+                    raise EncodeError(f"value nests deeper than {self.max_depth} levels")
+                if self.memoize(value, out):
+                    return
+                out += pack_word(TAG_OBJECT)
+                self.write_class(t, out)
+                self.write(kind.reduce(value), out, depth + 1)
+                return
+            if isinstance(value, (type, _ModuleType)):
+                name = _classes.importable_name(value)
+                if name is not None:
+                    self.write_named(value, name, out, fallback=True)
+                    return
+        if self.refs is None:
+            raise EncodeError(
+                f"cannot encode {t.__qualname__} by value and this encoder has no "
+                "connection to send references on"
+            )
+        self.refs.write_reference(value, out)
+
+    def write_class(self, cls: type, out: bytearray) -> None:
+        if self.refs is not None:
+            self.refs.write_class(cls, out)
+            return
+        out += pack_word(TAG_CLASS)
+        out += pack_word(0)
+        write_str(out, TAG_STRING, cls.__module__)
+        write_str(out, TAG_STRING, cls.__qualname__)
+        self.write(_classes.fingerprint(cls), out)
+
+    def write_named(self, value: object, name: tuple[str, str], out: bytearray, fallback: bool) -> None:
+        out += pack_word(TAG_NAMED)
+        write_str(out, TAG_STRING, name[0])
+        write_str(out, TAG_STRING, name[1])
+        self.write(None if isinstance(value, _ModuleType) else _classes.fingerprint(value), out)
+        if fallback and self.refs is not None:
+            self.refs.write_reference(value, out)
+        else:
+            out += _NIL_BYTES
+
+    def write_function(self, func: Any, out: bytearray, depth: int) -> None:
+        name = _classes.importable_name(func)
+        if name is not None:
+            self.write_named(func, name, out, fallback=False)
+            return
+        out += pack_word(TAG_FUNCTION)
+        self.write(_classes.function_record(func, self.global_value), out, depth + 1)
+
+    def global_value(self, value: object) -> object:
+        """How a global used by code that travels is sent: by name when importable."""
+        from .codec_live import ByValue, Named
+
+        if isinstance(value, (type, _ModuleType, _FunctionType)) and _classes.importable_name(value):
+            return Named(value)
+        if isinstance(value, _FunctionType):
+            return ByValue(value)
+        return value
 
     def write_items(self, tag: int, items: Any, out: bytearray, depth: int) -> None:
         out += pack_word(tag)
@@ -250,6 +376,8 @@ def _w_list(enc: Encoder, v: list[Any], out: bytearray, depth: int) -> None:
     if enc.refs is not None and enc.refs.is_exported(v):
         enc.refs.write_reference(v, out)  # the peer holds it by reference: keep it shared
         return
+    if v and enc.memoize(v, out):
+        return
     enc.write_items(TAG_ARRAY, v, out, depth)
 
 
@@ -261,6 +389,8 @@ def _w_set(enc: Encoder, v: set[Any], out: bytearray, depth: int) -> None:
     if enc.refs is not None and enc.refs.is_exported(v):
         enc.refs.write_reference(v, out)
         return
+    if v and enc.memoize(v, out):
+        return
     enc.write_items(TAG_SET, v, out, depth)
 
 
@@ -271,6 +401,8 @@ def _w_frozenset(enc: Encoder, v: frozenset[Any], out: bytearray, depth: int) ->
 def _w_dict(enc: Encoder, v: dict[Any, Any], out: bytearray, depth: int) -> None:
     if enc.refs is not None and enc.refs.is_exported(v):
         enc.refs.write_reference(v, out)
+        return
+    if v and enc.memoize(v, out):
         return
     out += pack_word(TAG_DICT)
     out += pack_word(len(v))
@@ -291,40 +423,6 @@ def _w_ellipsis(enc: Encoder, v: Any, out: bytearray, depth: int) -> None:
     out += pack_word(TAG_ELLIPSIS)
 
 
-class ByReference:
-    """Wraps an object so that it travels by reference, even a list or dict (a live, shared
-    container). Make one with :func:`tether.by_reference`."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: object) -> None:
-        self.obj = obj
-
-
-class ByValue:
-    """Wraps an object so that it travels as a copy. Make one with :func:`tether.by_value`."""
-
-    __slots__ = ("obj",)
-
-    def __init__(self, obj: object) -> None:
-        self.obj = obj
-
-
-def _w_by_reference(enc: Encoder, v: ByReference, out: bytearray, depth: int) -> None:
-    if enc.refs is None:
-        raise EncodeError("by_reference() needs a connection to send the reference on")
-    enc.refs.write_reference(v.obj, out)
-
-
-def _w_by_value(enc: Encoder, v: ByValue, out: bytearray, depth: int) -> None:
-    if type(v.obj) not in LITERAL_TYPES:
-        raise EncodeError(
-            f"a {type(v.obj).__qualname__} cannot travel by value yet: only literals and "
-            "containers of literals can (copy the data you need into those)"
-        )
-    enc.write(v.obj, out, depth)
-
-
 _DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
     float: _w_float,
     complex: _w_complex,
@@ -342,22 +440,6 @@ _DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
 LITERAL_TYPES: frozenset[type] = frozenset(
     {type(None), bool, int, str, *_DEFAULT_WRITERS}  # what travels by value by default
 )
-_DEFAULT_WRITERS[ByReference] = _w_by_reference
-_DEFAULT_WRITERS[ByValue] = _w_by_value
-
-
-def by_reference(obj: object) -> ByReference:
-    """Send ``obj`` by reference in this one place, whatever its type.
-
-    ``peer.root.register(tether.by_reference(shared_dict))`` gives the peer a proxy to the live
-    dict instead of a copy.
-    """
-    return ByReference(obj)
-
-
-def by_value(obj: object) -> ByValue:
-    """Send a copy of ``obj`` in this one place (the answer of ``tether.fetch`` uses this)."""
-    return ByValue(obj)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -380,7 +462,7 @@ class Decoder:
     Errors are :class:`DecodeError` with the byte offset and the path of the failing value.
     """
 
-    __slots__ = ("data", "depth", "max_depth", "my_object_base", "pos", "refs")
+    __slots__ = ("data", "depth", "max_depth", "memo", "my_object_base", "pos", "refs")
 
     def __init__(
         self,
@@ -396,6 +478,7 @@ class Decoder:
         self.depth = 0
         self.max_depth = max_depth
         self.my_object_base = my_object_base
+        self.memo: list[Any] = []  # objects that BACKREF can name, in the order they began
 
     @property
     def remaining(self) -> int:
@@ -545,8 +628,20 @@ def _r_complex(d: Decoder) -> object:
     return complex(real, imag)
 
 
+_PENDING = object()  # a memo slot whose object is not built yet
+
+
 def _r_array(d: Decoder) -> object:
-    return d.read_items("an Array")
+    n = d.count("an Array")
+    result: list[Any] = []
+    d.memo.append(result)
+    read = d.read_object
+    for i in range(n):
+        try:
+            result.append(read())
+        except DecodeError as exc:
+            raise exc.prefixed(f"[{i}]") from None
+    return result
 
 
 def _r_tuple(d: Decoder) -> object:
@@ -563,10 +658,14 @@ def _hashable(d: Decoder, value: object, i: int, what: str) -> None:
 
 
 def _r_set(d: Decoder) -> object:
+    slot = len(d.memo)
+    d.memo.append(_PENDING)
     items = d.read_items("a Set")
     for i, item in enumerate(items):
         _hashable(d, item, i, "Set")
-    return set(items)
+    result = set(items)
+    d.memo[slot] = result
+    return result
 
 
 def _r_frozenset(d: Decoder) -> object:
@@ -579,6 +678,7 @@ def _r_frozenset(d: Decoder) -> object:
 def _r_dict(d: Decoder) -> object:
     n = d.count("a Dict", 8)
     result: dict[Any, Any] = {}
+    d.memo.append(result)
     read = d.read_object
     for i in range(n):
         try:
@@ -598,36 +698,6 @@ def _r_ellipsis(d: Decoder) -> object:
     return Ellipsis
 
 
-def _r_described_ref(d: Decoder) -> object:
-    w = d.word("the object marker of a described reference")
-    if not MY_OBJECT_BASE <= w < MY_OBJECT_END:
-        raise DecodeError(
-            f"a described reference must hold an object marker, found {w:#010x}", d.pos - 4
-        )
-    info = _read_class_info(d)
-    return d._my_object(w, info)
-
-
-def _read_class_info(d: Decoder) -> ClassInfo:
-    if d.refs is None:
-        raise DecodeError("class info where only values may appear", d.pos)
-    tag = d.word("class info")
-    class_id = d.word("a class id")
-    if tag == TAG_CLASS_INFO_REF:
-        return d.refs.class_info(class_id)
-    if tag != TAG_CLASS_INFO:
-        raise DecodeError(f"expected class info, found word {tag:#010x}", d.pos - 8)
-    module = d.read_str(what="the module of a class")
-    qualname = d.read_str(what="the qualified name of a class")
-    n = d.count("a method list")
-    methods = frozenset(d.read_str(what="a method name") for _ in range(n))
-    n = d.count("a special method list")
-    specials = frozenset(d.read_str(what="a special method name") for _ in range(n))
-    info = ClassInfo(module, qualname, methods, specials)
-    d.refs.define_class_info(class_id, info)
-    return info
-
-
 for _tag, _reader in {
     TAG_TRUE: _r_true,
     TAG_FALSE: _r_false,
@@ -643,7 +713,6 @@ for _tag, _reader in {
     TAG_DICT: _r_dict,
     TAG_SET: _r_set,
     TAG_FROZENSET: _r_frozenset,
-    TAG_DESCRIBED_REF: _r_described_ref,
     TAG_SLICE: _r_slice,
     TAG_ELLIPSIS: _r_ellipsis,
 }.items():
@@ -664,17 +733,24 @@ def encode_value(value: object) -> bytes:
     return Encoder().encode(value)
 
 
-def write_class_info(out: bytearray, class_id: int, info: ClassInfo | None) -> None:
-    """Write class info: the full definition when ``info`` is given, else a back-reference."""
-    if info is None:
-        out += pack_word(TAG_CLASS_INFO_REF)
-        out += pack_word(class_id)
-        return
-    out += pack_word(TAG_CLASS_INFO)
-    out += pack_word(class_id)
-    write_str(out, TAG_STRING, info.module)
-    write_str(out, TAG_STRING, info.qualname)
-    for names in (info.methods or (), info.specials):
-        out += pack_word(len(names))
-        for name in sorted(names):
-            write_str(out, TAG_SYMBOL, name)
+# The parts for live serialization (markers, objects by value, names, back-references, class
+# info) register their writers and readers here.
+from . import codec_live as _codec_live  # noqa: E402
+from .codec_live import (  # noqa: E402
+    ByReference,
+    ByValue,
+    PlainReferences,
+    by_reference,
+    by_value,
+    write_class_info,
+)
+
+__all__ = [
+    "ByReference",
+    "ByValue",
+    "PlainReferences",
+    "by_reference",
+    "by_value",
+    "write_class_info",
+]
+_codec_live.register()

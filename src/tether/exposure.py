@@ -132,6 +132,17 @@ class ImportTable:
             self._entries[key] = [weakref.ref(proxy, self._make_callback(key)), 1]
             return proxy
 
+    def rollback(self, keys: list[int]) -> None:
+        """Undo the counts of a frame that is read again later (it waited for classes)."""
+        with self._lock:
+            for key in keys:
+                entry = self._entries.get(key)
+                if entry is None:
+                    continue
+                entry[1] -= 1
+                if entry[1] <= 0:
+                    del self._entries[key]  # its callback will find it gone: no release
+
     def _make_callback(self, key: int) -> Callable[[Any], None]:
         def died(ref: Any) -> None:
             with self._lock:

@@ -255,6 +255,7 @@ def message_send_bytes(
     kwargs: dict[str, Any] | None = None,
 ) -> bytes:
     """Encode a message-send. ``receiver`` is an int key (a bare "your object" word) or an object."""
+    encoder.begin()
     out = bytearray(_TETHER_UUID_HEAD if exchange_id is not None else _ONE_WAY_HEAD)
     if exchange_id is not None:
         out += exchange_id
@@ -279,6 +280,7 @@ def message_send_bytes(
 
 
 def answer_bytes(encoder: Encoder, exchange_id: bytes, value: object) -> bytes:
+    encoder.begin()
     out = bytearray(_ANSWER_UUID_HEAD)
     out += exchange_id
     encoder.write(value, out)

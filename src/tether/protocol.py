@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import builtins
 import inspect
+import logging
 import sys
 import traceback
 import types
@@ -29,12 +30,18 @@ from . import exceptions as _exceptions
 from .codec import (
     DEFAULT_MAX_DEPTH,
     MY_OBJECT_BASE,
+    TAG_ANSWER,
     TAG_DESCRIBED_REF,
+    TAG_ERROR_ANSWER,
+    TAG_MESSAGE,
+    TAG_SYMBOL,
     TAG_TETHER,
     ByValue,
     ClassInfo,
     Decoder,
     Encoder,
+    NeedClasses,
+    PlainReferences,
     pack_word,
     write_class_info,
 )
@@ -54,8 +61,10 @@ from .frames import (
     new_id_source,
     parse_frame,
 )
+from .transfer import ClassTransfer
 
 VERSION = "0.1.0"
+log = logging.getLogger("tether")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 
 # ---------------------------------------------------------------------------------------------
@@ -226,7 +235,7 @@ class TetherObject:
     """The object each side exposes under key 0. Its selectors: ``root``, ``hello``,
     ``release`` (one-way), ``iterate``, ``next_batch``, ``fetch`` and ``help``."""
 
-    INLINE = frozenset({"root", "hello", "release"})
+    INLINE = frozenset({"root", "hello", "release", "get_classes"})
 
     def __init__(self, protocol: Protocol) -> None:
         self._protocol = protocol
@@ -249,6 +258,13 @@ class TetherObject:
             if type(key) is not int or type(count) is not int:
                 raise ProtocolError(f"release pair {i // 2} is not two integers")
             exports.release(key, count)
+
+    def get_classes(self, class_ids: Any) -> Any:
+        """The records of classes this side named (by id), with what they need, dependencies
+        first. Their references are written plainly so the answer can be read out of order."""
+        if not isinstance(class_ids, list) or not all(type(i) is int for i in class_ids):
+            raise ProtocolError("get_classes takes an Array of class ids")
+        return PlainReferences(self._protocol.class_records(class_ids))
 
     def fetch(self, obj: Any) -> Any:
         """A copy of ``obj`` (what :func:`tether.fetch` asks for)."""
@@ -278,7 +294,7 @@ class TetherObject:
         return items, False
 
 
-class Protocol:
+class Protocol(ClassTransfer):
     """One connection's protocol state. See the module docstring for how a runtime drives it.
 
     ``root`` is the object answered to the peer's ``root`` message. ``proxy_factory(key, info)``
@@ -296,8 +312,11 @@ class Protocol:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         marker_base: int = MY_OBJECT_BASE,
         max_depth: int = DEFAULT_MAX_DEPTH,
+        accept_code: bool = False,
+        passing: dict[type, str] | None = None,
     ) -> None:
         self.root = root
+        self.accept_code = accept_code
         self.client = client
         self.policy = policy or AccessPolicy()
         self.send_tracebacks = send_tracebacks
@@ -309,7 +328,12 @@ class Protocol:
         self.exports = ExportTable(self.tether)
         self.releases: deque[tuple[int, int]] = deque()
         self.imports = ImportTable(self._queue_release)
-        self.encoder = Encoder(self, max_depth)
+        self.encoder = Encoder(self, max_depth, passing)
+        self.plain_references = False
+        self._init_classes()
+        self._class_requests: dict[bytes, list[int]] = {}
+        self._held: deque[bytes] | None = None
+        self._decoding_imports: list[int] | None = None
         self.next_id = new_id_source()
         self.peer_tether_key: int | None = None
         self.peer_is_python = False
@@ -403,7 +427,7 @@ class Protocol:
                 return
         key, _ = self.exports.export(obj)
         marker = MY_OBJECT_BASE + key
-        if not self.peer_is_python:
+        if not self.peer_is_python or self.plain_references:
             out += pack_word(marker)
             return
         out += pack_word(TAG_DESCRIBED_REF)
@@ -421,6 +445,8 @@ class Protocol:
         return self.exports.key_of(obj) is not None
 
     def my_object(self, key: int, info: ClassInfo | None) -> object:
+        if self._decoding_imports is not None:
+            self._decoding_imports.append(key)
         return self.imports.get(key, info, self.proxy_factory)
 
     def your_object(self, key: int) -> object:
@@ -441,9 +467,28 @@ class Protocol:
     # -- incoming ---------------------------------------------------------------------------
 
     def receive(self, data: bytes) -> list[Event]:
-        """Take one received frame; return the events it causes (never raises on bad input)."""
+        """Take one received frame; return the events it causes (never raises on bad input).
+
+        A frame that holds an object of a class this side must first get from the peer is
+        held, with every frame after it, until the peer's ``get_classes`` answer arrives; then
+        they are read in order.
+        """
         self.frames_received += 1
         self.bytes_received += len(data)
+        if self._held is not None and not self._passes_hold(data):
+            self._held.append(data)
+            return []
+        return self._receive(data)
+
+    def _passes_hold(self, data: bytes) -> bool:
+        """While frames are held: answers to our class requests and the peer's own class
+        requests go through (each side may be waiting for the other's classes)."""
+        head = data[:4]
+        if head in (_ANSWER_TAG_BYTES, _ERROR_TAG_BYTES):
+            return data[12:28] in self._class_requests
+        return head == _TETHER_TAG_BYTES and data[28:55] == _GET_CLASSES_SELECTOR
+
+    def _receive(self, data: bytes) -> list[Event]:
         if len(data) > self.max_frame_size:
             return [
                 Violation(
@@ -453,29 +498,41 @@ class Protocol:
                 )
             ]
         decoder = Decoder(data, 0, self, self.max_depth, self.marker_base)
+        self._decoding_imports = []
         try:
             frame = parse_frame(decoder)
+        except NeedClasses as need:
+            self.imports.rollback(self._decoding_imports)
+            self._decoding_imports = None
+            self._held = deque([data])
+            self._request_classes(need.class_ids)
+            return []
         except FrameBodyError as exc:
+            self._decoding_imports = None
             if data[:4] == _TETHER_TAG_BYTES:
-                error = ProtocolError(f"malformed message-send: {exc.error}")
+                error = ProtocolError(f"cannot read the message-send: {exc.error}")
                 self._outbox.append(self.encode_error(exc.exchange_id, error))
                 return []
-            return [ErrorReceived(exc.exchange_id, ProtocolError(f"malformed answer: {exc.error}"))]
+            return [ErrorReceived(exc.exchange_id, ProtocolError(f"cannot read the answer: {exc.error}"))]
         except ProtocolError as exc:
+            self._decoding_imports = None
             return [Violation(CLOSE_PROTOCOL_ERROR, str(exc))]
         except RecursionError:
+            self._decoding_imports = None
             return [Violation(CLOSE_PROTOCOL_ERROR, "frame nests too deeply to decode")]
+        self._decoding_imports = None
         kind = type(frame)
         if kind is Answer:
+            if frame.exchange_id in self._class_requests:
+                return self._classes_arrived(frame.exchange_id, frame.value, None)
             return [AnswerReceived(frame.exchange_id, frame.value)]
         if kind is MessageSend:
             if self.peer_tether_key is None:
                 return [Violation(CLOSE_PROTOCOL_ERROR, "message-send before the conversation start frame")]
-            if frame.receiver is self.tether and frame.selector in TetherObject.INLINE:
-                self._perform_inline(frame)
-                return []
             return [Incoming(frame)]
         if kind is ErrorAnswer:
+            if frame.exchange_id in self._class_requests:
+                return self._classes_arrived(frame.exchange_id, None, make_exception(frame))
             return [ErrorReceived(frame.exchange_id, make_exception(frame))]
         if kind is Exposure:
             if self.peer_tether_key is not None:
@@ -489,10 +546,37 @@ class Protocol:
             return [Violation(CLOSE_PROTOCOL_ERROR, f"no handler for frame {kind.__name__}")]
         return list(handle(self) or ())
 
-    def _perform_inline(self, message: MessageSend) -> None:
-        answer = self.perform(message)
-        if answer is not None:
-            self._outbox.append(answer)
+    # -- classes on demand -----------------------------------------------------------------
+
+    def _request_classes(self, class_ids: list[int]) -> None:
+        assert self.peer_tether_key is not None
+        exchange_id, frame = self.encode_call(self.peer_tether_key, "get_classes", (class_ids,))
+        assert exchange_id is not None
+        self._class_requests[exchange_id] = class_ids
+        self._outbox.append(frame)
+
+    def _classes_arrived(self, exchange_id: bytes, records: Any, error: BaseException | None) -> list[Event]:
+        """Define the classes the peer sent, then read the held frames in order."""
+        requested = self._class_requests.pop(exchange_id)
+        if error is None and not isinstance(records, list):
+            error = ProtocolError("get_classes must answer a list of class records")
+        if error is None:
+            if not self.accept_code:
+                error = ProtocolError("this side does not accept code (accept_code=False)")
+            else:
+                self.define_classes(records)
+        for class_id in requested:
+            if class_id not in self._peer_class_objects:
+                name = ".".join(self._peer_class_names.get(class_id, ("?", "?", None))[:2])  # type: ignore[arg-type]
+                self._class_failures.setdefault(class_id, f"the peer could not send class {name}: {error}")
+        held, self._held = self._held, None
+        events: list[Event] = []
+        while held:
+            events += self._receive(held.popleft())
+            if self._held is not None:  # blocked again, on other classes
+                self._held.extend(held)
+                break
+        return events
 
     def perform(self, message: MessageSend) -> bytes | None:
         """Run ``message`` to completion here and return its answer frame (``None`` if one-way).
@@ -540,3 +624,9 @@ class Protocol:
 
 
 _TETHER_TAG_BYTES = pack_word(TAG_TETHER)
+_ANSWER_TAG_BYTES = pack_word(TAG_ANSWER)
+_ERROR_TAG_BYTES = pack_word(TAG_ERROR_ANSWER)
+_GET_CLASSES_SELECTOR = (
+    pack_word(TETHER_KEY) + pack_word(TAG_MESSAGE) + pack_word(TAG_SYMBOL) + pack_word(11) + b"get_classes"
+)
+

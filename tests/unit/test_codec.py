@@ -94,11 +94,24 @@ def test_an_object_without_a_connection_cannot_be_encoded() -> None:
         encode_value(object())
 
 
-def test_a_cycle_is_refused_with_a_clear_error() -> None:
+def test_shared_and_cyclic_containers_survive_within_one_value() -> None:
+    shared = [1, 2]
+    table = {"a": shared, "b": shared}
+    decoded = decode_value(encode_value(table))
+    assert decoded == table and decoded["a"] is decoded["b"]  # type: ignore[index]
     cycle: list[object] = []
     cycle.append(cycle)
-    with pytest.raises(EncodeError, match="deeper than 200 levels"):
-        encode_value(cycle)
+    again = decode_value(encode_value(cycle))
+    assert again[0] is again  # type: ignore[index]
+    d: dict[str, object] = {}
+    d["self"] = d
+    d2 = decode_value(encode_value(d))
+    assert d2["self"] is d2  # type: ignore[index]
+
+
+def test_a_back_reference_must_point_backwards() -> None:
+    with pytest.raises(DecodeError, match="back-reference to object 3, but only 1 came before"):
+        decode_value(pack_word(TAG_ARRAY) + pack_word(1) + pack_word(0x20000110) + pack_word(3))
 
 
 def test_deep_but_legal_nesting_round_trips() -> None:
