@@ -44,6 +44,7 @@ __all__ = [
     "UsageError",
     "by_reference",
     "by_value",
+    "by_value_class",
     "connect",
     "describe",
     "fetch",
@@ -65,11 +66,13 @@ _LAZY = {
     "register_exception": ".protocol",
     "by_reference": ".codec",
     "by_value": ".codec",
+    "by_value_class": ".classes",
     "fetch": ".proxy",
     "help": ".proxy",
 }
 
 if TYPE_CHECKING:
+    from .classes import by_value_class
     from .codec import by_reference, by_value
     from .dispatch import AccessPolicy
     from .native.sync import Server, connect, serve

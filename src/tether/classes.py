@@ -400,7 +400,13 @@ def _lambda_source(func: types.FunctionType, source: str) -> str:
         except SyntaxError:
             continue
         inner = next((c for c in outer.co_consts if isinstance(c, types.CodeType)), None)
-        if inner is not None and inner.co_code == func.__code__.co_code and inner.co_names == func.__code__.co_names:
+        code = func.__code__
+        if (
+            inner is not None
+            and inner.co_varnames == code.co_varnames
+            and inner.co_argcount == code.co_argcount
+            and set(inner.co_names) == set(code.co_names) | set(code.co_freevars)
+        ):  # free variables compile to globals here: compare names, not bytecode
             matches.append(segment)
     if not matches:
         raise EncodeError(
@@ -418,6 +424,7 @@ def define_class(record: dict[str, Any], namespace: dict[str, Any]) -> tuple[typ
     cls = ns.get(record["name"])
     if not isinstance(cls, type):
         raise ProtocolError(f"the source sent for class {record['qualname']} does not define it")
+    cls.__qualname__ = record["qualname"]  # as the sender knows it (it may be nested)
     return cls, ns
 
 

@@ -46,6 +46,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         trusted=args.trusted,
         send_tracebacks=args.tracebacks,
         max_frame_size=args.max_frame_size,
+        accept_code=args.accept_code,
     )
     print(f"tether: serving {args.object} on {server.url}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.close())
@@ -89,6 +90,9 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT}; 0 picks one)")
     serve.add_argument("--trusted", action="store_true", help="let peers reach private (_underscore) names")
     serve.add_argument("--tracebacks", action="store_true", help="send remote tracebacks to clients")
+    serve.add_argument(
+        "--accept-code", action="store_true", help="define classes and functions clients send by value (runs their code)"
+    )
     serve.add_argument("--max-frame-size", type=int, default=16 * 1024 * 1024, help="largest frame in bytes")
     serve.set_defaults(func=cmd_serve)
 

@@ -59,6 +59,8 @@ class BaseSession:
         marker_base: int | None = None,
         url: str | None = None,
         timeout: float | None = None,
+        accept_code: bool = False,
+        passing: dict[type, str] | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {}
         if marker_base is not None:
@@ -70,6 +72,8 @@ class BaseSession:
             policy=policy or AccessPolicy(trusted),
             send_tracebacks=send_tracebacks,
             max_frame_size=max_frame_size,
+            accept_code=accept_code,
+            passing=_check_passing(passing),
             **kwargs,
         )
         self.url = url
@@ -129,6 +133,15 @@ class BaseSession:
             waiters = list(self._pending.values())
             self._pending.clear()
         return waiters
+
+
+def _check_passing(passing: dict[type, str] | None) -> dict[type, str] | None:
+    for cls, mode in (passing or {}).items():
+        if not isinstance(cls, type) or mode not in ("value", "reference"):
+            raise ValueError(
+                f"passing maps classes to 'value' or 'reference'; got {cls!r}: {mode!r}"
+            )
+    return passing
 
 
 class _Waiter:

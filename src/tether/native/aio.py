@@ -107,6 +107,8 @@ def serve(
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     timeout: float | None = None,
     run_sync_in_threads: bool = True,
+    accept_code: bool = False,
+    passing: dict[type, str] | None = None,
     **ws_options: Any,
 ) -> Server:
     """Expose ``root`` (an object, or a function called with each new AsyncPeer, possibly
@@ -122,6 +124,8 @@ def serve(
         max_frame_size=max_frame_size,
         timeout=timeout,
         run_sync_in_threads=run_sync_in_threads,
+        accept_code=accept_code,
+        passing=passing,
     )
     return Server(root, host, port, options, ws_options)
 
@@ -171,6 +175,8 @@ def connect(
     timeout: float | None = None,
     open_timeout: float = 10.0,
     run_sync_in_threads: bool = True,
+    accept_code: bool = False,
+    passing: dict[type, str] | None = None,
     **ws_options: Any,
 ) -> _Connecting:
     """Connect to a Tether server from async code.
@@ -185,5 +191,7 @@ def connect(
         timeout=timeout,
         open_timeout=open_timeout,
         run_sync_in_threads=run_sync_in_threads,
+        accept_code=accept_code,
+        passing=passing,
     )
     return _Connecting(url, root, options, ws_options)

@@ -123,6 +123,8 @@ class Server:
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
         marker_base: int | None = None,
         timeout: float | None = None,
+        accept_code: bool = False,
+        passing: dict[type, str] | None = None,
         ping_interval: float | None = 20,
         **ws_options: Any,
     ) -> None:
@@ -134,6 +136,8 @@ class Server:
             max_frame_size=max_frame_size,
             marker_base=marker_base,
             timeout=timeout,
+            accept_code=accept_code,
+            passing=passing,
         )
         self._peers: set[Peer] = set()
         self._lock = threading.Lock()
@@ -213,7 +217,10 @@ def serve(root: object, host: str = "127.0.0.1", port: int = DEFAULT_PORT, **opt
     ``port=0`` picks a free port (see ``server.url``). Options: ``trusted`` (let peers reach
     private names), ``send_tracebacks`` (default False: tracebacks show your source and paths
     to any client; turn it on while developing), ``max_frame_size`` (bytes, default 16 MiB),
-    ``timeout`` (seconds for calls the server makes to clients; default none).
+    ``timeout`` (seconds for calls the server makes to clients; default none),
+    ``accept_code`` (define classes and functions that clients send by value: only for
+    clients you trust, since that runs their code; default False), ``passing`` (per-class
+    ``"value"`` or ``"reference"``, overriding how instances travel).
     """
     return Server(root, host, port, **options)
 
@@ -229,12 +236,16 @@ def connect(
     marker_base: int | None = None,
     timeout: float | None = None,
     open_timeout: float = 10.0,
+    accept_code: bool = False,
+    passing: dict[type, str] | None = None,
     **ws_options: Any,
 ) -> Peer:
     """Connect to a Tether server; return the :class:`Peer` (``peer.root`` is its root proxy).
 
     ``root`` is exposed to the server as this side's root object. ``timeout`` bounds each call
-    (default none: long calls are fine). Use as a context manager, or call ``peer.close()``.
+    (default none: long calls are fine). ``accept_code`` lets the server send classes and
+    functions by value that this side then defines (runs); ``passing`` overrides how
+    instances of given classes travel. Use as a context manager, or call ``peer.close()``.
     """
     try:
         ws = ws_connect(
@@ -259,4 +270,6 @@ def connect(
         max_frame_size=max_frame_size,
         marker_base=marker_base,
         timeout=timeout,
+        accept_code=accept_code,
+        passing=passing,
     )
