@@ -193,7 +193,7 @@ def test_a_class_the_receiver_lacks_is_refused_without_accept_code(peers: Any) -
 
 def test_a_class_is_sent_on_demand_once_per_connection() -> None:
     Square = make_shape_class()
-    with pair(Echo(), accept_code=True) as (client, server):
+    with pair(Echo(), accept_code=True) as (client, _server):
         root = client.root
         before = client.stats()["bytes_sent"]
         assert root.area(Square(3.0)) == 9.0
