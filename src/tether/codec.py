@@ -634,7 +634,8 @@ _PENDING = object()  # a memo slot whose object is not built yet
 def _r_array(d: Decoder) -> object:
     n = d.count("an Array")
     result: list[Any] = []
-    d.memo.append(result)
+    if n:  # only non-empty containers are numbered (as the encoder does)
+        d.memo.append(result)
     read = d.read_object
     for i in range(n):
         try:
@@ -658,13 +659,17 @@ def _hashable(d: Decoder, value: object, i: int, what: str) -> None:
 
 
 def _r_set(d: Decoder) -> object:
+    n = d.count("a Set")
     slot = len(d.memo)
-    d.memo.append(_PENDING)
+    if n:
+        d.memo.append(_PENDING)
+    d.pos -= 4  # let read_items read the count again
     items = d.read_items("a Set")
     for i, item in enumerate(items):
         _hashable(d, item, i, "Set")
     result = set(items)
-    d.memo[slot] = result
+    if n:
+        d.memo[slot] = result
     return result
 
 
@@ -678,7 +683,8 @@ def _r_frozenset(d: Decoder) -> object:
 def _r_dict(d: Decoder) -> object:
     n = d.count("a Dict", 8)
     result: dict[Any, Any] = {}
-    d.memo.append(result)
+    if n:
+        d.memo.append(result)
     read = d.read_object
     for i in range(n):
         try:

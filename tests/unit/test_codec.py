@@ -109,6 +109,14 @@ def test_shared_and_cyclic_containers_survive_within_one_value() -> None:
     assert d2["self"] is d2  # type: ignore[index]
 
 
+def test_empty_containers_are_not_numbered_on_either_side() -> None:
+    shared = {"k": 1}
+    value = [[], {}, set(), shared, [shared], {1}, {1}]
+    decoded = decode_value(encode_value(value))
+    assert decoded == value
+    assert decoded[4][0] is decoded[3]  # type: ignore[index]
+
+
 def test_a_back_reference_must_point_backwards() -> None:
     with pytest.raises(DecodeError, match="back-reference to object 3, but only 1 came before"):
         decode_value(pack_word(TAG_ARRAY) + pack_word(1) + pack_word(0x20000110) + pack_word(3))
@@ -192,3 +200,10 @@ def test_subclasses_of_literals_are_not_literals() -> None:
 
     with pytest.raises(EncodeError):
         encode_value(MyInt(3))
+
+
+@given(st.lists(values, max_size=4), st.lists(values, min_size=1, max_size=4))
+def test_sharing_is_kept_whatever_comes_before(prefix: list[object], shared: list[object]) -> None:
+    decoded = decode_value(encode_value([*prefix, shared, {"again": shared}]))
+    assert decoded[-2] is decoded[-1]["again"]  # type: ignore[index]
+    assert same(decoded[-2], shared)
