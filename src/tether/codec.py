@@ -338,7 +338,7 @@ class Encoder:
 
     def global_value(self, value: object) -> object:
         """How a global used by code that travels is sent: by name when importable."""
-        from .codec_live import ByValue, Named
+        from .codec_live import Named
 
         if isinstance(value, (type, _ModuleType, _FunctionType)) and _classes.importable_name(value):
             return Named(value)
@@ -742,7 +742,7 @@ def encode_value(value: object) -> bytes:
 # The parts for live serialization (markers, objects by value, names, back-references, class
 # info) register their writers and readers here.
 from . import codec_live as _codec_live  # noqa: E402
-from .codec_live import (  # noqa: E402
+from .codec_live import (  # noqa: E402, F401 - re-exported
     ByReference,
     ByValue,
     PlainReferences,
@@ -751,12 +751,4 @@ from .codec_live import (  # noqa: E402
     write_class_info,
 )
 
-__all__ = [
-    "ByReference",
-    "ByValue",
-    "PlainReferences",
-    "by_reference",
-    "by_value",
-    "write_class_info",
-]
 _codec_live.register()

@@ -159,3 +159,37 @@ def test_message_send_frame_parses_back() -> None:
 
     frame = parse_frame(Decoder(data, refs=Refs()))  # type: ignore[arg-type]
     assert frame == MessageSend(ID, "object 1", "scale", [2], {"by": 3})
+
+
+def test_shared_objects_and_names() -> None:
+    shared = [1]
+    assert Encoder().encode([shared, shared]) == hexlines(
+        "20000008 00000002", "20000008 00000001 40000001", "20000110 00000001"
+    )
+    out = bytearray()
+    Encoder().write_named(int, ("builtins", "int"), out, fallback=False)
+    assert bytes(out) == hexlines(
+        "20000114", "20000005 00000008 6275696C74696E73", "20000005 00000003 696E74", "20000003", "20000003"
+    )
+
+
+def test_objects_by_value() -> None:
+    import dataclasses
+
+    from tether.protocol import Protocol
+
+    @dataclasses.dataclass
+    class Point:
+        x: int
+        y: int
+
+    Point.__module__ = "geometry"  # no source to be found under that name: fingerprint nil
+    Point.__qualname__ = "Point"
+    protocol = Protocol(client=True, proxy_factory=lambda key, info: None)
+    assert protocol.encoder.encode(Point(1, 2)) == hexlines(
+        "20000111", "20000112 00000001", "20000005 00000008 67656F6D65747279",
+        "20000005 00000005 506F696E74", "20000003", "20000104 00000002 40000001 40000002",
+    )  # fmt: skip
+    assert protocol.encoder.encode(Point(3, 4)) == hexlines(
+        "20000111 20000113 00000001 20000104 00000002 40000003 40000004"
+    )
