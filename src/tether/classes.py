@@ -64,8 +64,15 @@ class Kind:
     returns None, in which case ``build`` makes the instance from the state afterwards."""
 
     name = "object"
+    positional = False  # True: the state is the values of names(cls), written one after another
 
     def reduce(self, obj: Any) -> Any:
+        raise NotImplementedError
+
+    def names(self, cls: type) -> tuple[str, ...]:
+        raise NotImplementedError
+
+    def fill_values(self, obj: Any, values: list[Any]) -> None:
         raise NotImplementedError
 
     def create(self, cls: type) -> Any:
@@ -90,19 +97,40 @@ class _Custom(Kind):
 
 class _Dataclass(Kind):
     name = "dataclass"
+    positional = True
+
+    def __init__(self) -> None:
+        self._names: dict[type, tuple[str, ...]] = {}
+        self._direct: dict[type, bool] = {}  # may we update __dict__ directly?
+
+    def names(self, cls: type) -> tuple[str, ...]:
+        names = self._names.get(cls)
+        if names is None:
+            names = self._names[cls] = tuple(f.name for f in dataclasses.fields(cls))
+            params = getattr(cls, "__dataclass_params__", None)
+            frozen = bool(getattr(params, "frozen", False))
+            self._direct[cls] = not frozen and "__slots__" not in vars(cls)
+        return names
 
     def reduce(self, obj: Any) -> Any:
-        return tuple(getattr(obj, f.name) for f in dataclasses.fields(obj))
+        return tuple(getattr(obj, name) for name in self.names(type(obj)))
 
     def create(self, cls: type) -> Any:
         return cls.__new__(cls)  # type: ignore[call-overload]
 
     def fill(self, obj: Any, state: Any) -> None:
-        fields = dataclasses.fields(obj)
-        if not isinstance(state, tuple) or len(state) != len(fields):
-            raise ProtocolError(f"{type(obj).__qualname__} has {len(fields)} fields; the state does not fit")
-        for field, value in zip(fields, state, strict=True):
-            object.__setattr__(obj, field.name, value)
+        names = self.names(type(obj))
+        if not isinstance(state, tuple) or len(state) != len(names):
+            raise ProtocolError(f"{type(obj).__qualname__} has {len(names)} fields; the state does not fit")
+        self.fill_values(obj, list(state))
+
+    def fill_values(self, obj: Any, values: list[Any]) -> None:
+        names = self.names(type(obj))
+        if self._direct[type(obj)]:
+            obj.__dict__.update(zip(names, values, strict=True))
+        else:
+            for name, value in zip(names, values, strict=True):
+                object.__setattr__(obj, name, value)
 
 
 class _NamedTuple(Kind):

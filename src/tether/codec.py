@@ -74,6 +74,10 @@ TAG_CLASS_REF = 0x20000113  # id word of a class the sender named earlier on thi
 TAG_NAMED = 0x20000114  # module, qualname, fingerprint, fallback reference (or nil)
 TAG_FUNCTION = 0x20000115  # a function by value: its record (a Dict)
 TAG_YOUR_CLASS = 0x20000116  # id word of a class the receiver sent us earlier
+# Compact forms, written only to Python peers (after hello): the tag word carries a number.
+COMPACT_OBJECT = 0x21000000  # + class id: an object of a class named before, then its state
+COMPACT_STRING = 0x22000000  # + length: a String of that many bytes
+COMPACT_LIMIT = 0x01000000
 
 SMALLINT_BASE = 0x40000000
 SMALLINT_LIMIT = 0x20000000
@@ -147,8 +151,9 @@ class ReferenceHooks(Protocol):
     def define_class_info(self, class_id: int, info: ClassInfo) -> None:
         """Remember the class info the peer defines under ``class_id``."""
 
-    def write_class(self, cls: type, out: bytearray) -> None:
-        """Write the class of an object that travels by value (CLASS, CLASS_REF or YOUR_CLASS)."""
+    def write_object_head(self, cls: type, out: bytearray, compact: bool) -> None:
+        """Write what starts an object by value: ``0x21000000 + id`` for a class named before
+        (when ``compact``), else the OBJECT tag and the class (CLASS, CLASS_REF, YOUR_CLASS)."""
 
     def peer_class(self, class_id: int, name: tuple[str, str, bytes | None] | None) -> type:
         """The class the peer names ``class_id`` (with its names the first time); raises
@@ -212,6 +217,7 @@ class Encoder:
         self.refs = refs
         self.max_depth = max_depth
         self.passing = passing or {}
+        self.compact = False  # use the compact tags (the peer is a Python Tether)
         self.memo: dict[int, int] = {}  # id(obj) -> index, for shared objects within one frame
         self._writers: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = dict(
             _DEFAULT_WRITERS
@@ -254,8 +260,11 @@ class Encoder:
                 write_int(out, value)  # type: ignore[arg-type]
         elif t is str:
             data = value.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
-            out += pack_word(TAG_STRING)
-            out += pack_word(len(data))
+            if self.compact and len(data) < COMPACT_LIMIT:
+                out += pack_word(COMPACT_STRING + len(data))
+            else:
+                out += pack_word(TAG_STRING)
+                out += pack_word(len(data))
             out += data
         elif value is None:
             out += _NIL_BYTES
@@ -292,9 +301,13 @@ class Encoder:
                     raise EncodeError(f"value nests deeper than {self.max_depth} levels")
                 if self.memoize(value, out):
                     return
-                out += pack_word(TAG_OBJECT)
-                self.write_class(t, out)
-                self.write(kind.reduce(value), out, depth + 1)
+                self.write_object_head(t, out)
+                if kind.positional:
+                    write = self.write
+                    for field in kind.names(t):
+                        write(getattr(value, field), out, depth + 1)
+                else:
+                    self.write(kind.reduce(value), out, depth + 1)
                 return
             if isinstance(value, (type, _ModuleType)):
                 name = _classes.importable_name(value)
@@ -308,10 +321,11 @@ class Encoder:
             )
         self.refs.write_reference(value, out)
 
-    def write_class(self, cls: type, out: bytearray) -> None:
+    def write_object_head(self, cls: type, out: bytearray) -> None:
         if self.refs is not None:
-            self.refs.write_class(cls, out)
+            self.refs.write_object_head(cls, out, self.compact)
             return
+        out += pack_word(TAG_OBJECT)
         out += pack_word(TAG_CLASS)
         out += pack_word(0)
         write_str(out, TAG_STRING, cls.__module__)
@@ -518,7 +532,27 @@ class Decoder:
         return n
 
     def read_object(self) -> object:
-        w = self.word("an object")
+        pos = self.pos
+        data = self.data
+        if pos + 4 > len(data):
+            raise DecodeError(f"frame ends after {len(data)} bytes; expected an object of 4 bytes", pos)
+        w = _unpack_word(data, pos)[0]
+        self.pos = pos = pos + 4
+        if 0x21000000 <= w < 0x23000000:  # the compact forms
+            if w >= COMPACT_STRING:
+                n = w - COMPACT_STRING
+                if n > len(data) - pos:
+                    raise DecodeError(
+                        f"String declares {n} bytes but only {len(data) - pos} remain in the frame", pos - 4
+                    )
+                self.pos = pos + n
+                try:
+                    return data[pos : pos + n].decode("utf-8", "surrogatepass")
+                except UnicodeDecodeError as exc:
+                    raise DecodeError(f"String is not valid UTF-8: {exc.reason}", self.pos - n) from None
+            if self.refs is None:
+                raise DecodeError("an object of a named class where only plain values may appear", self.pos - 4)
+            return _read_object_body(self, self.refs.peer_class(w - COMPACT_OBJECT, None))
         if w >= SMALLINT_BASE:
             if w < MY_OBJECT_BASE:
                 return w - SMALLINT_BASE
@@ -746,6 +780,7 @@ from .codec_live import (  # noqa: E402, F401 - re-exported
     ByReference,
     ByValue,
     PlainReferences,
+    _read_object_body,
     by_reference,
     by_value,
     write_class_info,

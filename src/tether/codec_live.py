@@ -179,12 +179,21 @@ def _read_class(d: Decoder) -> type:
 
 
 def _r_object(d: Decoder) -> object:
-    cls = _read_class(d)
+    return _read_object_body(d, _read_class(d))
+
+
+def _read_object_body(d: Decoder, cls: type) -> object:
+    """The state of an object by value of class ``cls``, and the object built from it."""
     kind = _classes.value_kind(cls) or _classes.PLAIN
     slot = len(d.memo)
     obj = kind.create(cls)
     d.memo.append(_PENDING if obj is None else obj)
     try:
+        if kind.positional:
+            read = d.read_object
+            values = [read() for _ in kind.names(cls)]
+            kind.fill_values(obj, values)
+            return obj
         state = d.read_object()
     except DecodeError as exc:
         raise exc.prefixed(f"<{cls.__qualname__}>") from None

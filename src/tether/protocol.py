@@ -336,7 +336,7 @@ class Protocol(ClassTransfer):
         self._decoding_imports: list[int] | None = None
         self.next_id = new_id_source()
         self.peer_tether_key: int | None = None
-        self.peer_is_python = False
+        self._peer_is_python = False
         self.peer_info: dict[str, Any] = {}
         self._class_ids: dict[type, int] = {}
         self._peer_classes: dict[int, ClassInfo] = {}
@@ -346,6 +346,17 @@ class Protocol(ClassTransfer):
         self.frames_received = 0
         self.bytes_sent = 0
         self.bytes_received = 0
+
+    @property
+    def peer_is_python(self) -> bool:
+        """Whether the peer said (in hello) that it is a Python Tether: then references carry
+        class info and the encoder uses the compact forms."""
+        return self._peer_is_python
+
+    @peer_is_python.setter
+    def peer_is_python(self, value: bool) -> None:
+        self._peer_is_python = value
+        self.encoder.compact = value
 
     # -- outgoing --------------------------------------------------------------------------
 

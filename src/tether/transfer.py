@@ -14,8 +14,11 @@ from typing import Any
 
 from . import classes as _classes
 from .codec import (
+    COMPACT_LIMIT,
+    COMPACT_OBJECT,
     TAG_CLASS,
     TAG_CLASS_REF,
+    TAG_OBJECT,
     TAG_STRING,
     TAG_YOUR_CLASS,
     Encoder,
@@ -62,18 +65,24 @@ class ClassTransfer:
             self._sent_class_by_id[class_id] = cls
         return class_id
 
-    def write_class(self, cls: type, out: bytearray) -> None:
+    def write_object_head(self, cls: type, out: bytearray, compact: bool) -> None:
         home = self._classes_from_peer.get(cls)
         if home is not None:  # the peer's own class, going home
+            out += pack_word(TAG_OBJECT)
             out += pack_word(TAG_YOUR_CLASS)
             out += pack_word(home)
             return
         class_id = self._class_id(cls)
         if class_id in self._named_on_wire:
+            if compact and class_id < COMPACT_LIMIT:
+                out += pack_word(COMPACT_OBJECT + class_id)
+                return
+            out += pack_word(TAG_OBJECT)
             out += pack_word(TAG_CLASS_REF)
             out += pack_word(class_id)
             return
         self._named_on_wire.add(class_id)
+        out += pack_word(TAG_OBJECT)
         out += pack_word(TAG_CLASS)
         out += pack_word(class_id)
         write_str(out, TAG_STRING, cls.__module__)

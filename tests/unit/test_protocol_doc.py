@@ -188,8 +188,9 @@ def test_objects_by_value() -> None:
     protocol = Protocol(client=True, proxy_factory=lambda key, info: None)
     assert protocol.encoder.encode(Point(1, 2)) == hexlines(
         "20000111", "20000112 00000001", "20000005 00000008 67656F6D65747279",
-        "20000005 00000005 506F696E74", "20000003", "20000104 00000002 40000001 40000002",
+        "20000005 00000005 506F696E74", "20000003", "40000001 40000002",
     )  # fmt: skip
-    assert protocol.encoder.encode(Point(3, 4)) == hexlines(
-        "20000111 20000113 00000001 20000104 00000002 40000003 40000004"
-    )
+    assert protocol.encoder.encode(Point(3, 4)) == hexlines("20000111 20000113 00000001 40000003 40000004")
+    protocol.peer_is_python = True  # after hello: the compact forms
+    assert protocol.encoder.encode(Point(3, 4)) == hexlines("21000001 40000003 40000004")
+    assert protocol.encoder.encode("ab") == bytes.fromhex("2200000261 62".replace(" ", ""))
