@@ -1,29 +1,41 @@
 # The two commands of the README: `make demo` and `make test`. Each builds .venv from scratch
 # when it is missing or pyproject.toml changed.
-PYTHON ?= python3
-VENV   := .venv
-BIN    := $(VENV)/bin
+PYTHON  ?= python3
+VENV    := .venv
+BIN     := $(VENV)/bin
+PYODIDE := .cache/pyodide/314.0.7/pyodide.mjs
 
-.PHONY: demo test lint unit bench clean
+.PHONY: demo test lint unit browser-deps bench clean
 
 $(VENV)/.test-installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[test]'
+	$(BIN)/python -m pip install --quiet -e '.[test,browser-test]'
 	touch $@
 
 $(VENV)/.bench-installed: $(VENV)/.test-installed
-	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
+	$(BIN)/python -m pip install --quiet -e '.[test,browser-test,bench]'
 	touch $@
 
-demo: $(VENV)/.test-installed
+# Pyodide from the npm registry (never a CDN). Without npm the browser tests say they did not
+# run (and fail under CI=true), so a failure here does not stop the rest.
+$(PYODIDE):
+	-scripts/fetch_pyodide.sh
+
+# Debian's Chromium for the browser tests, where this user may install it (root).
+browser-deps:
+	@command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+	  (apt-get update && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium) || \
+	  echo "make: could not install chromium: the browser tests will say they did not run"
+
+demo: $(VENV)/.test-installed $(PYODIDE) browser-deps
 	$(BIN)/python -m tether demo
 
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/mypy
 
-test: lint
+test: lint $(PYODIDE) browser-deps
 	$(BIN)/python -m pytest
 
 unit: $(VENV)/.test-installed

@@ -39,6 +39,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from .native.sync import serve
 
     root = load_object(args.object)
+    if args.web:
+        return _serve_web(root, args)
     server = serve(
         root,
         host=args.host,
@@ -56,6 +58,34 @@ def cmd_serve(args: argparse.Namespace) -> int:
         pass
     finally:
         server.close()
+    return 0
+
+
+def _serve_web(root: Any, args: argparse.Namespace) -> int:
+    import asyncio
+
+    try:
+        from .web import serve_web
+    except ImportError as exc:
+        raise SystemExit(f"tether: --web needs the web extra (pip install 'tether[web]'): {exc}") from None
+
+    async def run() -> None:
+        async with serve_web(
+            root,
+            args.host,
+            args.port,
+            trusted=args.trusted,
+            send_tracebacks=args.tracebacks,
+            max_frame_size=args.max_frame_size,
+            accept_code=args.accept_code,
+        ) as server:
+            print(f"tether: serving {args.object} on {server.ws_url} and the page on {server.url}", flush=True)
+            await server.serve_forever()
+
+    try:
+        asyncio.run(run())
+    except KeyboardInterrupt:
+        pass
     return 0
 
 
@@ -93,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--accept-code", action="store_true", help="define classes and functions clients send by value (runs their code)"
     )
+    serve.add_argument("--web", action="store_true", help="also serve the browser page on the same port (needs tether[web])")
     serve.add_argument("--max-frame-size", type=int, default=16 * 1024 * 1024, help="largest frame in bytes")
     serve.set_defaults(func=cmd_serve)
 

@@ -338,7 +338,7 @@ class Protocol(ClassTransfer):
         self.peer_tether_key: int | None = None
         self._peer_is_python = False
         self.peer_info: dict[str, Any] = {}
-        self._class_ids: dict[type, int] = {}
+        self._class_ids: dict[object, int] = {}  # a class, or the ClassInfo of a forwarded proxy
         self._peer_classes: dict[int, ClassInfo] = {}
         self._outbox: list[bytes] = []
         self.on_release_queued: Callable[[], None] | None = None
@@ -443,12 +443,15 @@ class Protocol(ClassTransfer):
             return
         out += pack_word(TAG_DESCRIBED_REF)
         out += pack_word(marker)
-        cls = type(obj)
-        class_id = self._class_ids.get(cls)
+        # A proxy of another connection passed along stands for its remote object: describe
+        # that object's class (as its own peer described it), not tether.proxy.Proxy.
+        forwarded = _state_info(obj) if ref is not None else None
+        cache_key: object = forwarded if forwarded is not None else type(obj)
+        class_id = self._class_ids.get(cache_key)
         if class_id is None:
             class_id = len(self._class_ids) + 1
-            self._class_ids[cls] = class_id
-            write_class_info(out, class_id, class_info_for(cls))
+            self._class_ids[cache_key] = class_id
+            write_class_info(out, class_id, forwarded or class_info_for(type(obj)))
         else:
             write_class_info(out, class_id, None)
 
@@ -632,6 +635,12 @@ class Protocol(ClassTransfer):
         self.imports.close()
         self.exports.clear()
         self.releases.clear()
+
+
+def _state_info(proxy: object) -> ClassInfo | None:
+    """The class info a proxy's own peer sent for its object (None when it sent none)."""
+    info_of = getattr(type(proxy), "_tether_class_info_of", None)
+    return info_of(proxy) if info_of is not None else None
 
 
 _TETHER_TAG_BYTES = pack_word(TAG_TETHER)

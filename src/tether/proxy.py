@@ -266,6 +266,11 @@ class Proxy:
         state = _state(proxy)
         return state.session.protocol, state.key
 
+    @staticmethod
+    def _tether_class_info_of(proxy: Proxy) -> ClassInfo | None:
+        """The class info of the object a proxy stands for, when its peer sent one."""
+        return _state(proxy).info
+
 
 class CallableProxy(Proxy):
     """A proxy to a callable object: ``callable(p)`` is true only for these."""

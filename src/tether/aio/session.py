@@ -439,10 +439,19 @@ class AsyncPeer:
 
 
 async def open_async_session(
-    transport: Any, *, root: object = None, url: str | None = None, open_timeout: float = 10.0, **options: Any
+    transport: Any,
+    *,
+    root: object = None,
+    url: str | None = None,
+    open_timeout: float = 10.0,
+    session_class: type[AsyncSession] | None = None,
+    **options: Any,
 ) -> AsyncPeer:
-    """Start the client side of a conversation on ``transport``; return the AsyncPeer."""
-    session = AsyncSession(transport, root=root, client=True, url=url, **options)
+    """Start the client side of a conversation on ``transport``; return the AsyncPeer.
+
+    ``session_class`` lets a runtime use its own session (the browser's blocks through JSPI).
+    """
+    session = (session_class or AsyncSession)(transport, root=root, client=True, url=url, **options)
     await session.start()
     await session.wait_opened(open_timeout)
     peer = AsyncPeer(session)

@@ -1,0 +1,201 @@
+"""The browser peer's session and :func:`connect` (inside Pyodide).
+
+A page has one thread, the browser's, and asyncio runs on it (Pyodide's WebLoop), so a
+proxy cannot tell "another thread wants to block" from "async code wants an awaitable" the way
+the native asyncio runtime does. :class:`BrowserSession` decides by where the operation is
+written:
+
+* **async face**: written in an ``async def`` (or in a lambda, comprehension or generator
+  expression inside one, or in top-level ``runPythonAsync`` code that uses ``await``), a proxy
+  operation returns an awaitable: ``await root.add(3, 4)``.
+* **sync face**: written in plain code (a ``def``, or top-level code without ``await``), it
+  blocks for the answer with JSPI (``pyodide.ffi.run_sync``), so ``root.add(3, 4)`` is ``7``.
+  Operations whose result Python checks (``len(p)``, ``str(p)``, ``for x in p``) always block.
+  Blocking needs a stack that may switch: code entered through ``pyodide.runPythonAsync``,
+  ``pyFunc.callPromising()`` or an ``async def``. Elsewhere (``pyodide.runPython``, a DOM event
+  listener) it raises :class:`~tether.exceptions.UsageError` saying so.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+from collections.abc import Generator
+from types import FrameType
+from typing import Any
+
+from ..aio.session import AsyncPeer, AsyncSession, open_async_session
+from ..exceptions import UsageError
+from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from .transport import HIGH_WATER, BrowserTransport
+
+_ASYNC_FLAGS = inspect.CO_COROUTINE | inspect.CO_ASYNC_GENERATOR | inspect.CO_ITERABLE_COROUTINE
+_ANONYMOUS = frozenset({"<genexpr>", "<lambda>", "<listcomp>", "<setcomp>", "<dictcomp>"})
+
+
+def in_async_code(depth: int = 1) -> bool:
+    """Whether the code calling into tether (above ``depth`` frames) is async code.
+
+    Skips tether's own frames and anonymous code (lambdas, comprehensions, generator
+    expressions), then looks at the first named function or module code. When only those
+    frames are on the stack (a task running tether's own coroutines), it is async code if any
+    of them is a coroutine.
+    """
+    frame: FrameType | None = sys._getframe(depth + 1)
+    skipped_async = False
+    while frame is not None:
+        name = frame.f_globals.get("__name__", "")
+        code = frame.f_code
+        if not (name == "tether" or name.startswith("tether.")) and code.co_name not in _ANONYMOUS:
+            return bool(code.co_flags & _ASYNC_FLAGS)
+        skipped_async = skipped_async or bool(code.co_flags & _ASYNC_FLAGS)
+        frame = frame.f_back
+    return skipped_async
+
+
+def can_block() -> bool:
+    """Whether plain code may block here (JSPI is available and the stack can switch)."""
+    try:
+        from pyodide.ffi import can_run_sync
+    except ImportError:
+        return False
+    return bool(can_run_sync())
+
+
+class BrowserSession(AsyncSession):
+    """An :class:`~tether.aio.session.AsyncSession` whose proxies block in plain code (JSPI).
+
+    See the module docstring for which operations return awaitables and which block.
+    """
+
+    def call(
+        self,
+        receiver: int,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None = None,
+        must_block: bool = False,
+    ) -> Any:
+        if not must_block and in_async_code(2):
+            return self.acall(receiver, selector, args, kwargs)
+        return self.block(self.acall(receiver, selector, args, kwargs), selector)
+
+    def block(self, awaitable: Any, selector: str = "call") -> Any:
+        """Run ``awaitable`` to completion from plain code with JSPI, or explain why not."""
+        if can_block():
+            from pyodide.ffi import run_sync
+
+            # run_sync hands the result through JavaScript, which probes its attributes; a
+            # proxy would forward those probes to the peer, so the result travels in a box.
+            return run_sync(_boxed(awaitable)).value
+        if inspect.iscoroutine(awaitable):
+            awaitable.close()
+        raise UsageError(
+            f"{selector} on a proxy must wait for the peer, and this code cannot block: "
+            "either use the async face in an async def (await proxy.method(...), "
+            f"await tether.aio.call(proxy, {selector!r})), or enter Python through "
+            "pyodide.runPythonAsync(code) or pyFunc.callPromising(...) so that JSPI can "
+            "block (not pyodide.runPython or a plain event-listener call)"
+        )
+
+
+class _Box:
+    __slots__ = ("value",)
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+
+async def _boxed(awaitable: Any) -> _Box:
+    return _Box(await awaitable)
+
+
+async def open_browser_session(
+    transport: Any, *, root: object = None, url: str | None = None, open_timeout: float = 10.0, **options: Any
+) -> AsyncPeer:
+    """Start the client side of a conversation on ``transport`` with a :class:`BrowserSession`."""
+    options["run_sync_in_threads"] = False
+    return await open_async_session(
+        transport, root=root, url=url, open_timeout=open_timeout, session_class=BrowserSession, **options
+    )
+
+
+def page_ws_url() -> str:
+    """The Tether endpoint of the server that served this page: ``ws://<host>/ws``."""
+    import js
+
+    location = js.location
+    scheme = "wss" if str(location.protocol) == "https:" else "ws"
+    return f"{scheme}://{location.host}/ws"
+
+
+class Connecting:
+    """What :func:`connect` returns: await it, or use it with ``async with``."""
+
+    def __init__(self, url: str | None, root: object, options: dict[str, Any]) -> None:
+        self._url = url
+        self._root = root
+        self._options = options
+        self._peer: AsyncPeer | None = None
+
+    async def _open(self) -> AsyncPeer:
+        url = self._url or page_ws_url()
+        options = dict(self._options)
+        open_timeout = options.pop("open_timeout")
+        high_water = options.pop("high_water")
+        transport = await BrowserTransport.open(url, open_timeout, high_water)
+        try:
+            return await open_browser_session(
+                transport, root=self._root, url=url, open_timeout=open_timeout, **options
+            )
+        except BaseException:
+            await transport.close()
+            raise
+
+    def __await__(self) -> Generator[Any, None, AsyncPeer]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncPeer:
+        self._peer = await self._open()
+        return self._peer
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._peer is not None:
+            await self._peer.close()
+
+
+def connect(
+    url: str | None = None,
+    root: object = None,
+    *,
+    trusted: bool = False,
+    send_tracebacks: bool = True,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    timeout: float | None = None,
+    open_timeout: float = 10.0,
+    high_water: int = HIGH_WATER,
+    **unsupported: Any,
+) -> Connecting:
+    """Connect from a page to a Tether server (by default the one that served the page).
+
+    ``async with tether.aio.connect(url, root=page_object) as peer: await peer.root.add(3, 4)``,
+    or ``peer = await tether.aio.connect(url)`` and later ``await peer.close()``. ``root`` is
+    what the server reaches with ``await peer.fetch_root()``. Other options are those of
+    :func:`tether.aio.connect`; ``high_water`` bounds the bytes the browser may buffer before
+    ``send`` waits.
+    """
+    if unsupported:
+        names = ", ".join(sorted(unsupported))
+        raise UsageError(f"a browser WebSocket cannot take these options: {names}")
+    options = dict(
+        trusted=trusted,
+        send_tracebacks=send_tracebacks,
+        max_frame_size=max_frame_size,
+        timeout=timeout,
+        open_timeout=open_timeout,
+        high_water=high_water,
+    )
+    return Connecting(url, root, options)
+
+
+__all__ = ["BrowserSession", "Connecting", "can_block", "connect", "in_async_code", "page_ws_url"]

@@ -1,0 +1,311 @@
+"""Serve a browser page that runs Python (Pyodide) and talks Tether back to this process.
+
+::
+
+    import tether.web
+
+    async def main():
+        async with tether.web.serve_web(App(), port=8765) as server:
+            print("open", server.url)          # http://127.0.0.1:8765/
+            await server.serve_forever()
+
+One host and port serve both the page and the Tether endpoint:
+
+* ``/`` the page (``index.html``) and ``/tether/boot.mjs``, which loads Pyodide from
+  ``/pyodide/`` (a local folder fetched once with ``scripts/fetch_pyodide.sh``, never a CDN),
+  installs ``/tether/tether.zip`` (this very ``tether`` package, zipped when the server starts)
+  and connects back to ``/ws``;
+* ``/ws`` the Tether endpoint (``server.ws_url``). Native clients may use it too:
+  ``tether.connect(server.ws_url)``.
+
+Each connection gets its own :class:`~tether.aio.session.AsyncSession`, as with
+:func:`tether.aio.serve`; ``root`` may be a factory called with each new
+:class:`~tether.aio.AsyncPeer` (then ``await peer.fetch_root()`` reaches the page's objects).
+
+This module needs ``aiohttp`` (``pip install 'tether[web]'``), chosen because it serves files
+(``FileResponse``: sendfile, ranges, conditional requests) and WebSockets from one application.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import logging
+import os
+import zipfile
+from collections.abc import Generator
+from pathlib import Path
+from typing import Any
+
+try:
+    from aiohttp import WSMsgType, web
+except ImportError as exc:  # pragma: no cover - depends on the environment
+    raise ImportError("tether.web needs aiohttp: pip install 'tether[web]' (or pip install aiohttp)") from exc
+
+from ..aio.session import AsyncPeer, AsyncSession
+from ..exceptions import ConnectionLost, UsageError
+from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from ..session import is_factory
+
+__all__ = ["PYODIDE_VERSION", "WebServer", "find_pyodide", "package_zip", "serve_web"]
+
+log = logging.getLogger("tether")
+
+PYODIDE_VERSION = "314.0.7"
+DEFAULT_WEB_PORT = 8765
+STATIC = Path(__file__).with_name("static")
+PACKAGE = Path(__file__).parents[1]
+
+# Explicit types: module scripts need a JavaScript type and WebAssembly.instantiateStreaming
+# needs application/wasm; the platform's mimetypes tables are not to be trusted for either.
+CONTENT_TYPES = {
+    ".wasm": "application/wasm",
+    ".mjs": "text/javascript",
+    ".js": "text/javascript",
+    ".json": "application/json",
+    ".zip": "application/zip",
+    ".html": "text/html; charset=utf-8",
+    ".map": "application/json",
+    ".whl": "application/zip",
+    ".tar": "application/x-tar",
+}
+
+
+def find_pyodide(pyodide_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the Pyodide runtime is: ``pyodide_dir``, else ``$TETHER_PYODIDE_DIR``, else
+    ``.cache/pyodide/<version>`` in the current directory or in the checkout ``tether`` runs from.
+
+    Raises :class:`~tether.exceptions.UsageError` saying how to fetch it when none is found.
+    """
+    candidates: list[Path] = []
+    if pyodide_dir is not None:
+        candidates.append(Path(pyodide_dir))
+    else:
+        env = os.environ.get("TETHER_PYODIDE_DIR")
+        if env:
+            candidates.append(Path(env))
+        candidates.append(Path.cwd() / ".cache" / "pyodide" / PYODIDE_VERSION)
+        candidates.append(PACKAGE.parents[1] / ".cache" / "pyodide" / PYODIDE_VERSION)
+    for path in candidates:
+        if (path / "pyodide.mjs").is_file() and (path / "pyodide.asm.wasm").is_file():
+            return path.resolve()
+    tried = ", ".join(str(p) for p in candidates)
+    raise UsageError(
+        f"no Pyodide runtime found (looked in {tried}); fetch it once with "
+        f"scripts/fetch_pyodide.sh (npm pack pyodide@{PYODIDE_VERSION}) or pass pyodide_dir="
+    )
+
+
+def package_zip(package: Path = PACKAGE) -> bytes:
+    """Zip the ``tether`` package (sources only) for ``pyodide.unpackArchive`` in the page."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for path in sorted(package.rglob("*")):
+            relative = path.relative_to(package)
+            if not path.is_file() or "__pycache__" in relative.parts:
+                continue
+            if path.suffix in (".py", ".typed") or relative.parts[:2] == ("web", "static"):
+                archive.write(path, str(Path(package.name) / relative))
+    return buffer.getvalue()
+
+
+class WebSocketTransport:
+    """The asyncio runtime's transport interface around an aiohttp ``WebSocketResponse``.
+
+    ``send`` writes the frame before its first suspension point (aiohttp writes uncompressed
+    frames synchronously, then waits for the socket to drain when its buffer is full).
+    """
+
+    def __init__(self, ws: web.WebSocketResponse) -> None:
+        self.ws = ws
+
+    async def send(self, data: bytes) -> None:
+        if self.ws.closed:
+            raise ConnectionLost(self._closed_text())
+        await self.ws.send_bytes(data)
+
+    async def recv(self) -> bytes | str:
+        msg = await self.ws.receive()
+        if msg.type is WSMsgType.BINARY:
+            return msg.data  # type: ignore[no-any-return]
+        if msg.type is WSMsgType.TEXT:
+            return msg.data  # type: ignore[no-any-return]
+        if msg.type is WSMsgType.ERROR:
+            raise ConnectionLost(f"WebSocket error: {msg.data}")
+        raise ConnectionLost(self._closed_text())
+
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        await self.ws.close(code=code, message=reason.encode()[:123])
+
+    def _closed_text(self) -> str:
+        code = self.ws.close_code
+        return "peer closed the connection" + (f" (code {code})" if code is not None else "")
+
+
+class WebServer:
+    """A listening page + Tether server on the running event loop.
+
+    Use ``async with serve_web(root) as server`` (``server.url`` for browsers,
+    ``server.ws_url`` for Tether), then ``await server.serve_forever()`` or ``await server.close()``.
+    ``server.peers`` lists the connected pages (and native clients) as AsyncPeers.
+    """
+
+    def __init__(self, root: Any, host: str, port: int, pyodide: Path, options: dict[str, Any]) -> None:
+        self._root = root
+        self._host = host
+        self._port = port
+        self._pyodide = pyodide
+        self._options = options
+        self._peers: set[AsyncPeer] = set()
+        self._runner: web.AppRunner | None = None
+        self._closed: asyncio.Event | None = None
+        self._zip = b""
+        self.url = ""
+        self.ws_url = ""
+        self.host = host
+        self.port = port
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> WebServer:
+        self._closed = asyncio.Event()
+        self._zip = package_zip()
+        app = web.Application()
+        app.router.add_get("/", self._index)
+        app.router.add_get("/index.html", self._index)
+        app.router.add_get("/tether/boot.mjs", self._boot)
+        app.router.add_get("/tether/tether.zip", self._package)
+        app.router.add_get("/pyodide/{name}", self._pyodide_file)
+        app.router.add_get("/ws", self._websocket)
+        app.router.add_get("/favicon.ico", self._no_content)
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self._host, self._port)
+        await site.start()
+        address = self._runner.addresses[0]
+        self.host, self.port = address[0], address[1]
+        shown = f"[{self.host}]" if ":" in self.host else self.host
+        self.url = f"http://{shown}:{self.port}/"
+        self.ws_url = f"ws://{shown}:{self.port}/ws"
+        return self
+
+    @property
+    def peers(self) -> list[AsyncPeer]:
+        return list(self._peers)
+
+    async def serve_forever(self) -> None:
+        """Wait until :meth:`close` is called."""
+        assert self._closed is not None, "start the server first: await serve_web(...)"
+        await self._closed.wait()
+
+    async def close(self) -> None:
+        """Stop listening and close every connection; their pending calls fail."""
+        if self._closed is not None:
+            self._closed.set()
+        for peer in list(self._peers):
+            await peer.close()
+        if self._runner is not None:
+            runner, self._runner = self._runner, None
+            await runner.cleanup()
+
+    def __await__(self) -> Generator[Any, None, WebServer]:
+        return self.start().__await__()
+
+    async def __aenter__(self) -> WebServer:
+        if self._runner is None:
+            await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        await self.close()
+
+    def __repr__(self) -> str:
+        return f"<tether.web.WebServer {self.url or 'not started'} peers={len(self._peers)}>"
+
+    # -- handlers -------------------------------------------------------------------------
+
+    async def _no_content(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(status=204)
+
+    async def _index(self, request: web.Request) -> web.StreamResponse:
+        return _file(STATIC / "index.html", no_cache=True)
+
+    async def _boot(self, request: web.Request) -> web.StreamResponse:
+        return _file(STATIC / "boot.mjs", no_cache=True)
+
+    async def _package(self, request: web.Request) -> web.StreamResponse:
+        return web.Response(
+            body=self._zip, content_type="application/zip", headers={"Cache-Control": "no-cache"}
+        )
+
+    async def _pyodide_file(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = self._pyodide / name
+        # One flat folder: refuse anything that is not a plain file name inside it.
+        if name.startswith(".") or "/" in name or "\\" in name or not path.is_file():
+            raise web.HTTPNotFound(text=f"{name} is not part of the Pyodide runtime served here")
+        return _file(path)
+
+    async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(
+            compress=False, max_msg_size=self._options["max_frame_size"], autoping=True, timeout=2.0
+        )
+        await ws.prepare(request)
+        remote = request.remote or "?"
+        peername = request.transport.get_extra_info("peername") if request.transport else None
+        port = f":{peername[1]}" if peername else ""
+        session = AsyncSession(
+            WebSocketTransport(ws), client=False, url=f"page {remote}{port}", **self._options
+        )
+        peer = AsyncPeer(session)
+        root = self._root(peer) if is_factory(self._root) else self._root
+        if asyncio.iscoroutine(root):
+            root = await root
+        session.protocol.root = root
+        self._peers.add(peer)
+        try:
+            await session.run()
+        finally:
+            self._peers.discard(peer)
+            if not ws.closed:
+                await ws.close()
+        return ws
+
+
+def _file(path: Path, no_cache: bool = False) -> web.FileResponse:
+    headers = {"Content-Type": CONTENT_TYPES.get(path.suffix, "application/octet-stream")}
+    if no_cache:
+        headers["Cache-Control"] = "no-cache"
+    return web.FileResponse(path, headers=headers)
+
+
+def serve_web(
+    root: object,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_WEB_PORT,
+    *,
+    pyodide_dir: str | os.PathLike[str] | None = None,
+    trusted: bool = False,
+    send_tracebacks: bool = False,
+    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
+    timeout: float | None = None,
+    run_sync_in_threads: bool = True,
+    accept_code: bool = False,
+) -> WebServer:
+    """Serve the Tether page and endpoint for ``root`` on ``http://host:port/``; await it or
+    use ``async with``.
+
+    ``root`` is an object, or a function called with each new AsyncPeer (possibly ``async``).
+    ``pyodide_dir`` is the unpacked Pyodide runtime (see :func:`find_pyodide`); it is checked
+    now, so a missing runtime fails here rather than in the browser. Other options are those
+    of :func:`tether.aio.serve`.
+    """
+    options = dict(
+        trusted=trusted,
+        send_tracebacks=send_tracebacks,
+        max_frame_size=max_frame_size,
+        timeout=timeout,
+        run_sync_in_threads=run_sync_in_threads,
+        accept_code=accept_code,
+    )
+    return WebServer(root, host, port, find_pyodide(pyodide_dir), options)

@@ -1,0 +1,49 @@
+// Boot script of a Tether page: load Pyodide from this server's /pyodide/ folder (never a CDN),
+// install the `tether` package served as /tether/tether.zip, then connect back to /ws.
+//
+// Query parameters: ?boot=0 loads nothing (call window.tetherBoot() yourself);
+// ?connect=0 boots Python but does not connect (run your own code with window.pyodide).
+// window.tetherReady is a promise of {version, jspi, bootMs}; it rejects with the boot error.
+import { loadPyodide } from "/pyodide/pyodide.mjs";
+
+const params = new URLSearchParams(location.search);
+
+function status(text) {
+  const el = document.getElementById("tether-status");
+  if (el) el.textContent = text;
+}
+
+export async function boot({ connect = params.get("connect") !== "0" } = {}) {
+  const t0 = performance.now();
+  status("Loading Python…");
+  const pyodide = await loadPyodide({ indexURL: "/pyodide/" });
+  const resp = await fetch("/tether/tether.zip");
+  if (!resp.ok) throw new Error(`fetching /tether/tether.zip failed: HTTP ${resp.status}`);
+  const site = pyodide.runPython("import site; site.getsitepackages()[0]");
+  pyodide.unpackArchive(await resp.arrayBuffer(), "zip", { extractDir: site });
+  pyodide.runPython("import importlib; importlib.invalidate_caches(); import tether");
+  window.pyodide = pyodide;
+  const info = {
+    version: pyodide.version,
+    jspi: typeof WebAssembly.Suspending === "function",
+    bootMs: Math.round(performance.now() - t0),
+  };
+  if (connect) {
+    status("Connecting…");
+    await pyodide.runPythonAsync("from tether.browser import page\nawait page.main()");
+    status("Connected");
+  } else {
+    status("Python ready");
+  }
+  return info;
+}
+
+window.tetherBoot = boot;
+if (params.get("boot") !== "0") {
+  window.tetherReady = boot();
+  window.tetherReady.catch((err) => {
+    status("Boot failed: " + err);
+    console.error(err);
+  });
+}
+window.tetherLoaded = true;
