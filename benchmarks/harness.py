@@ -260,6 +260,24 @@ class Target:
     strictly: bool = False
 
 
+def target_line(
+    text: str, ratio: float, limit: float, detail: str, at_most: bool = False, strictly: bool = False
+) -> str:
+    """One line of a target: PASS if ``ratio`` is at least ``limit`` (``at_most``: at most;
+    ``strictly``: above, or below), then the ratio and ``detail``."""
+
+    def passes(value: float) -> bool:
+        if at_most:
+            return value < limit if strictly else value <= limit
+        return value > limit if strictly else value >= limit
+
+    ok = passes(ratio)
+    shown = f"{ratio:.2f}"
+    if passes(float(shown)) != ok:
+        shown = f"{ratio:.4f}"  # 0.3996x must not read as 0.40x next to FAIL
+    return f"  {'PASS' if ok else 'FAIL'}  {text}: {shown}x ({detail})"
+
+
 def print_targets(rows: list[Measurement], targets: list[Target]) -> None:
     by_key = {row.key: row for row in rows}
     print("targets (on medians):")
@@ -269,14 +287,11 @@ def print_targets(rows: list[Measurement], targets: list[Target]) -> None:
             missing = target.other if other is None or other.median is None else target.row
             print(f"  SKIP  {target.text}: no result for {missing}")
             continue
-        ratio = row.median / other.median
-        ok = ratio > target.at_least if target.strictly else ratio >= target.at_least
-        shown = f"{ratio:.2f}"
-        if (float(shown) > target.at_least if target.strictly else float(shown) >= target.at_least) != ok:
-            shown = f"{ratio:.4f}"  # 0.3996x must not read as 0.40x next to FAIL
+        detail = f"{fmt_rate(row.median)}/s vs {fmt_rate(other.median)}/s"
         print(
-            f"  {'PASS' if ok else 'FAIL'}  {target.text}: {shown}x "
-            f"({fmt_rate(row.median)}/s vs {fmt_rate(other.median)}/s)"
+            target_line(
+                target.text, row.median / other.median, target.at_least, detail, strictly=target.strictly
+            )
         )
 
 
@@ -322,7 +337,8 @@ def machine_info(rounds: int, seconds: float, revision: str) -> list[str]:
         f"{platform.machine()}, {os.cpu_count()} CPUs, load average {load}",
         f"tether: {revision}",
         f"versions: websockets {version('websockets')}, rpyc {version('rpyc')}, "
-        f"Pyro5 {version('Pyro5')} (serpent {version('serpent')}, msgpack {version('msgpack')})",
+        f"Pyro5 {version('Pyro5')} (serpent {version('serpent')}, msgpack {version('msgpack')}), "
+        f"cloudpickle {version('cloudpickle')}",
         f"method: servers in their own processes; {rounds} interleaved rounds of ~{seconds} s per "
         "measurement; value = median round, best = fastest round",
     ]

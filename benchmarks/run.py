@@ -1,21 +1,22 @@
-"""Tether benchmark: round trips per second against raw websockets, RPyC 6 and Pyro5.
+"""Tether benchmark: round trips per second against raw websockets, RPyC 6 and Pyro5; proxies
+against RPyC; an object graph sent by value against pickle and cloudpickle.
 
 Run it with ``make bench`` (``.venv/bin/python benchmarks/run.py``); ``--rounds`` and
 ``--seconds`` change how long it runs (defaults: 9 rounds of about 0.3 s per measurement,
-about a minute and a half in all); ``--cpu N`` pins the client and the servers to one CPU,
+about 100 seconds in all); ``--cpu N`` pins the client and the servers to one CPU,
 which makes the numbers steadier on a busy machine but removes all parallelism between the
 processes.
 
 The code: this file is the entry point; ``harness.py`` holds the machinery (server processes,
-measurements, interleaved rounds, tables, targets), ``servers.py`` the servers, ``calls.py``
-and ``proxies.py`` the measurements of the two sections.
+measurements, interleaved rounds, tables, targets), ``servers.py`` the servers, ``calls.py``,
+``proxies.py`` and ``serialization.py`` the measurements of the three sections.
 
 What is measured. Every server runs in its own process (started by this script, which runs
 itself as ``run.py --serve KIND``), so that the client and the server never share a GIL; the
 client is this process. Everything talks over 127.0.0.1. It needs a POSIX system (pipes that
-``select`` can wait on, SIGALRM to abort a hung round). There are two sections, each with its
-own servers, table and targets (all the servers start at the beginning; those of the calls
-section are stopped when it ends).
+``select`` can wait on, SIGALRM to abort a hung round). There are three sections, each with its
+own servers, tables and targets (all the servers start at the beginning; each section's servers
+are stopped when it ends; the serialization section runs first and is printed last).
 
 Calls:
 
@@ -43,6 +44,18 @@ Proxies (sync client ``tether.connect`` against the threading server; RPyC ``Thr
 * Iteration: ``sum(x for x in p)`` over the 100,000-int list (Tether fetches in growing
   batches) against RPyC iterating a netref to the same list, one round trip per item; an RPyC
   round takes only the first 5,000 items. Items per second.
+
+Serialization (``serialization.py``; its sender is a process of its own, ``serialization.py
+--send URL``, whose ``__main__`` defines the graph's classes, so the receiver cannot import them):
+
+* Bytes of ``root.take(graph)`` (an ``Order`` dataclass with a dict and 100 ``Item``
+  dataclasses) against ``tether.serve(..., accept_code=True)``, from the client's
+  ``peer.stats()``: the first transfer on a connection (the server gets the classes' source on
+  demand) and repeated ones; the payload is a call's bytes minus those of ``take(None)``. Beside
+  them ``len(pickle.dumps(graph, protocol=5))`` and ``len(cloudpickle.dumps(graph))``.
+* Encode and decode time of the graph: Tether's codec on an in-memory pair from
+  ``tether.testing`` (the client's encoder, a decoder with the server's protocol) against
+  ``pickle.dumps`` and ``pickle.loads``, in interleaved rounds; microseconds per graph.
 
 Measurements are interleaved: each round runs every measurement of a section once (in a
 rotating order), so a burst of load on this shared machine hits all of them alike. A round
@@ -80,6 +93,7 @@ from typing import Any
 
 import calls
 import proxies
+import serialization
 from harness import (
     Measurement,
     ServerStartError,
@@ -137,6 +151,8 @@ def benchmark(rounds: int, seconds: float, cpu: int | None) -> int:
         skipped.append("Pyro5 (not importable; install the bench extra)")
     if HAVE_PYRO5 and not calls.HAVE_MSGPACK:
         skipped.append("Pyro5 with msgpack (msgpack is not installed)")
+    if not serialization.HAVE_CLOUDPICKLE:
+        skipped.append("cloudpickle (not importable; install the bench extra)")
 
     started = time.monotonic()
     if cpu is not None:
@@ -144,12 +160,23 @@ def benchmark(rounds: int, seconds: float, cpu: int | None) -> int:
     threads: dict[str, int | None] = {}
     load_tether()
     revision = tether_revision()
+    errors: list[str] = []
+    serialized: dict[str, Any] | None = None
     # Every server starts now (the client and the servers load tether within a few seconds of
-    # each other); the servers of the calls section are stopped before the proxies section.
+    # each other). The serialization section runs first (its sender process loads tether as
+    # soon as possible too) and is printed last; each section's servers stop when it ends.
     with contextlib.ExitStack() as proxy_stack:
         with contextlib.ExitStack() as calls_stack:
             calls_servers = start_servers(calls_stack, kinds)
             proxy_servers = start_servers(proxy_stack, proxy_kinds)
+            with contextlib.ExitStack() as code_stack:
+                code_servers = start_servers(code_stack, serialization.KINDS)
+                print("serialization section", file=sys.stderr, flush=True)
+                try:
+                    serialized = serialization.run_section(code_servers["tether-code"][0], rounds, seconds)
+                except (serialization.SectionError, ValueError) as exc:
+                    errors.append(f"serialization: {exc}")
+                threads.update({kind: thread_count(pid) for kind, (_, pid) in code_servers.items()})
             print("calls section", file=sys.stderr, flush=True)
             rows = run_section(calls_servers, calls.build_measurements, rounds, seconds, threads)
         print("proxies section", file=sys.stderr, flush=True)
@@ -175,16 +202,25 @@ def benchmark(rounds: int, seconds: float, cpu: int | None) -> int:
     print()
     print_targets(proxy_rows, proxies.TARGETS)
     print()
+    print(
+        f"Serialization: an Order with a dict and {serialization.ITEMS} Items, dataclasses of the sender's __main__"
+    )
+    print()
+    if serialized is not None:
+        serialization.print_section(serialized, revision)
+    else:
+        print("  ERROR: no result (see below)")
+    print()
     for name in skipped:
         print(f"skipped: {name}")
     if all(count is not None for count in threads.values()):
         counts = ", ".join(f"{kind} {count}" for kind, count in threads.items())
         print(f"threads in each server process at the end (diagnostic): {counts}")
     print(f"total time: {time.monotonic() - started:.0f} s")
-    failed = [row for row in rows + proxy_rows if row.error is not None]
-    for row in failed:
-        print(f"error: {row.label}: {row.error}", file=sys.stderr)
-    return 1 if failed else 0
+    errors += [f"{row.label}: {row.error}" for row in rows + proxy_rows if row.error is not None]
+    for error in errors:
+        print(f"error: {error}", file=sys.stderr)
+    return 1 if errors else 0
 
 
 def _exit_on_sigterm(signum: int, frame: Any) -> None:

@@ -51,6 +51,7 @@ class ClassTransfer:
         self._sent_classes: dict[type, int] = {}
         self._sent_class_by_id: dict[int, type] = {}
         self._named_on_wire: set[int] = set()
+        self._records_sent: set[int] = set()
         # ... and the peer's, as named to us, resolved here or defined from its records.
         self._peer_class_names: dict[int, tuple[str, str, bytes | None]] = {}
         self._peer_class_objects: dict[int, type] = {}
@@ -186,6 +187,13 @@ class ClassTransfer:
 
         for class_id in class_ids:
             add(class_id)
+        # The frame that needed these may name more classes no import can find on the other
+        # side (it stopped reading at the first): send those too, saving a round trip each.
+        for class_id in sorted(self._named_on_wire - self._records_sent):
+            cls = self._sent_class_by_id[class_id]
+            if _classes.importable_name(cls) is None and _classes.source_of(cls) is not None:
+                add(class_id)
+        self._records_sent.update(done)
         return records
 
     def define_classes(self, records: list[Any]) -> None:

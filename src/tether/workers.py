@@ -55,9 +55,8 @@ class WorkerPool:
     def submit(self, fn: Callable[..., Any], *args: Any) -> None:
         self._jobs.put((fn, args))
         with self._lock:
-            if self._idle:
-                self._idle -= 1  # an idle worker takes it
-                return
+            if self._jobs.qsize() <= self._idle:
+                return  # a worker waiting for a job takes it
             start = self._threads - self._blocked < self._eager
             if start:
                 self._threads += 1
@@ -73,24 +72,31 @@ class WorkerPool:
     def _work(self) -> None:
         self._local.worker = True
         get = self._jobs.get
+        lock = self._lock
         while True:
+            with lock:
+                self._idle += 1  # counts exactly the workers waiting in get()
             try:
                 fn, args = get(timeout=self._idle_timeout)
             except queue.Empty:
-                with self._lock:
-                    if self._idle:  # nobody claimed this worker: it may end
-                        self._idle -= 1
+                with lock:
+                    self._idle -= 1
+                    if self._jobs.empty():
                         self._threads -= 1
                         return
-                continue  # a submitter claimed an idle worker: its job is on the way
+                continue
+            with lock:
+                self._idle -= 1
+                backlog = self._jobs.qsize() > self._idle
+            if backlog:  # more jobs than waiting workers: let the supervisor watch them
+                self._wake_supervisor()
             try:
                 fn(*args)
             except BaseException:  # jobs handle their own errors; a stray one must not kill us
                 pass
-            fn = args = None  # type: ignore[assignment]  # drop references before idling
-            with self._lock:
+            fn = args = None  # type: ignore[assignment]  # drop references before waiting again
+            with lock:
                 self._finished += 1
-                self._idle += 1
 
     @contextlib.contextmanager
     def blocked(self) -> Iterator[None]:
@@ -100,7 +106,7 @@ class WorkerPool:
             return
         with self._lock:
             self._blocked += 1
-            start = not self._idle and not self._jobs.empty()
+            start = self._jobs.qsize() > self._idle
             if start:
                 self._threads += 1
         if start:
@@ -128,8 +134,8 @@ class WorkerPool:
             while not self._jobs.empty():
                 finished = self._finished
                 time.sleep(self._starve_after)
-                waiting = self._jobs.qsize()
-                if waiting and self._finished == finished:  # no worker finished: all stuck
+                waiting = self._jobs.qsize() - self._idle
+                if waiting > 0 and self._finished == finished:  # no worker finished: all stuck
                     n = min(waiting, 64)
                     with self._lock:
                         self._threads += n

@@ -232,3 +232,22 @@ def test_code_without_source_cannot_travel(peers: Any) -> None:
     exec("def made(): return 1", namespace)
     with pytest.raises(tether.EncodeError, match="no source"):
         peers[0].root.call(tether.by_value(namespace["made"]))
+
+
+def test_all_missing_classes_of_a_message_come_in_one_round_trip() -> None:
+    @dataclasses.dataclass
+    class Line:
+        text: str
+
+    @dataclasses.dataclass
+    class Page:
+        lines: list[Line]
+
+    with pair(Echo(), accept_code=True) as (client, _server):
+        before = client.stats()
+        back = client.root.echo(Page([Line("a"), Line("b")]))
+        after = client.stats()
+        assert back == Page([Line("a"), Line("b")])
+        # the call, then one get_classes answer (Page and Line together); nothing more
+        assert after["frames_sent"] - before["frames_sent"] == 2
+        assert after["frames_received"] - before["frames_received"] == 2
