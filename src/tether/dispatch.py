@@ -126,8 +126,8 @@ def _aiter(obj: Any) -> Any:
     return aiter(obj)
 
 
-def _anext(obj: Any) -> Any:
-    return anext(obj)
+async def _anext(obj: Any) -> Any:
+    return await anext(obj)  # StopAsyncIteration travels to the caller as itself
 
 
 def _signature(obj: Any) -> tuple[list[tuple[str, int, str | None, str | None]], str | None]:

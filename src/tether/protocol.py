@@ -61,6 +61,7 @@ from .frames import (
     new_id_source,
     parse_frame,
 )
+from .proxy import Proxy, _state
 from .transfer import ClassTransfer
 
 VERSION = "0.1.0"
@@ -390,8 +391,13 @@ class Protocol(ClassTransfer):
         """The answer frame; if ``value`` cannot be encoded, the error answer saying why."""
         try:
             return answer_bytes(self.encoder, exchange_id, value)
-        except (EncodeError, RecursionError) as exc:
+        except Exception as exc:  # whatever went wrong, the caller must hear of it
+            if not isinstance(exc, (EncodeError, RecursionError)):
+                log.warning("cannot encode the answer to %s: %r", self.describe_peer(), exc)
             return self.encode_error(exchange_id, exc)
+
+    def describe_peer(self) -> str:
+        return "the client" if not self.client else "the server"
 
     def encode_error(self, exchange_id: bytes, exc: BaseException) -> bytes:
         return error_answer_bytes(exchange_id, *error_parts(exc, self.send_tracebacks))
@@ -430,12 +436,10 @@ class Protocol(ClassTransfer):
     # -- reference hooks for the codec ------------------------------------------------------
 
     def write_reference(self, obj: object, out: bytearray) -> None:
-        ref = getattr(type(obj), "_tether_reference_of", None)
-        if ref is not None:
-            owner, key = ref(obj)
-            if owner is self:  # one of the peer's own objects going home: "your object"
-                out += pack_word(key)
-                return
+        state = _state(obj) if issubclass(type(obj), Proxy) else None
+        if state is not None and state.session.protocol is self:
+            out += pack_word(state.key)  # one of the peer's own objects going home: "your object"
+            return
         key, _ = self.exports.export(obj)
         marker = MY_OBJECT_BASE + key
         if not self.peer_is_python or self.plain_references:
@@ -445,7 +449,7 @@ class Protocol(ClassTransfer):
         out += pack_word(marker)
         # A proxy of another connection passed along stands for its remote object: describe
         # that object's class (as its own peer described it), not tether.proxy.Proxy.
-        forwarded = _state_info(obj) if ref is not None else None
+        forwarded = state.info if state is not None else None
         cache_key: object = forwarded if forwarded is not None else type(obj)
         class_id = self._class_ids.get(cache_key)
         if class_id is None:
@@ -635,12 +639,6 @@ class Protocol(ClassTransfer):
         self.imports.close()
         self.exports.clear()
         self.releases.clear()
-
-
-def _state_info(proxy: object) -> ClassInfo | None:
-    """The class info a proxy's own peer sent for its object (None when it sent none)."""
-    info_of = getattr(type(proxy), "_tether_class_info_of", None)
-    return info_of(proxy) if info_of is not None else None
 
 
 _TETHER_TAG_BYTES = pack_word(TAG_TETHER)

@@ -260,17 +260,6 @@ class Proxy:
             "send it over Tether instead, or fetch a copy of its value first"
         )
 
-    @staticmethod
-    def _tether_reference_of(proxy: Proxy) -> tuple[Any, int]:
-        """(protocol, key): lets the codec write a proxy going home as a bare key."""
-        state = _state(proxy)
-        return state.session.protocol, state.key
-
-    @staticmethod
-    def _tether_class_info_of(proxy: Proxy) -> ClassInfo | None:
-        """The class info of the object a proxy stands for, when its peer sent one."""
-        return _state(proxy).info
-
 
 class CallableProxy(Proxy):
     """A proxy to a callable object: ``callable(p)`` is true only for these."""
@@ -294,8 +283,26 @@ class CallableAwaitableProxy(CallableProxy, AwaitableProxy):
     __slots__ = ()
 
 
+class _RemoteDoc:
+    """``p.__doc__`` is the remote docstring (even for ``object.__getattribute__(p, ...)``, as
+    pydoc reads it); ``Proxy.__doc__`` stays the class's own."""
+
+    def __init__(self, own: str | None) -> None:
+        self.own = own
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        if obj is None:
+            return self.own
+        state = _state(obj)
+        return state.session.call(state.key, "__getattribute__", ("__doc__",), None, must_block=True)
+
+
 _state = Proxy.__dict__["_Proxy__state"].__get__
 _set_state = Proxy.__dict__["_Proxy__state"].__set__
+
+
+for _cls in (Proxy, CallableProxy, AwaitableProxy, CallableAwaitableProxy):
+    _cls.__doc__ = _RemoteDoc(_cls.__doc__)  # type: ignore[assignment]
 
 
 def proxy_class(info: ClassInfo | None) -> type[Proxy]:
@@ -316,9 +323,10 @@ def make_proxy(session: BaseSession, key: int, info: ClassInfo | None) -> Proxy:
 
 
 def needs_await(result: object) -> bool:
-    """Whether a handler's result is a local awaitable the runtime must await (a proxy is
-    sent back as a reference, even to a remote awaitable)."""
-    return not isinstance(result, Proxy) and inspect.isawaitable(result)
+    """Whether a handler's result is a coroutine the runtime must await (an ``async def``
+    method's). Other awaitables (tasks, futures) are answered by reference: the caller can
+    await them where they live."""
+    return inspect.iscoroutine(result)
 
 
 def _make_forwarder(selector: str) -> Any:
