@@ -305,7 +305,9 @@ class AsyncSession(BaseSession):
         try:
             result = self.protocol.start(message)
             if needs_await(result):
-                result = asyncio.run_coroutine_threadsafe(_await(result), self.loop).result()
+                future = asyncio.run_coroutine_threadsafe(_await(result), self.loop)
+                with self._pool.blocked():
+                    result = future.result()
         except BaseException as exc:
             error = exc
         if self.closed:
