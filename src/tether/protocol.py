@@ -185,12 +185,17 @@ def error_parts(exc: BaseException, with_traceback: bool) -> tuple[str, str, lis
 
 
 _PACKAGE_DIR = __file__.rsplit("/", 1)[0] + "/"
+_RUNTIME_FILES = frozenset(
+    _PACKAGE_DIR + name
+    for name in ("protocol.py", "dispatch.py", "session.py", "workers.py", "aio/session.py", "browser/session.py")
+)
 
 
 def _format_remote_traceback(exc: BaseException) -> str:
-    """The traceback text, without Tether's own frames (they say nothing about the error)."""
+    """The traceback text, without the frames of Tether's runtime (they say nothing about the
+    error); frames of any other code, Tether's demos included, stay."""
     te = traceback.TracebackException.from_exception(exc)
-    frames = [f for f in te.stack if not (f.filename or "").startswith(_PACKAGE_DIR)]
+    frames = [f for f in te.stack if (f.filename or "") not in _RUNTIME_FILES]
     if frames and len(frames) < len(te.stack):
         te.stack = traceback.StackSummary.from_list(frames)
     return "".join(te.format())
@@ -245,9 +250,7 @@ class TetherObject:
         return self._protocol.root
 
     def hello(self, info: object) -> dict[str, Any]:
-        if isinstance(info, dict):
-            self._protocol.peer_info = info
-            self._protocol.peer_is_python = info.get("language") == "python"
+        self._protocol.apply_hello(info)
         return self._protocol.hello_info()
 
     def release(self, pairs: object) -> None:
@@ -338,6 +341,7 @@ class Protocol(ClassTransfer):
         self.next_id = new_id_source()
         self.peer_tether_key: int | None = None
         self._peer_is_python = False
+        self._hello_id: bytes | None = None
         self.peer_info: dict[str, Any] = {}
         self._class_ids: dict[object, int] = {}  # a class, or the ClassInfo of a forwarded proxy
         self._peer_classes: dict[int, ClassInfo] = {}
@@ -385,7 +389,15 @@ class Protocol(ClassTransfer):
         """Encode a message-send to the peer's object ``receiver`` (a key); return (id, frame)."""
         exchange_id = None if one_way else self.next_id()
         frame = message_send_bytes(self.encoder, exchange_id, receiver, selector, args, kwargs)
+        if selector == "hello" and receiver == self.peer_tether_key:
+            self._hello_id = exchange_id  # its answer is applied as soon as it is read
         return exchange_id, frame
+
+    def apply_hello(self, info: object) -> None:
+        """Take what the peer says about itself (its hello, or its answer to ours)."""
+        if isinstance(info, dict):
+            self.peer_info = info
+            self.peer_is_python = info.get("language") == "python"
 
     def encode_answer(self, exchange_id: bytes, value: object) -> bytes:
         """The answer frame; if ``value`` cannot be encoded, the error answer saying why."""
@@ -543,6 +555,8 @@ class Protocol(ClassTransfer):
         if kind is Answer:
             if frame.exchange_id in self._class_requests:
                 return self._classes_arrived(frame.exchange_id, frame.value, None)
+            if frame.exchange_id == self._hello_id:  # before any later frame is read
+                self.apply_hello(frame.value)
             return [AnswerReceived(frame.exchange_id, frame.value)]
         if kind is MessageSend:
             if self.peer_tether_key is None:

@@ -293,3 +293,4 @@ def test_closing_fails_pending_calls_and_later_use() -> None:
         with pytest.raises(tether.ConnectionLost):
             root.add(1, 2)
         assert client.stats()["pending"] == 0
+
