@@ -2,7 +2,8 @@
 
 ``tether serve MODULE:OBJECT [--host H] [--port P]`` exposes an object (or a factory called
 with each new peer) importable as ``MODULE:OBJECT``. ``tether shell URL`` opens a Python
-console with ``peer`` and ``root`` bound. ``tether demo`` runs the native demo.
+console with ``peer`` and ``root`` bound. ``tether demo`` runs the demo (``--native``: the
+two-process one).
 """
 
 from __future__ import annotations
@@ -105,9 +106,9 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import main as demo_main
+    from .demo import run
 
-    return demo_main(port=args.port)
+    return run(args)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,8 +132,10 @@ def main(argv: list[str] | None = None) -> int:
     shell.add_argument("url", help="ws://HOST:PORT of a tether server")
     shell.set_defaults(func=cmd_shell)
 
-    demo = sub.add_parser("demo", help="run the native demo: a server process and a client talking")
-    demo.add_argument("--port", type=int, default=0, help="port for the demo server (default: any free one)")
+    from .demo import add_arguments as demo_arguments
+
+    demo = sub.add_parser("demo", help="run the demo: a browser page and this process messaging each other")
+    demo_arguments(demo)
     demo.set_defaults(func=cmd_demo)
 
     args = parser.parse_args(argv)

@@ -11,10 +11,10 @@
 
 One host and port serve both the page and the Tether endpoint:
 
-* ``/`` the page (``index.html``) and ``/tether/boot.mjs``, which loads Pyodide from
-  ``/pyodide/`` (a local folder fetched once with ``scripts/fetch_pyodide.sh``, never a CDN),
-  installs ``/tether/tether.zip`` (this very ``tether`` package, zipped when the server starts)
-  and connects back to ``/ws``;
+* ``/`` the page (``index.html``, or the file passed as ``index=``) and ``/tether/boot.mjs``,
+  which loads Pyodide from ``/pyodide/`` (a local folder fetched once with
+  ``scripts/fetch_pyodide.sh``, never a CDN), installs ``/tether/tether.zip`` (this very
+  ``tether`` package, zipped when the server starts) and connects back to ``/ws``;
 * ``/ws`` the Tether endpoint (``server.ws_url``). Native clients may use it too:
   ``tether.connect(server.ws_url)``.
 
@@ -150,8 +150,11 @@ class WebServer:
     ``server.peers`` lists the connected pages (and native clients) as AsyncPeers.
     """
 
-    def __init__(self, root: Any, host: str, port: int, pyodide: Path, options: dict[str, Any]) -> None:
+    def __init__(
+        self, root: Any, host: str, port: int, pyodide: Path, options: dict[str, Any], index: Path | None = None
+    ) -> None:
         self._root = root
+        self._index_path = index or STATIC / "index.html"
         self._host = host
         self._port = port
         self._pyodide = pyodide
@@ -228,7 +231,7 @@ class WebServer:
         return web.Response(status=204)
 
     async def _index(self, request: web.Request) -> web.StreamResponse:
-        return _file(STATIC / "index.html", no_cache=True)
+        return _file(self._index_path, no_cache=True)
 
     async def _boot(self, request: web.Request) -> web.StreamResponse:
         return _file(STATIC / "boot.mjs", no_cache=True)
@@ -291,14 +294,16 @@ def serve_web(
     timeout: float | None = None,
     run_sync_in_threads: bool = True,
     accept_code: bool = False,
+    index: str | os.PathLike[str] | None = None,
 ) -> WebServer:
     """Serve the Tether page and endpoint for ``root`` on ``http://host:port/``; await it or
     use ``async with``.
 
     ``root`` is an object, or a function called with each new AsyncPeer (possibly ``async``).
     ``pyodide_dir`` is the unpacked Pyodide runtime (see :func:`find_pyodide`); it is checked
-    now, so a missing runtime fails here rather than in the browser. Other options are those
-    of :func:`tether.aio.serve`.
+    now, so a missing runtime fails here rather than in the browser. ``index`` is the HTML file
+    served at ``/`` instead of the bundled ``index.html`` (it loads ``/tether/boot.mjs``). Other
+    options are those of :func:`tether.aio.serve`.
     """
     options = dict(
         trusted=trusted,
@@ -308,4 +313,7 @@ def serve_web(
         run_sync_in_threads=run_sync_in_threads,
         accept_code=accept_code,
     )
-    return WebServer(root, host, port, find_pyodide(pyodide_dir), options)
+    page = None if index is None else Path(index)
+    if page is not None and not page.is_file():
+        raise UsageError(f"no page to serve at {page}")
+    return WebServer(root, host, port, find_pyodide(pyodide_dir), options, page)

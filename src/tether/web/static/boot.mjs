@@ -4,9 +4,12 @@
 // Query parameters: ?boot=0 loads nothing (call window.tetherBoot() yourself);
 // ?connect=0 boots Python but does not connect (run your own code with window.pyodide).
 // window.tetherReady is a promise of {version, jspi, bootMs}; it rejects with the boot error.
+// A page may name the Python coroutine function that connects, instead of the default
+// tether.browser.page:main, with <meta name="tether-main" content="module:function">.
 import { loadPyodide } from "/pyodide/pyodide.mjs";
 
 const params = new URLSearchParams(location.search);
+const MAIN = document.querySelector('meta[name="tether-main"]')?.content || "tether.browser.page:main";
 
 function status(text) {
   const el = document.getElementById("tether-status");
@@ -30,7 +33,9 @@ export async function boot({ connect = params.get("connect") !== "0" } = {}) {
   };
   if (connect) {
     status("Connecting…");
-    await pyodide.runPythonAsync("from tether.browser import page\nawait page.main()");
+    const [module, func = "main"] = MAIN.split(":");
+    if (!/^[\w.]+$/.test(module) || !/^\w+$/.test(func)) throw new Error(`bad tether-main: ${MAIN}`);
+    await pyodide.runPythonAsync(`import ${module}\nawait ${module}.${func}()`);
     status("Connected");
   } else {
     status("Python ready");
