@@ -424,12 +424,37 @@ def _describe_close(exc: BaseException) -> str:
     return text
 
 
-class Peer:
+class PeerBase:
+    """What both faces' peers tell about a connection."""
+
+    session: BaseSession
+
+    @property
+    def url(self) -> str | None:
+        return self.session.url
+
+    @property
+    def closed(self) -> bool:
+        return self.session.closed
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """What the peer said about itself in its hello (language, versions, limits)."""
+        return dict(self.session.protocol.peer_info)
+
+    def stats(self) -> dict[str, int]:
+        """The connection's counters (see :meth:`BaseSession.stats`)."""
+        return self.session.stats()
+
+
+class Peer(PeerBase):
     """The other end of a connection, as seen from this side (sync face).
 
     ``root`` is a proxy to the peer's root object (``None`` when it exposes none); ``stats()``
     the connection's counters. Close it with :meth:`close` or by leaving a ``with`` block.
     """
+
+    session: Session
 
     def __init__(self, session: Session, root_fetched: bool = False, root: Any = None) -> None:
         self.session = session
@@ -446,22 +471,6 @@ class Peer:
                     self._root = self.session.call_tether("root", (), must_block=True)
                     self._root_fetched = True
         return self._root
-
-    @property
-    def url(self) -> str | None:
-        return self.session.url
-
-    @property
-    def closed(self) -> bool:
-        return self.session.closed
-
-    @property
-    def info(self) -> dict[str, Any]:
-        """What the peer said about itself in its hello (language, versions, limits)."""
-        return dict(self.session.protocol.peer_info)
-
-    def stats(self) -> dict[str, int]:
-        return self.session.stats()
 
     def close(self) -> None:
         self.session.close()

@@ -34,7 +34,7 @@ from ..protocol import (
     Violation,
 )
 from ..proxy import needs_await
-from ..session import BaseSession, _describe_close, _Waiter
+from ..session import BaseSession, PeerBase, _describe_close, _Waiter
 
 log = logging.getLogger("tether")
 
@@ -381,12 +381,14 @@ def _is_async_target(message: MessageSend) -> bool:
     return inspect.iscoroutinefunction(attr)
 
 
-class AsyncPeer:
+class AsyncPeer(PeerBase):
     """The other end of a connection, as seen from async code.
 
     ``root`` is a proxy to the peer's root (on the serving side, ``await peer.fetch_root()``
     first). Close with ``await peer.close()`` or by leaving ``async with``.
     """
+
+    session: AsyncSession
 
     def __init__(self, session: AsyncSession) -> None:
         self.session = session
@@ -408,21 +410,6 @@ class AsyncPeer:
             self._root = await self.session.call_tether("root", ())
             self._root_fetched = True
         return self._root
-
-    @property
-    def url(self) -> str | None:
-        return self.session.url
-
-    @property
-    def closed(self) -> bool:
-        return self.session.closed
-
-    @property
-    def info(self) -> dict[str, Any]:
-        return dict(self.session.protocol.peer_info)
-
-    def stats(self) -> dict[str, int]:
-        return self.session.stats()
 
     async def close(self) -> None:
         await self.session.close()
