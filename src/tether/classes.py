@@ -27,6 +27,7 @@ values, and the globals they use, where modules and importable functions and cla
 """
 
 from __future__ import annotations
+import __future__
 
 import ast
 import builtins
@@ -36,6 +37,7 @@ import decimal
 import enum
 import hashlib
 import inspect
+import itertools
 import pathlib
 import sys
 import textwrap
@@ -443,11 +445,38 @@ def _lambda_source(func: types.FunctionType, source: str) -> str:
     return f"lambda_ = {matches[0]}\n"
 
 
+_definitions = itertools.count(1)
+
+
+def _fresh_module(record: dict[str, Any], namespace: dict[str, Any]) -> dict[str, Any]:
+    """A module of its own for code a peer sent: ``tether.remote.N.<module>``, registered in
+    ``sys.modules`` (dataclasses and typing look a class's module up there) under a name no
+    real module has, so nothing of this side is shadowed."""
+    module = types.ModuleType(f"tether.remote.{next(_definitions)}.{record['module']}")
+    module.__dict__.update(namespace)
+    module.__dict__["__builtins__"] = builtins
+    sys.modules[module.__name__] = module
+    return module.__dict__
+
+
+def _compile(record: dict[str, Any]) -> types.CodeType:
+    # Annotations stay strings (PEP 563) whatever the two Python versions: the source of a
+    # class sent from 3.14 (lazy annotations) or from a module with the __future__ import may
+    # name things that only exist later.
+    return compile(
+        record["source"],
+        f"<tether: {record['module']}.{record['qualname']}>",
+        "exec",
+        flags=__future__.annotations.compiler_flag,
+        dont_inherit=True,
+    )
+
+
 def define_class(record: dict[str, Any], namespace: dict[str, Any]) -> tuple[type, dict[str, Any]]:
-    """Execute a class record's source in a fresh namespace; return the class and namespace
-    (its methods' globals, which the caller may complete later)."""
-    code = compile(record["source"], f"<tether: {record['module']}.{record['qualname']}>", "exec")
-    ns = {"__name__": record["module"], "__builtins__": builtins, **namespace}
+    """Execute a class record's source in a module of its own; return the class and that
+    module's namespace (its methods' globals, which the caller may complete later)."""
+    code = _compile(record)
+    ns = _fresh_module(record, namespace)
     exec(code, ns)
     cls = ns.get(record["name"])
     if not isinstance(cls, type):
@@ -458,8 +487,8 @@ def define_class(record: dict[str, Any], namespace: dict[str, Any]) -> tuple[typ
 
 def define_function(record: dict[str, Any], namespace: dict[str, Any]) -> types.FunctionType:
     """Execute a function record's source; set its defaults and closure values as globals."""
-    code = compile(record["source"], f"<tether: {record['module']}.{record['qualname']}>", "exec")
-    ns = {"__name__": record["module"], "__builtins__": builtins, **namespace, **record["closure"]}
+    code = _compile(record)
+    ns = _fresh_module(record, {**namespace, **record["closure"]})
     exec(code, ns)
     name = "lambda_" if record["name"] == "<lambda>" else record["name"]
     func = ns.get(name)

@@ -343,10 +343,8 @@ class Encoder:
             out += _NIL_BYTES
 
     def write_function(self, func: Any, out: bytearray, depth: int) -> None:
-        name = _classes.importable_name(func)
-        if name is not None:
-            self.write_named(func, name, out, fallback=False)
-            return
+        """A function by value: its record (source and all), even if the receiver might import
+        it by name; code that travels names importable globals instead (``global_value``)."""
         out += pack_word(TAG_FUNCTION)
         self.write(_classes.function_record(func, self.global_value), out, depth + 1)
 

@@ -214,6 +214,7 @@ class ClassTransfer:
                     namespace[name] = self._peer_class_objects[dep]
             cls, namespace = _classes.define_class(record, namespace)
         except Exception as exc:
+            log.warning("a class sent by the peer could not be defined", exc_info=True)
             failed = record.get("id") if isinstance(record, dict) else None
             if isinstance(failed, int):
                 self._class_failures[failed] = (
