@@ -103,6 +103,16 @@ class AsyncSession(BaseSession):
             self._shutdown()
 
     async def _handle(self, events: list[Event]) -> bool:
+        violation = self.handle_events(events)
+        if violation is not None:
+            await self._violate(violation.code, violation.reason)
+            return True
+        return False
+
+    def handle_events(self, events: list[Event]) -> Violation | None:
+        """Act on what the protocol made of one frame (loop thread, synchronously): send what
+        it produced, route answers, dispatch incoming messages. Returns a violation, if any,
+        for the caller to close the connection with."""
         for frame in self.protocol.data_to_send():
             self._queue_frame(frame)
         for event in events:
@@ -121,9 +131,8 @@ class AsyncSession(BaseSession):
                 if not self._opened.done():
                     self._opened.set_result(None)
             elif kind is Violation:
-                await self._violate(event.code, event.reason)  # type: ignore[union-attr]
-                return True
-        return False
+                return event  # type: ignore[return-value]
+        return None
 
     async def _violate(self, code: int, reason: str) -> None:
         log.warning("closing connection to %s: %s", self.describe(), reason)
