@@ -146,13 +146,15 @@ class Measurement:
 
     ``ratios`` maps a column of the table (``"x raw"``) to the key of the row this one's median
     is divided by in that column (None: no ratio). ``fixed_ops`` skips the calibration: every
-    round does that many operations."""
+    round does that many operations. ``calibration_ops`` is the size of the calibration run and
+    the fewest operations of a round (slow rows, such as those of a browser page, lower it)."""
 
     key: str
     label: str
     run: Callable[[int], float]
     ratios: dict[str, str | None] = field(default_factory=dict)
     fixed_ops: int | None = None
+    calibration_ops: int = CALIBRATION_OPS
     ops: int = 0  # operations per round, from the calibration run (or fixed_ops)
     samples: list[float] = field(default_factory=list)
     error: str | None = None
@@ -162,8 +164,8 @@ class Measurement:
         if self.fixed_ops is not None:
             self.ops = self.fixed_ops
             return
-        measured = self.run(CALIBRATION_OPS)
-        self.ops = max(CALIBRATION_OPS, min(MAX_OPS, int(measured * seconds)))
+        measured = self.run(self.calibration_ops)
+        self.ops = max(self.calibration_ops, min(MAX_OPS, int(measured * seconds)))
 
     def sample(self) -> None:
         """Run one round."""

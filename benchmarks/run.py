@@ -1,22 +1,25 @@
 """Tether benchmark: round trips per second against raw websockets, RPyC 6 and Pyro5; proxies
-against RPyC; an object graph sent by value against pickle and cloudpickle.
+against RPyC; an object graph sent by value against pickle and cloudpickle; round trips from a
+browser page (Pyodide) against the page's raw WebSocket.
 
 Run it with ``make bench`` (``.venv/bin/python benchmarks/run.py``); ``--rounds`` and
 ``--seconds`` change how long it runs (defaults: 9 rounds of about 0.3 s per measurement,
-about 100 seconds in all); ``--cpu N`` pins the client and the servers to one CPU,
+about 150 seconds in all); ``--cpu N`` pins the client and the servers to one CPU,
 which makes the numbers steadier on a busy machine but removes all parallelism between the
-processes.
+processes; ``--sections calls,browser`` runs only some of the sections.
 
 The code: this file is the entry point; ``harness.py`` holds the machinery (server processes,
 measurements, interleaved rounds, tables, targets), ``servers.py`` the servers, ``calls.py``,
-``proxies.py`` and ``serialization.py`` the measurements of the three sections.
+``proxies.py``, ``serialization.py`` and ``browser.py`` the measurements of the four sections
+(``browser_page.py`` is the browser section's code that runs inside the page).
 
 What is measured. Every server runs in its own process (started by this script, which runs
 itself as ``run.py --serve KIND``), so that the client and the server never share a GIL; the
 client is this process. Everything talks over 127.0.0.1. It needs a POSIX system (pipes that
-``select`` can wait on, SIGALRM to abort a hung round). There are three sections, each with its
+``select`` can wait on, SIGALRM to abort a hung round). There are four sections, each with its
 own servers, tables and targets (all the servers start at the beginning; each section's servers
-are stopped when it ends; the serialization section runs first and is printed last).
+are stopped when it ends; the serialization section runs first and is printed third; the
+browser section runs and is printed last).
 
 Calls:
 
@@ -57,6 +60,19 @@ Serialization (``serialization.py``; its sender is a process of its own, ``seria
   ``tether.testing`` (the client's encoder, a decoder with the server's protocol) against
   ``pickle.dumps`` and ``pickle.loads``, in interleaved rounds; microseconds per graph.
 
+Browser (``browser.py``; Playwright drives Debian's Chromium, never ``playwright install``; one
+page booted from ``tether.web.serve_web``, with a guard that aborts any request not to
+127.0.0.1; timed inside the page, in Pyodide). Skipped, with a line saying why, when
+Playwright, aiohttp, Chromium or the Pyodide runtime is missing:
+
+* raw: the page's ``WebSocket`` against an aiohttp echo server: a 32-byte frame echoed one at a
+  time from Python (``await recv()`` on a future the ``message`` listener resolves; "lean": the
+  same with a plain ``asyncio.Future``), from JavaScript alone, and pipelined (200 frames).
+* Tether: ``await root.echo(1)`` against ``serve_web`` (plain methods on worker threads, "web
+  srv") and ``serve_web(..., run_sync_in_threads=False)`` ("web aio srv"); 200 calls gathered
+  at once; ``root.echo(1)`` from a plain ``def`` (the sync face, blocking with JSPI). A
+  diagnostic counts the event-loop callbacks (``WebLoop.call_later``) per round trip.
+
 Measurements are interleaved: each round runs every measurement of a section once (in a
 rotating order), so a burst of load on this shared machine hits all of them alike. A round
 opens its own connection, warms up, and times a fixed number of operations chosen from a
@@ -71,7 +87,8 @@ survives the RPC layer (1.00 would be free RPC). ``x RPyC`` divides by RPyC's
 ``conn.root.echo(1)`` (or, for callbacks, by RPyC's callbacks): above 1.00 is faster than RPyC.
 Proxies: ``x call`` divides by the method call on the same system (Tether's ``p.echo(1)``,
 RPyC's cached ``m(1)``): 1.00 means the operation costs one round trip like a call; ``x RPyC``
-divides a Tether row by the same operation on RPyC. Only compare numbers from one run: the
+divides a Tether row by the same operation on RPyC. Browser: ``x raw`` divides by the page's
+raw asyncio echo (gathered calls: by the pipelined frames). Only compare numbers from one run: the
 machine is shared and absolute numbers move between runs; ratios within a run are what the
 targets check.
 
@@ -91,6 +108,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import browser
 import calls
 import proxies
 import serialization
@@ -136,23 +154,32 @@ def load_tether() -> None:
         getattr(tether, name)
 
 
-def benchmark(rounds: int, seconds: float, cpu: int | None) -> int:
-    kinds = list(calls.KINDS)
-    proxy_kinds = list(proxies.KINDS)
+SECTIONS = ["calls", "proxies", "serialization", "browser"]
+
+
+def benchmark(rounds: int, seconds: float, cpu: int | None, sections: list[str] | None = None) -> int:
+    sections = sections or SECTIONS
+    kinds = list(calls.KINDS) if "calls" in sections else []
+    proxy_kinds = list(proxies.KINDS) if "proxies" in sections else []
+    code_kinds = list(serialization.KINDS) if "serialization" in sections else []
     skipped = []
     if HAVE_RPYC:
-        kinds.append("rpyc")
-        proxy_kinds.append("rpyc-proxies")
-    else:
+        kinds += ["rpyc"] if kinds else []
+        proxy_kinds += ["rpyc-proxies"] if proxy_kinds else []
+    elif kinds or proxy_kinds:
         skipped.append("rpyc (not importable; install the bench extra)")
     if HAVE_PYRO5:
-        kinds.append("pyro5")
-    else:
+        kinds += ["pyro5"] if kinds else []
+    elif kinds:
         skipped.append("Pyro5 (not importable; install the bench extra)")
-    if HAVE_PYRO5 and not calls.HAVE_MSGPACK:
+    if HAVE_PYRO5 and kinds and not calls.HAVE_MSGPACK:
         skipped.append("Pyro5 with msgpack (msgpack is not installed)")
-    if not serialization.HAVE_CLOUDPICKLE:
+    if code_kinds and not serialization.HAVE_CLOUDPICKLE:
         skipped.append("cloudpickle (not importable; install the bench extra)")
+    browser_skip = browser.unavailable() if "browser" in sections else None
+    browser_kinds = list(browser.KINDS) if "browser" in sections and browser_skip is None else []
+    if browser_skip is not None:
+        skipped.append(f"browser section ({browser_skip})")
 
     started = time.monotonic()
     if cpu is not None:
@@ -162,62 +189,98 @@ def benchmark(rounds: int, seconds: float, cpu: int | None) -> int:
     revision = tether_revision()
     errors: list[str] = []
     serialized: dict[str, Any] | None = None
+    rows: list[Measurement] = []
+    proxy_rows: list[Measurement] = []
+    browsed: browser.Result | None = None
     # Every server starts now (the client and the servers load tether within a few seconds of
-    # each other). The serialization section runs first (its sender process loads tether as
-    # soon as possible too) and is printed last; each section's servers stop when it ends.
-    with contextlib.ExitStack() as proxy_stack:
-        with contextlib.ExitStack() as calls_stack:
-            calls_servers = start_servers(calls_stack, kinds)
-            proxy_servers = start_servers(proxy_stack, proxy_kinds)
-            with contextlib.ExitStack() as code_stack:
-                code_servers = start_servers(code_stack, serialization.KINDS)
-                print("serialization section", file=sys.stderr, flush=True)
-                try:
-                    serialized = serialization.run_section(code_servers["tether-code"][0], rounds, seconds)
-                except (serialization.SectionError, ValueError) as exc:
-                    errors.append(f"serialization: {exc}")
-                threads.update({kind: thread_count(pid) for kind, (_, pid) in code_servers.items()})
-            print("calls section", file=sys.stderr, flush=True)
-            rows = run_section(calls_servers, calls.build_measurements, rounds, seconds, threads)
-        print("proxies section", file=sys.stderr, flush=True)
-        proxy_rows = run_section(proxy_servers, proxies.build_measurements, rounds, seconds, threads)
+    # each other; the page loads the tether the web server zipped when it started). The
+    # serialization section runs first (its sender process loads tether as soon as possible
+    # too) and is printed third; the browser section runs last (Playwright's sync API leaves
+    # an event loop set on this thread). Each section's servers stop when it ends.
+    with contextlib.ExitStack() as browser_stack:
+        with contextlib.ExitStack() as proxy_stack:
+            with contextlib.ExitStack() as calls_stack:
+                calls_servers = start_servers(calls_stack, kinds)
+                proxy_servers = start_servers(proxy_stack, proxy_kinds)
+                browser_servers = start_servers(browser_stack, browser_kinds)
+                with contextlib.ExitStack() as code_stack:
+                    code_servers = start_servers(code_stack, code_kinds)
+                    if code_kinds:
+                        print("serialization section", file=sys.stderr, flush=True)
+                        try:
+                            serialized = serialization.run_section(
+                                code_servers["tether-code"][0], rounds, seconds
+                            )
+                        except (serialization.SectionError, ValueError) as exc:
+                            errors.append(f"serialization: {exc}")
+                        threads.update({kind: thread_count(pid) for kind, (_, pid) in code_servers.items()})
+                if kinds:
+                    print("calls section", file=sys.stderr, flush=True)
+                    rows = run_section(calls_servers, calls.build_measurements, rounds, seconds, threads)
+            if proxy_kinds:
+                print("proxies section", file=sys.stderr, flush=True)
+                proxy_rows = run_section(proxy_servers, proxies.build_measurements, rounds, seconds, threads)
+        if browser_kinds:
+            print("browser section", file=sys.stderr, flush=True)
+            try:
+                addresses = {kind: address for kind, (address, _) in browser_servers.items()}
+                browsed = browser.run_section(addresses, rounds, seconds)
+            except browser.SectionError as exc:
+                errors.append(f"browser: {exc}")
+            threads.update({kind: thread_count(pid) for kind, (_, pid) in browser_servers.items()})
 
     print("Tether benchmark")
     for line in machine_info(rounds, seconds, revision):
         print(f"  {line}")
     if cpu is not None:
         print(f"  pinned: this process and every server run on CPU {cpu} only")
-    print()
-    print_table(rows, calls.COLUMNS)
-    print()
-    calls.print_legend()
-    print()
-    print_targets(rows, calls.TARGETS)
-    print()
-    print("Proxies")
-    print()
-    print_table(proxy_rows, proxies.COLUMNS)
-    print()
-    proxies.print_legend()
-    print()
-    print_targets(proxy_rows, proxies.TARGETS)
-    print()
-    print(
-        f"Serialization: an Order with a dict and {serialization.ITEMS} Items, dataclasses of the sender's __main__"
-    )
-    print()
-    if serialized is not None:
-        serialization.print_section(serialized, revision)
-    else:
-        print("  ERROR: no result (see below)")
+    if kinds:
+        print()
+        print_table(rows, calls.COLUMNS)
+        print()
+        calls.print_legend()
+        print()
+        print_targets(rows, calls.TARGETS)
+    if proxy_kinds:
+        print()
+        print("Proxies")
+        print()
+        print_table(proxy_rows, proxies.COLUMNS)
+        print()
+        proxies.print_legend()
+        print()
+        print_targets(proxy_rows, proxies.TARGETS)
+    if code_kinds:
+        print()
+        print(
+            f"Serialization: an Order with a dict and {serialization.ITEMS} Items, dataclasses of the sender's __main__"
+        )
+        print()
+        if serialized is not None:
+            serialization.print_section(serialized, revision)
+        else:
+            print("  ERROR: no result (see below)")
+    if "browser" in sections:
+        print()
+        print("Browser: round trips from a page (Pyodide in headless Chromium) to native servers")
+        print()
+        if browsed is not None:
+            browser.print_section(browsed)
+            if browsed.foreign:
+                errors.append(f"browser: the page tried to reach other hosts: {browsed.foreign}")
+        elif browser_skip is not None:
+            print(f"  SKIPPED: {browser_skip}")
+        else:
+            print("  ERROR: no result (see below)")
     print()
     for name in skipped:
         print(f"skipped: {name}")
-    if all(count is not None for count in threads.values()):
+    if threads and all(count is not None for count in threads.values()):
         counts = ", ".join(f"{kind} {count}" for kind, count in threads.items())
         print(f"threads in each server process at the end (diagnostic): {counts}")
     print(f"total time: {time.monotonic() - started:.0f} s")
-    errors += [f"{row.label}: {row.error}" for row in rows + proxy_rows if row.error is not None]
+    all_rows = rows + proxy_rows + (browsed.rows if browsed is not None else [])
+    errors += [f"{row.label}: {row.error}" for row in all_rows if row.error is not None]
     for error in errors:
         print(f"error: {error}", file=sys.stderr)
     return 1 if errors else 0
@@ -236,6 +299,11 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         help="pin the client and every server to this one CPU (Linux): steadier numbers, no parallelism",
     )
+    parser.add_argument(
+        "--sections",
+        default=",".join(SECTIONS),
+        help=f"comma-separated sections to run (default: all, {','.join(SECTIONS)})",
+    )
     parser.add_argument("--serve", choices=sorted(SERVERS), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
@@ -243,9 +311,12 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.rounds < 1 or args.seconds <= 0:
         parser.error("--rounds must be >= 1 and --seconds > 0")
+    sections = [name.strip() for name in args.sections.split(",") if name.strip()]
+    if not sections or any(name not in SECTIONS for name in sections):
+        parser.error(f"--sections takes names among {','.join(SECTIONS)}")
     signal.signal(signal.SIGTERM, _exit_on_sigterm)
     try:
-        return benchmark(args.rounds, args.seconds, args.cpu)
+        return benchmark(args.rounds, args.seconds, args.cpu, sections)
     except ServerStartError as exc:
         print(f"benchmark aborted: {exc}", file=sys.stderr)
         return 2

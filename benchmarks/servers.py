@@ -229,6 +229,57 @@ def serve_tether_code() -> None:
     server.serve_forever()
 
 
+# ---------------------------------------------------------------------------------------------
+# Browser section
+# ---------------------------------------------------------------------------------------------
+
+
+def _serve_web(run_sync_in_threads: bool) -> None:
+    """``tether.web.serve_web``: the page, Pyodide and the Tether endpoint ``/ws`` on one port;
+    announces the page's URL."""
+    import tether.web
+
+    async def main() -> None:
+        server = tether.web.serve_web(make_root, HOST, 0, run_sync_in_threads=run_sync_in_threads)
+        async with server:
+            announce(server.url)
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
+def serve_web_tether() -> None:
+    _serve_web(run_sync_in_threads=True)  # serve_web's default: plain methods run on worker threads
+
+
+def serve_web_tether_aio() -> None:
+    _serve_web(run_sync_in_threads=False)  # every method runs on the event loop
+
+
+def serve_web_echo() -> None:
+    """An aiohttp WebSocket echo endpoint ``/echo`` (the same WebSocket server as tether.web)."""
+    from aiohttp import WSMsgType, web
+
+    async def echo(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse(compress=False, max_msg_size=2**24)
+        await ws.prepare(request)
+        async for message in ws:
+            if message.type is WSMsgType.BINARY:
+                await ws.send_bytes(message.data)
+        return ws
+
+    async def main() -> None:
+        app = web.Application()
+        app.router.add_get("/echo", echo)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
+        await runner.setup()
+        await web.TCPSite(runner, HOST, 0).start()
+        announce(f"ws://{HOST}:{runner.addresses[0][1]}/echo")
+        await asyncio.Event().wait()
+
+    asyncio.run(main())
+
+
 SERVERS: dict[str, Callable[[], None]] = {
     "ws-echo": serve_ws_echo,
     "tether-threading": serve_tether_threading,
@@ -238,6 +289,9 @@ SERVERS: dict[str, Callable[[], None]] = {
     "tether-proxies": serve_tether_proxies,
     "rpyc-proxies": serve_rpyc_proxies,
     "tether-code": serve_tether_code,
+    "web-tether": serve_web_tether,
+    "web-tether-aio": serve_web_tether_aio,
+    "web-echo": serve_web_echo,
 }
 
 

@@ -31,7 +31,7 @@ class WorkerPool:
         self,
         idle_timeout: float = 30.0,
         eager: int | None = None,
-        starve_after: float = 0.002,
+        starve_after: float = 0.01,
         name: str = "tether-worker",
     ) -> None:
         self._jobs: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...]]] = queue.SimpleQueue()

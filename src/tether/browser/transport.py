@@ -3,8 +3,11 @@
 :class:`BrowserTransport` wraps one ``js.WebSocket`` with ``binaryType = "arraybuffer"``. Its
 ``message``/``close``/``error`` listeners are ``create_proxy`` proxies that run synchronously in
 the browser's event loop: each message is copied out of its ``ArrayBuffer`` at once and queued
-for :meth:`~BrowserTransport.recv`. The listeners are removed and their proxies destroyed when
-the socket closes.
+for :meth:`~BrowserTransport.recv`, or, once a session has called
+:meth:`~BrowserTransport.attach`, handed straight to that session from the listener (push
+mode: no reader task and no future per message, which saves two event-loop callbacks per
+message in Pyodide's WebLoop). The listeners are removed and their proxies destroyed when the
+socket closes.
 
 ``send`` calls ``ws.send`` synchronously, before any suspension point, as the runtime requires;
 the browser queues the frame. It then waits only when the browser's own send buffer is above
@@ -15,6 +18,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..exceptions import ConnectionLost
@@ -39,6 +43,8 @@ class BrowserTransport:
         self._opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._closed_future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._listeners: list[tuple[str, Any]] = []
+        self._push: Callable[[bytes | str], None] | None = None
+        self._push_closed: Callable[[str], None] | None = None
 
     @classmethod
     async def open(
@@ -82,8 +88,13 @@ class BrowserTransport:
 
     def _on_message(self, event: Any) -> None:
         data = event.data
-        self._inbox.append(data if isinstance(data, str) else data.to_bytes())
-        self._wake()
+        message = data if isinstance(data, str) else data.to_bytes()
+        push = self._push
+        if push is not None:
+            push(message)
+        else:
+            self._inbox.append(message)
+            self._wake()
 
     def _on_error(self, event: Any) -> None:
         # The browser says nothing more about the error; a close event always follows.
@@ -99,8 +110,16 @@ class BrowserTransport:
         if not self._closed_future.done():
             self._closed_future.set_result(None)
         self._wake()
+        self._tell_closed()
         # Not from inside the listener that is running: destroy the proxies on the next turn.
         asyncio.get_running_loop().call_soon(self._unlisten)
+
+    def _tell_closed(self) -> None:
+        """Tell an attached session, once, that the socket is closed."""
+        on_closed, self._push_closed = self._push_closed, None
+        self._push = None
+        if on_closed is not None:
+            on_closed(self._describe())
 
     def _wake(self) -> None:
         waiter = self._waiter
@@ -124,14 +143,33 @@ class BrowserTransport:
 
     # -- the transport interface ---------------------------------------------------------------
 
-    async def send(self, data: bytes) -> None:
-        """Hand ``data`` to the browser as one binary message (synchronously), then wait
-        while the browser's send buffer is above ``high_water``."""
+    def attach(self, on_message: Callable[[bytes | str], None], on_closed: Callable[[str], None]) -> None:
+        """Push mode: from now on the ``message`` listener calls ``on_message(data)`` itself
+        (``recv`` is no longer used), and ``on_closed(reason)`` is called once when the socket
+        closes. Messages already queued are handed over first, in order.
+
+        Both run synchronously inside browser event callbacks, so they must never block or
+        raise (an exception would only reach the browser console)."""
+        while self._inbox:
+            on_message(self._inbox.popleft())
+        self._push = on_message
+        self._push_closed = on_closed
+        if self.closed:
+            self._tell_closed()
+
+    def send_nowait(self, data: bytes) -> None:
+        """Hand ``data`` to the browser as one binary message, without waiting for room in its
+        send buffer (the sync face's calls, which then block for their answer anyway)."""
         if self.closed or int(self.ws.readyState) != 1:
             raise ConnectionLost(f"connection to {self.url} is closed: {self._describe()}")
         from pyodide.ffi import to_js
 
         self.ws.send(to_js(data))
+
+    async def send(self, data: bytes) -> None:
+        """Hand ``data`` to the browser as one binary message (synchronously), then wait
+        while the browser's send buffer is above ``high_water``."""
+        self.send_nowait(data)
         while int(self.ws.bufferedAmount) > self.high_water and not self.closed:
             await asyncio.sleep(0.005)
 
@@ -171,3 +209,4 @@ class BrowserTransport:
             self.close_code = 1006
             self._wake()
             self._unlisten()
+            self._tell_closed()
