@@ -14,6 +14,7 @@ Names are imported lazily, so ``import tether`` loads no transport.
 
 from __future__ import annotations
 
+import sys
 from typing import TYPE_CHECKING, Any
 
 from .exceptions import (
@@ -82,6 +83,13 @@ if TYPE_CHECKING:
 
 
 def __getattr__(name: str) -> Any:
+    if sys.platform == "emscripten" and name in ("connect", "serve", "Server"):
+        if name != "connect":
+            raise AttributeError(f"a browser cannot listen: tether.{name} exists natively only")
+        from .browser import connect_blocking
+
+        globals()["connect"] = connect_blocking
+        return connect_blocking
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tether' has no attribute {name!r}")

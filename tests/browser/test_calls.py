@@ -106,6 +106,23 @@ json.dumps(plain())
     assert page.run("json.dumps(peer.root.add(20, 22))") == 42
 
 
+def test_tether_connect_in_a_page_is_the_sync_face(page: PageDriver, page_root: Any) -> None:
+    result = page.run(
+        """
+import tether
+with tether.connect() as blocking:          # plain code: connects and calls through JSPI
+    out = [blocking.root.add(2, 40), type(blocking).__name__, blocking.closed]
+out.append(blocking.closed)
+try:
+    tether.serve
+except AttributeError as exc:
+    out.append(str(exc))
+json.dumps(out)
+"""
+    )
+    assert result == [42, "BlockingPeer", False, True, "a browser cannot listen: tether.serve exists natively only"]
+
+
 def test_sync_face_without_jspi_entry_explains(page: PageDriver, page_root: Any) -> None:
     message = page.page.evaluate(
         """() => {

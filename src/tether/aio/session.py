@@ -453,8 +453,12 @@ async def open_async_session(
     await session.start()
     await session.wait_opened(open_timeout)
     peer = AsyncPeer(session)
-    hello = session.call_tether("hello", (session.protocol.hello_info(),))
-    root_call = session.call_tether("root", ())
+    key = session.protocol.peer_tether_key
+    assert key is not None  # wait_opened returned: the peer exposed its Tether
+    # acall, not call: the handshake is async whichever face the caller uses (a browser page's
+    # tether.connect runs it from plain code).
+    hello = session.acall(key, "hello", (session.protocol.hello_info(),))
+    root_call = session.acall(key, "root", ())
     results: Any = await asyncio.gather(hello, root_call, return_exceptions=True)
     info, root_proxy = results
     if isinstance(info, dict):

@@ -10,7 +10,8 @@ page code connects like this::
     async with tether.aio.connect(root=my_object) as peer:   # the server that served the page
         print(await peer.root.add(3, 4))                      # async face: awaitables
 
-``tether.aio.connect`` is :func:`connect` when ``sys.platform == "emscripten"``. In plain code
+``tether.aio.connect`` is :func:`connect` when ``sys.platform == "emscripten"``, and
+``tether.connect`` is :func:`connect_blocking` (plain code, blocking through JSPI). In plain code
 entered through ``pyodide.runPythonAsync`` proxies block with JSPI instead
 (``peer.root.add(3, 4)`` is ``7``); see :mod:`tether.browser.session`.
 
@@ -19,15 +20,26 @@ Nothing here imports ``websockets``; ``js`` and ``pyodide`` are imported only wh
 
 from __future__ import annotations
 
-from .session import BrowserSession, Connecting, can_block, connect, in_async_code, page_ws_url
+from .session import (
+    BlockingPeer,
+    BrowserSession,
+    Connecting,
+    can_block,
+    connect,
+    connect_blocking,
+    in_async_code,
+    page_ws_url,
+)
 from .transport import BrowserTransport
 
 __all__ = [
+    "BlockingPeer",
     "BrowserSession",
     "BrowserTransport",
     "Connecting",
     "can_block",
     "connect",
+    "connect_blocking",
     "in_async_code",
     "page_ws_url",
 ]

@@ -32,7 +32,7 @@ from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
     DEFAULT_MAX_FRAME_SIZE,
 )
-from ..session import _describe_close
+from ..session import PeerBase, _describe_close
 from .transport import HIGH_WATER, BrowserTransport
 
 log = logging.getLogger("tether")
@@ -218,7 +218,8 @@ class BrowserSession(AsyncSession):
             raise self._lost_error() from None
         return run_sync(answer.future).value
 
-    def block(self, awaitable: Any, selector: str = "call") -> Any:
+    @staticmethod
+    def block(awaitable: Any, selector: str = "call") -> Any:
         """Run ``awaitable`` to completion from plain code with JSPI, or explain why not."""
         if can_block():
             from pyodide.ffi import run_sync
@@ -275,6 +276,41 @@ async def open_browser_session(
     return await open_async_session(
         transport, root=root, url=url, open_timeout=open_timeout, session_class=BrowserSession, **options
     )
+
+
+class BlockingPeer(PeerBase):
+    """What ``tether.connect`` returns in a page: a connection for plain code, whose calls
+    block through JSPI as they do natively. Close it with :meth:`close` or a ``with`` block."""
+
+    def __init__(self, peer: AsyncPeer) -> None:
+        self._peer = peer
+        self.session = peer.session
+
+    @property
+    def root(self) -> Any:
+        """A proxy to the server's root object."""
+        return self._peer._root
+
+    def close(self) -> None:
+        BrowserSession.block(self._peer.close(), "close")
+
+    def __enter__(self) -> BlockingPeer:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<tether.Peer {self.session.describe()} {'closed' if self.closed else 'open'} (page)>"
+
+
+def connect_blocking(url: str | None = None, root: object = None, **options: Any) -> BlockingPeer:
+    """``tether.connect`` in a page: connect and wait, from plain code, through JSPI.
+
+    Plain code entered with ``pyodide.runPythonAsync`` (or ``callPromising``) can block; other
+    code gets a UsageError saying so, and can ``await tether.aio.connect(...)`` instead.
+    """
+    return BlockingPeer(BrowserSession.block(connect(url, root, **options)._open(), "connect"))
 
 
 def page_ws_url() -> str:
