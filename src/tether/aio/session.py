@@ -34,7 +34,7 @@ from ..protocol import (
     Violation,
 )
 from ..proxy import needs_await
-from ..session import BaseSession, PeerBase, _describe_close, _Waiter
+from ..session import BaseSession, PeerBase, _describe_close, _Waiter, is_factory
 
 log = logging.getLogger("tether")
 
@@ -434,6 +434,25 @@ class AsyncPeer(PeerBase):
 
     def __repr__(self) -> str:
         return f"<tether.aio.AsyncPeer {self.session.describe()} {'closed' if self.closed else 'open'}>"
+
+
+async def serve_connection(
+    transport: Any, root: Any, url: str, peers: set[AsyncPeer], options: dict[str, Any]
+) -> None:
+    """Serve one accepted connection until it closes: a session whose root is ``root``, or
+    what the factory ``root`` makes for the new peer (it may be a coroutine). The peer is in
+    ``peers`` while it is connected."""
+    session = AsyncSession(transport, client=False, url=url, **options)
+    peer = AsyncPeer(session)
+    made = root(peer) if is_factory(root) else root
+    if asyncio.iscoroutine(made):
+        made = await made
+    session.protocol.root = made
+    peers.add(peer)
+    try:
+        await session.run()
+    finally:
+        peers.discard(peer)
 
 
 async def open_async_session(

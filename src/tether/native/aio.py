@@ -10,10 +10,9 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
-from ..aio.session import AsyncPeer, AsyncSession, open_async_session
+from ..aio.session import AsyncPeer, open_async_session, serve_connection
 from ..exceptions import ConnectionLost
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
-from ..session import is_factory
 from .sync import DEFAULT_PORT
 
 
@@ -58,17 +57,7 @@ class Server:
     async def _handle(self, ws: ServerConnection) -> None:
         remote = ws.remote_address
         url = f"client {remote[0]}:{remote[1]}" if remote else "a client"
-        session = AsyncSession(ws, client=False, url=url, **self._options)
-        peer = AsyncPeer(session)
-        root = self._root(peer) if is_factory(self._root) else self._root
-        if asyncio.iscoroutine(root):
-            root = await root
-        session.protocol.root = root
-        self._peers.add(peer)
-        try:
-            await session.run()
-        finally:
-            self._peers.discard(peer)
+        await serve_connection(ws, self._root, url, self._peers, self._options)
 
     async def serve_forever(self) -> None:
         """Wait until :meth:`close` is called."""

@@ -42,10 +42,9 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tether.web needs aiohttp: pip install 'tether[web]' (or pip install aiohttp)") from exc
 
-from ..aio.session import AsyncPeer, AsyncSession
+from ..aio.session import AsyncPeer, serve_connection
 from ..exceptions import ConnectionLost, UsageError
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
-from ..session import is_factory
 
 __all__ = ["PYODIDE_VERSION", "WebServer", "find_pyodide", "package_zip", "serve_web"]
 
@@ -257,19 +256,11 @@ class WebServer:
         remote = request.remote or "?"
         peername = request.transport.get_extra_info("peername") if request.transport else None
         port = f":{peername[1]}" if peername else ""
-        session = AsyncSession(
-            WebSocketTransport(ws), client=False, url=f"page {remote}{port}", **self._options
-        )
-        peer = AsyncPeer(session)
-        root = self._root(peer) if is_factory(self._root) else self._root
-        if asyncio.iscoroutine(root):
-            root = await root
-        session.protocol.root = root
-        self._peers.add(peer)
         try:
-            await session.run()
+            await serve_connection(
+                WebSocketTransport(ws), self._root, f"page {remote}{port}", self._peers, self._options
+            )
         finally:
-            self._peers.discard(peer)
             if not ws.closed:
                 await ws.close()
         return ws
