@@ -30,7 +30,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -39,22 +38,13 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness import Measurement, Target, print_table, print_targets, run_rounds
+from tether.headless import CHROMIUM, CHROMIUM_ARGS, host_guard
 
 KINDS = ["web-tether", "web-tether-aio", "web-echo"]
 BATCH = 200  # frames per pipelined batch, calls per gathered batch
 CALIBRATION_OPS = 200  # a page does about a thousand round trips per second: smaller rounds
 PAGE_MODULE = "tether_bench_page"
 PAGE_SOURCE = Path(__file__).resolve().parent / "browser_page.py"
-CHROMIUM = os.environ.get("TETHER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [  # as tests/browser/conftest.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BOOT_TIMEOUT_MS = 60_000
 COLUMNS = ["x raw"]
 
@@ -153,15 +143,7 @@ def booted_page(url: str) -> Iterator[Page]:
             context.set_default_timeout(BOOT_TIMEOUT_MS)
             foreign: list[str] = []
             console: list[str] = []
-
-            def guard(route: Any) -> None:
-                if urlsplit(route.request.url).hostname == "127.0.0.1":
-                    route.continue_()
-                else:
-                    foreign.append(route.request.url)
-                    route.abort()
-
-            context.route("**/*", guard)
+            context.route("**/*", host_guard(foreign))
             tab = context.new_page()
             tab.on("console", lambda message: console.append(f"{message.type}: {message.text}"))
             page = Page(tab, foreign, console)

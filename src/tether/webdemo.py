@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import errno
 import os
-import shutil
 import signal
 import sys
 import threading
@@ -37,22 +36,11 @@ from typing import Any, NamedTuple
 from urllib.parse import urlsplit
 
 from .exceptions import ConnectionLost, RemoteError
+from .headless import CHROMIUM, CHROMIUM_ARGS, async_host_guard
 from .proxy import _state, is_proxy
 
 DEFAULT_PORT = 8765
 PAGE = Path(__file__).with_name("web") / "static" / "demo.html"
-CHROMIUM = os.environ.get("TETHER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-# The flags of the browser tests (tests/browser/conftest.py): no sandbox (containers), no GPU,
-# and none of Chromium's own background traffic.
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 HEADLESS_TIMEOUT = 75.0  # seconds for Chromium to start, boot Pyodide and finish the conversation
 
 # -- the message trace (both sides) ---------------------------------------------------------------
@@ -559,13 +547,7 @@ async def run_headless(url: str, demo: Demo) -> bool | None:
         return None
     host = urlsplit(url).hostname
     foreign: list[str] = []
-
-    async def guard(route: Any) -> None:  # loopback only: the page must need nothing else
-        if urlsplit(route.request.url).hostname == host:
-            await route.continue_()
-        else:
-            foreign.append(route.request.url)
-            await route.abort()
+    guard = async_host_guard(foreign, host or "127.0.0.1")  # the page must need nothing else
 
     def console(message: Any) -> None:
         if message.type in ("error", "warning"):

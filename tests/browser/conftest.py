@@ -17,27 +17,17 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import shutil
 import threading
 import time
 from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
+from tether.headless import CHROMIUM, CHROMIUM_ARGS, host_guard
+
 from .services import Hub, Native
 
-CHROMIUM = os.environ.get("TETHER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 BOOT_TIMEOUT_MS = 60_000
 
 
@@ -190,15 +180,7 @@ def new_page(browser: Any, url: str) -> PageDriver:
     context.set_default_timeout(BOOT_TIMEOUT_MS)
     foreign: list[str] = []
     console: list[str] = []
-
-    def guard(route: Any) -> None:
-        if urlsplit(route.request.url).hostname == "127.0.0.1":
-            route.continue_()
-        else:
-            foreign.append(route.request.url)
-            route.abort()
-
-    context.route("**/*", guard)
+    context.route("**/*", host_guard(foreign))
     page = context.new_page()
     page.on("console", lambda msg: console.append(f"{msg.type}: {msg.text}"))
     return PageDriver(context, page, foreign, console).open(url)
