@@ -18,6 +18,7 @@ import logging
 import sys
 import threading
 from collections import deque
+from collections.abc import Generator
 from typing import Any
 
 from ..dispatch import OPERATIONS, python_name
@@ -434,6 +435,27 @@ class AsyncPeer(PeerBase):
 
     def __repr__(self) -> str:
         return f"<tether.aio.AsyncPeer {self.session.describe()} {'closed' if self.closed else 'open'}>"
+
+
+class ConnectingBase:
+    """What a ``connect`` returns: await it for the peer, or use it with ``async with`` (the
+    peer is closed on exit). Subclasses open the connection in ``_open``."""
+
+    _peer: AsyncPeer | None = None
+
+    async def _open(self) -> AsyncPeer:
+        raise NotImplementedError
+
+    def __await__(self) -> Generator[Any, None, AsyncPeer]:
+        return self._open().__await__()
+
+    async def __aenter__(self) -> AsyncPeer:
+        self._peer = await self._open()
+        return self._peer
+
+    async def __aexit__(self, *exc_info: Any) -> None:
+        if self._peer is not None:
+            await self._peer.close()
 
 
 async def serve_connection(

@@ -22,11 +22,10 @@ import asyncio
 import inspect
 import logging
 import sys
-from collections.abc import Generator
 from types import FrameType
 from typing import Any
 
-from ..aio.session import AsyncPeer, AsyncSession, open_async_session
+from ..aio.session import AsyncPeer, AsyncSession, ConnectingBase, open_async_session
 from ..exceptions import UsageError
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
@@ -322,7 +321,7 @@ def page_ws_url() -> str:
     return f"{scheme}://{location.host}/ws"
 
 
-class Connecting:
+class Connecting(ConnectingBase):
     """What :func:`connect` returns: await it, or use it with ``async with``."""
 
     def __init__(self, url: str | None, root: object, options: dict[str, Any]) -> None:
@@ -345,16 +344,6 @@ class Connecting:
             await transport.close()
             raise
 
-    def __await__(self) -> Generator[Any, None, AsyncPeer]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> AsyncPeer:
-        self._peer = await self._open()
-        return self._peer
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        if self._peer is not None:
-            await self._peer.close()
 
 
 def connect(

@@ -10,7 +10,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 
-from ..aio.session import AsyncPeer, open_async_session, serve_connection
+from ..aio.session import AsyncPeer, ConnectingBase, open_async_session, serve_connection
 from ..exceptions import ConnectionLost
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from .sync import DEFAULT_PORT
@@ -119,7 +119,7 @@ def serve(
     return Server(root, host, port, options, ws_options)
 
 
-class _Connecting:
+class _Connecting(ConnectingBase):
     """What :func:`connect` returns: await it, or use it with ``async with``."""
 
     def __init__(self, url: str, root: object, options: dict[str, Any], ws_options: dict[str, Any]):
@@ -142,16 +142,6 @@ class _Connecting:
             raise ConnectionLost(f"cannot connect to {self._url}: {exc}") from exc
         return await open_async_session(ws, root=self._root, url=self._url, **self._options)
 
-    def __await__(self) -> Generator[Any, None, AsyncPeer]:
-        return self._open().__await__()
-
-    async def __aenter__(self) -> AsyncPeer:
-        self._peer = await self._open()
-        return self._peer
-
-    async def __aexit__(self, *exc_info: Any) -> None:
-        if self._peer is not None:
-            await self._peer.close()
 
 
 def connect(
