@@ -36,6 +36,7 @@ __all__ = [
     "ConnectionLost",
     "DecodeError",
     "EncodeError",
+    "Limits",
     "Peer",
     "ProtocolError",
     "Proxy",
@@ -51,6 +52,7 @@ __all__ = [
     "fetch",
     "help",
     "is_proxy",
+    "register",
     "register_exception",
     "serve",
 ]
@@ -63,7 +65,9 @@ _LAZY = {
     "Proxy": ".proxy",
     "describe": ".proxy",
     "is_proxy": ".proxy",
-    "AccessPolicy": ".dispatch",
+    "AccessPolicy": ".access",
+    "register": ".access",
+    "Limits": ".limits",
     "register_exception": ".protocol",
     "by_reference": ".codec",
     "by_value": ".codec",
@@ -73,9 +77,10 @@ _LAZY = {
 }
 
 if TYPE_CHECKING:
+    from .access import AccessPolicy, register
     from .classes import by_value_class
     from .codec import by_reference, by_value
-    from .dispatch import AccessPolicy
+    from .limits import Limits
     from .native.sync import Server, connect, serve
     from .protocol import register_exception
     from .proxy import Proxy, describe, fetch, help, is_proxy

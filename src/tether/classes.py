@@ -51,8 +51,12 @@ STDLIB = frozenset(sys.stdlib_module_names) | {"builtins"}
 
 
 def by_value_class(cls: type) -> type:
-    """Class decorator: instances of ``cls`` travel by value (their ``__dict__`` or slots)."""
+    """Class decorator: instances of ``cls`` travel by value (their ``__dict__`` or slots),
+    and peers may send them here (the class is registered: see :func:`tether.register`)."""
+    from .access import register
+
     cls.__tether_by_value__ = True  # type: ignore[attr-defined]
+    register(cls)
     return cls
 
 

@@ -26,7 +26,6 @@ reader for its tag with :func:`register_reader`.
 
 from __future__ import annotations
 
-import struct
 import uuid
 from collections.abc import Callable
 from types import FunctionType as _FunctionType
@@ -35,99 +34,22 @@ from typing import Any, Protocol
 
 from . import classes as _classes
 from .exceptions import DecodeError, EncodeError
+from .limits import Limits
+
+# isort: off
+from .words import (  # noqa: F401 - the words are part of the codec's interface
+    _DOUBLE, _FALSE_BYTES, _NIL_BYTES, _TRUE_BYTES, _TWO_DOUBLES, _WORD, COMPACT_LIMIT,
+    COMPACT_OBJECT, COMPACT_STRING, DEFAULT_MAX_DEPTH, KEY_LIMIT, MY_OBJECT_BASE, MY_OBJECT_END,
+    SMALLINT_BASE, SMALLINT_LIMIT, TAG_ANSWER, TAG_ARRAY, TAG_BACKREF, TAG_BYTEARRAY, TAG_CLASS,
+    TAG_CLASS_INFO, TAG_CLASS_INFO_REF, TAG_CLASS_REF, TAG_COMPLEX, TAG_DESCRIBED_REF, TAG_DICT,
+    TAG_ELLIPSIS, TAG_ERROR_ANSWER, TAG_FALSE, TAG_FLOAT, TAG_FROZENSET, TAG_FUNCTION, TAG_INTEGER,
+    TAG_KWARGS, TAG_MESSAGE, TAG_NAMED, TAG_NIL, TAG_OBJECT, TAG_SET, TAG_SLICE, TAG_STRING,
+    TAG_SYMBOL, TAG_TETHER, TAG_TRUE, TAG_TUPLE, TAG_UUID, TAG_YOUR_CLASS, ClassInfo, _unpack_word,
+    pack_word,
+)  # fmt: skip
+# isort: on
 
 _MODULE_TYPE = _ModuleType
-
-# ---------------------------------------------------------------------------------------------
-# Words. The Caffeine Tether words first, then the Python extensions (0x201xxxxx).
-
-TAG_TRUE = 0x20000001
-TAG_FALSE = 0x20000002
-TAG_NIL = 0x20000003
-TAG_SYMBOL = 0x20000004
-TAG_STRING = 0x20000005
-TAG_TETHER = 0x20000007  # first word of a message-send frame
-TAG_ARRAY = 0x20000008
-TAG_UUID = 0x20000011
-TAG_BYTEARRAY = 0x2000001B
-TAG_ANSWER = 0x2000001D  # first word of an answer frame
-TAG_MESSAGE = 0x20000021
-
-TAG_INTEGER = 0x20000101  # any int outside SmallInteger range: two's complement bytes
-TAG_FLOAT = 0x20000102
-TAG_COMPLEX = 0x20000103
-TAG_TUPLE = 0x20000104
-TAG_DICT = 0x20000105
-TAG_SET = 0x20000106
-TAG_FROZENSET = 0x20000107
-TAG_KWARGS = 0x20000108  # optional, after the arguments Array of a Message
-TAG_ERROR_ANSWER = 0x20000109  # first word of an error-answer frame
-TAG_DESCRIBED_REF = 0x2000010A  # "my object" word plus the class info of its object
-TAG_CLASS_INFO = 0x2000010B
-TAG_CLASS_INFO_REF = 0x2000010C
-TAG_SLICE = 0x2000010D  # start, stop, step: three encoded objects
-TAG_ELLIPSIS = 0x2000010E
-TAG_BACKREF = 0x20000110  # index word: an object already decoded in this frame
-TAG_OBJECT = 0x20000111  # an object by value: class, then state
-TAG_CLASS = 0x20000112  # id word, module String, qualname String, fingerprint (ByteArray or nil)
-TAG_CLASS_REF = 0x20000113  # id word of a class the sender named earlier on this connection
-TAG_NAMED = 0x20000114  # module, qualname, fingerprint, fallback reference (or nil)
-TAG_FUNCTION = 0x20000115  # a function by value: its record (a Dict)
-TAG_YOUR_CLASS = 0x20000116  # id word of a class the receiver sent us earlier
-# Compact forms, written only to Python peers (after hello): the tag word carries a number.
-COMPACT_OBJECT = 0x21000000  # + class id: an object of a class named before, then its state
-COMPACT_STRING = 0x22000000  # + length: a String of that many bytes
-COMPACT_LIMIT = 0x01000000
-
-SMALLINT_BASE = 0x40000000
-SMALLINT_LIMIT = 0x20000000
-MY_OBJECT_BASE = 0x60000000
-MY_OBJECT_END = 0x70000000
-KEY_LIMIT = 0x10000000  # keys are 0 .. 0x0FFFFFFF, so that both reference forms fit
-
-DEFAULT_MAX_DEPTH = 200
-
-_WORD = struct.Struct(">I")
-_DOUBLE = struct.Struct(">d")
-_TWO_DOUBLES = struct.Struct(">dd")
-pack_word = _WORD.pack
-_unpack_word = _WORD.unpack_from
-
-_NIL_BYTES = pack_word(TAG_NIL)
-_TRUE_BYTES = pack_word(TAG_TRUE)
-_FALSE_BYTES = pack_word(TAG_FALSE)
-
-
-class ClassInfo:
-    """What a proxy needs to know about the class of a remote object.
-
-    ``methods`` are the public names that the class defines as methods: calling ``p.name(...)``
-    on a proxy costs one round trip for these, while other names are read as attributes.
-    ``None`` as ``methods`` means "unknown" (a peer that sends no class info, such as a
-    Smalltalk peer): then every name is treated as a method. ``specials`` are the data-model
-    methods the class has beyond those every object has (``__len__``, ``__aiter__``...).
-    """
-
-    __slots__ = ("methods", "module", "qualname", "specials")
-
-    def __init__(
-        self,
-        module: str,
-        qualname: str,
-        methods: frozenset[str] | None,
-        specials: frozenset[str] = frozenset(),
-    ) -> None:
-        self.module = module
-        self.qualname = qualname
-        self.methods = methods
-        self.specials = specials
-
-    @property
-    def name(self) -> str:
-        return f"{self.module}.{self.qualname}" if self.module else self.qualname
-
-    def __repr__(self) -> str:
-        return f"ClassInfo({self.name!r}, {len(self.methods or ())} methods)"
 
 
 class ReferenceHooks(Protocol):
@@ -290,6 +212,15 @@ class Encoder:
         ``passing`` policy, or ``force_value``), by name if it is an importable class or
         module, else by reference."""
         t = type(value)
+        if getattr(t, "__tether_proxy__", False):  # a remote object: always a reference, and
+            if self.refs is None:  # nothing may be asked of it here (that would be a remote call)
+                raise EncodeError("a proxy needs a connection to send its reference on")
+            if force_value:
+                raise EncodeError(
+                    "by_value() of a proxy: the object lives on its peer; tether.fetch() it first"
+                )
+            self.refs.write_reference(value, out)
+            return
         mode = "value" if force_value else self.passing.get(t)
         if mode != "reference":
             kind = _classes.copy_kind(t) if mode == "value" else _classes.value_kind(t)
@@ -468,13 +399,21 @@ def register_reader(tag: int, reader: Reader) -> None:
     _READERS[tag] = reader
 
 
+_DEFAULT_LIMITS = Limits()
+
+
 class Decoder:
-    """Reads tag words from one frame. Every length is checked before anything is allocated.
+    """Reads tag words from one frame. Every length is checked before anything is allocated,
+    and what the frame may make this side allocate is bounded (``limits``: objects charged
+    against a memory budget, elements per container and per frame, colliding hash keys).
 
     Errors are :class:`DecodeError` with the byte offset and the path of the failing value.
     """
 
-    __slots__ = ("data", "depth", "max_depth", "memo", "my_object_base", "pos", "refs")
+    __slots__ = (
+        "budget", "building", "data", "depth", "items_left", "limits", "max_depth", "memo",
+        "my_object_base", "pos", "refs",
+    )  # fmt: skip
 
     def __init__(
         self,
@@ -483,6 +422,7 @@ class Decoder:
         refs: ReferenceHooks | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
         my_object_base: int = MY_OBJECT_BASE,
+        limits: Limits | None = None,
     ) -> None:
         self.data = data
         self.pos = pos
@@ -491,6 +431,23 @@ class Decoder:
         self.max_depth = max_depth
         self.my_object_base = my_object_base
         self.memo: list[Any] = []  # objects that BACKREF can name, in the order they began
+        self.limits = limits = limits or _DEFAULT_LIMITS
+        self.budget = max(limits.memory_floor, limits.memory_factor * len(data))
+        self.items_left = limits.max_items
+        self.building: set[int] = set()  # ids of objects by value whose state is being read
+
+    def charge(self, cost: int, what: str) -> None:
+        """Count ``cost`` bytes of objects made from this frame; raise when over its budget."""
+        self.budget -= cost
+        if self.budget < 0:
+            limits = self.limits
+            allowed = max(limits.memory_floor, limits.memory_factor * len(self.data))
+            raise DecodeError(
+                f"a frame of {len(self.data)} bytes would make more than {allowed} bytes of "
+                f"objects (at {what}); the limit is Limits.memory_factor={limits.memory_factor} "
+                f"bytes per frame byte, at least Limits.memory_floor={limits.memory_floor}",
+                self.pos,
+            )
 
     @property
     def remaining(self) -> int:
@@ -527,6 +484,13 @@ class Decoder:
                 "remain in the frame",
                 self.pos - 4,
             )
+        self.items_left -= n
+        if self.items_left < 0:
+            raise DecodeError(
+                f"{what} declares {n} elements, which makes more than "
+                f"Limits.max_items={self.limits.max_items} in this frame",
+                self.pos - 4,
+            )
         return n
 
     def read_object(self) -> object:
@@ -550,7 +514,13 @@ class Decoder:
                     raise DecodeError(f"String is not valid UTF-8: {exc.reason}", self.pos - n) from None
             if self.refs is None:
                 raise DecodeError("an object of a named class where only plain values may appear", self.pos - 4)
-            return _read_object_body(self, self.refs.peer_class(w - COMPACT_OBJECT, None))
+            if self.depth >= self.max_depth:
+                raise DecodeError(f"value nests deeper than {self.max_depth} levels", self.pos - 4)
+            self.depth += 1
+            try:
+                return _read_object_body(self, self.refs.peer_class(w - COMPACT_OBJECT, None))
+            finally:
+                self.depth -= 1
         if w >= SMALLINT_BASE:
             if w < MY_OBJECT_BASE:
                 return w - SMALLINT_BASE
@@ -602,6 +572,7 @@ class Decoder:
 
     def read_items(self, what: str) -> list[object]:
         n = self.count(what)
+        self.charge(64 + 8 * n, what)
         items = []
         read = self.read_object
         for i in range(n):
@@ -665,6 +636,7 @@ _PENDING = object()  # a memo slot whose object is not built yet
 
 def _r_array(d: Decoder) -> object:
     n = d.count("an Array")
+    d.charge(64 + 8 * n, "an Array")
     result: list[Any] = []
     if n:  # only non-empty containers are numbered (as the encoder does)
         d.memo.append(result)
@@ -681,13 +653,43 @@ def _r_tuple(d: Decoder) -> object:
     return tuple(d.read_items("a Tuple"))
 
 
-def _hashable(d: Decoder, value: object, i: int, what: str) -> None:
-    try:
-        hash(value)
-    except TypeError:
-        raise DecodeError(
-            f"{what} element is unhashable ({type(value).__name__})", d.pos
-        ).prefixed(f"[{i}]") from None
+def _key_hashes(d: Decoder, keys: list[Any], what: str) -> None:
+    """Check that the keys of a Dict or Set can be hashed here safely, before any is inserted.
+
+    Refused: unhashable keys, remote objects (their hash lives on the peer), objects whose
+    state is still being read (no user method runs on a half-built object), and more than
+    ``Limits.max_same_hash`` keys with one hash (colliding keys make inserting quadratic).
+    """
+    counts: dict[int, int] | None = None
+    limit = d.limits.max_same_hash
+    for i, key in enumerate(keys):
+        t = type(key)
+        if t is str or t is bytes:  # hashes randomized per process: cannot be made to collide
+            continue
+        if getattr(t, "__tether_proxy__", False):
+            raise DecodeError(
+                f"{what} is a remote object: its hash lives on the peer, so it cannot be a key here",
+                d.pos,
+            ).prefixed(f"[{i}]")
+        if id(key) in d.building:
+            raise DecodeError(f"{what} is an object whose state is still being read (a cycle)", d.pos).prefixed(
+                f"[{i}]"
+            )
+        try:
+            h = hash(key)
+        except TypeError:
+            raise DecodeError(f"{what} is unhashable ({t.__name__})", d.pos).prefixed(f"[{i}]") from None
+        except Exception as exc:
+            raise DecodeError(f"{what} cannot be hashed: {exc!r}", d.pos).prefixed(f"[{i}]") from None
+        if counts is None:
+            counts = {}
+        n = counts[h] = counts.get(h, 0) + 1
+        if n > limit:
+            raise DecodeError(
+                f"more than {limit} keys of one {what.split()[0]} share the hash {h} (hash "
+                "flooding); the limit is Limits.max_same_hash",
+                d.pos,
+            )
 
 
 def _r_set(d: Decoder) -> object:
@@ -696,9 +698,10 @@ def _r_set(d: Decoder) -> object:
     if n:
         d.memo.append(_PENDING)
     d.pos -= 4  # let read_items read the count again
+    d.items_left += n
     items = d.read_items("a Set")
-    for i, item in enumerate(items):
-        _hashable(d, item, i, "Set")
+    d.charge(216 + 64 * n, "a Set")
+    _key_hashes(d, items, "Set element")
     result = set(items)
     if n:
         d.memo[slot] = result
@@ -707,24 +710,28 @@ def _r_set(d: Decoder) -> object:
 
 def _r_frozenset(d: Decoder) -> object:
     items = d.read_items("a FrozenSet")
-    for i, item in enumerate(items):
-        _hashable(d, item, i, "FrozenSet")
+    d.charge(216 + 64 * len(items), "a FrozenSet")
+    _key_hashes(d, items, "FrozenSet element")
     return frozenset(items)
 
 
 def _r_dict(d: Decoder) -> object:
     n = d.count("a Dict", 8)
+    d.charge(64 + 72 * n, "a Dict")
     result: dict[Any, Any] = {}
     if n:
         d.memo.append(result)
     read = d.read_object
+    keys: list[Any] = []
+    values: list[Any] = []
     for i in range(n):
         try:
-            key = read()
-            _hashable(d, key, i, "Dict key")
-            result[key] = read()
+            keys.append(read())
+            values.append(read())
         except DecodeError as exc:
             raise exc.prefixed(f"[{i}]") from None
+    _key_hashes(d, keys, "Dict key")
+    result.update(zip(keys, values, strict=True))
     return result
 
 

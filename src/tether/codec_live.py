@@ -73,7 +73,7 @@ def _w_by_value(enc: Encoder, v: ByValue, out: bytearray, depth: int) -> None:
                 enc.refs = saved
             return
         enc.write(obj, out, depth)
-    elif isinstance(obj, (type, _MODULE_TYPE)):
+    elif not getattr(type(obj), "__tether_proxy__", False) and isinstance(obj, (type, _MODULE_TYPE)):
         raise EncodeError(f"{obj!r} cannot travel by value; classes travel with their instances")
     else:
         enc.write_other(obj, out, depth, force_value=True)
@@ -183,22 +183,39 @@ def _r_object(d: Decoder) -> object:
 
 
 def _read_object_body(d: Decoder, cls: type) -> object:
-    """The state of an object by value of class ``cls``, and the object built from it."""
+    """The state of an object by value of class ``cls``, and the object built from it.
+
+    Objects that a cycle may pass through are made empty first (``kind.create``); while their
+    state is read they are marked as being built, so that no user method (``__hash__``,
+    ``__eq__``) runs on them. A class with a finalizer (``__del__``) is never made before its
+    state is complete, so a frame that fails half-way leaves nothing for it to finalize.
+    """
     kind = _classes.value_kind(cls) or _classes.PLAIN
+    d.charge(_OBJECT_COST, f"an object of {cls.__qualname__}")
     slot = len(d.memo)
-    obj = kind.create(cls)
+    obj = None if getattr(cls, "__del__", None) is not None else kind.create(cls)
     d.memo.append(_PENDING if obj is None else obj)
+    building = d.building
+    if obj is not None:
+        building.add(id(obj))
     try:
         if kind.positional:
             read = d.read_object
             values = [read() for _ in kind.names(cls)]
-            kind.fill_values(obj, values)
-            return obj
-        state = d.read_object()
+        else:
+            state = d.read_object()
     except DecodeError as exc:
         raise exc.prefixed(f"<{cls.__qualname__}>") from None
+    finally:
+        if obj is not None:
+            building.discard(id(obj))
     try:
-        if obj is None:
+        if kind.positional:
+            if obj is None:
+                obj = kind.create(cls)
+                d.memo[slot] = obj
+            kind.fill_values(obj, values)
+        elif obj is None:
             obj = kind.build(cls, state)
             d.memo[slot] = obj
         else:
@@ -208,6 +225,9 @@ def _read_object_body(d: Decoder, cls: type) -> object:
     except Exception as exc:
         raise DecodeError(f"cannot rebuild a {cls.__qualname__} from its state: {exc}", d.pos) from None
     return obj
+
+
+_OBJECT_COST = 256  # an instance, its __dict__ and a few attributes
 
 
 def _r_named(d: Decoder) -> object:
@@ -250,8 +270,9 @@ def _read_class_info(d: Decoder) -> ClassInfo:
     qualname = d.read_str(what="the qualified name of a class")
     n = d.count("a method list")
     methods = frozenset(d.read_str(what="a method name") for _ in range(n))
-    n = d.count("a special method list")
-    specials = frozenset(d.read_str(what="a special method name") for _ in range(n))
+    n2 = d.count("a special method list")
+    specials = frozenset(d.read_str(what="a special method name") for _ in range(n2))
+    d.charge(512 + 128 * (n + n2), "class info")
     info = ClassInfo(module, qualname, methods, specials)
     d.refs.define_class_info(class_id, info)
     return info

@@ -19,10 +19,9 @@ import os
 from collections.abc import Callable
 from typing import Any
 
-from .exceptions import AccessDenied
+from .access import SAFE_ATTRIBUTES, AccessPolicy
 
-# Attributes that any peer may read even though they start with an underscore.
-SAFE_ATTRIBUTES = frozenset({"__doc__", "__name__", "__qualname__", "__module__"})
+__all__ = ["OPERATIONS", "SAFE_ATTRIBUTES", "AccessPolicy", "class_specials", "perform", "python_name"]
 
 _BINARY = {
     "add": operator.add,
@@ -276,35 +275,13 @@ def python_name(selector: str) -> str:
     return selector
 
 
-class AccessPolicy:
-    """What a peer may do with the objects exposed to it.
-
-    Untrusted (the default): public names (no leading underscore), the data-model operations
-    in :data:`OPERATIONS` and the read-only attributes in :data:`SAFE_ATTRIBUTES`. Trusted:
-    any name. Subclass and override :meth:`check` for finer rules (it receives the object,
-    the attribute name and the kind of access: ``"call"``, ``"get"``, ``"set"`` or ``"delete"``).
-    """
-
-    def __init__(self, trusted: bool = False) -> None:
-        self.trusted = trusted
-
-    def check(self, obj: object, name: str, access: str) -> None:
-        if self.trusted or not name.startswith("_"):
-            return
-        if access == "get" and name in SAFE_ATTRIBUTES:
-            return
-        raise AccessDenied(
-            f"{type(obj).__qualname__} attribute {name!r} is private: peers may use public "
-            "names and data-model operations only; the serving side can pass trusted=True "
-            "to allow private names",
-            name=name,
-        )
-
-
 def perform(obj: Any, selector: str, args: list[Any], kwargs: dict[str, Any], policy: AccessPolicy) -> Any:
-    """Perform ``selector`` on ``obj``; return what it returns (possibly a coroutine)."""
+    """Perform ``selector`` on ``obj`` as ``policy`` allows; return what it returns (possibly a
+    coroutine). Raises :class:`~tether.exceptions.AccessDenied` for what the policy refuses."""
     op = OPERATIONS.get(selector)
     if op is not None:
+        if selector == "__dir__":
+            return policy.visible_names(obj)
         return op(obj, *args, **kwargs)
     if selector == "__getattribute__":
         (name,) = _attribute_args(selector, args, 1)

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .codec import KEY_LIMIT, ClassInfo
-from .exceptions import ProtocolError
+from .exceptions import EncodeError, ProtocolError
 
 TETHER_KEY = 0
 
@@ -24,8 +24,9 @@ TETHER_KEY = 0
 class ExportTable:
     """Objects this side exposes to one peer: key -> object, with a count of references sent."""
 
-    def __init__(self, tether: object) -> None:
+    def __init__(self, tether: object, max_exports: int = 65536) -> None:
         self._lock = threading.Lock()
+        self._max = max_exports
         self._objects: dict[int, Any] = {TETHER_KEY: tether}
         self._counts: dict[int, int] = {}
         self._keys: dict[int, int] = {id(tether): TETHER_KEY}  # id(obj) -> key
@@ -43,6 +44,12 @@ class ExportTable:
                 if key != TETHER_KEY:
                     self._counts[key] += 1
                 return key, False
+            if len(self._counts) >= self._max:
+                raise EncodeError(
+                    f"this connection holds {len(self._counts)} objects for the peer, the limit "
+                    "(Limits.max_exports): the peer must let go of some proxies before it is sent "
+                    "more references (or raise the limit)"
+                )
             key = self._allocate()
             self._objects[key] = obj
             self._counts[key] = 1
@@ -109,6 +116,7 @@ class ImportTable:
         self._entries: dict[int, list[Any]] = {}  # key -> [weakref to proxy, count read]
         self._on_release = on_release
         self.closed = False
+        self.created = 0  # proxies made so far (a decoder charges each new one)
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -129,6 +137,7 @@ class ImportTable:
                 if not self.closed:
                     self._on_release(key, entry[1])
             proxy = factory(key, info)
+            self.created += 1
             self._entries[key] = [weakref.ref(proxy, self._make_callback(key)), 1]
             return proxy
 

@@ -38,6 +38,7 @@ from .codec import (
     TAG_UUID,
     Decoder,
     Encoder,
+    NeedClasses,
     pack_word,
     write_str,
 )
@@ -128,10 +129,13 @@ class MessageSend:
                     except DecodeError as exc:
                         raise exc.prefixed(f".kwargs[{name!r}]") from None
             expect_end(d)
-        except DecodeError as exc:
+        except NeedClasses:
+            raise
+        except Exception as exc:
+            error = _as_decode_error(exc, d)
             if exchange_id is None:
-                raise
-            raise FrameBodyError(exchange_id, exc) from None
+                raise error from None
+            raise FrameBodyError(exchange_id, error) from None
         return cls(exchange_id, receiver, selector, args, kwargs)
 
 
@@ -150,8 +154,10 @@ class Answer:
         try:
             value = d.read_object()
             expect_end(d)
-        except DecodeError as exc:
-            raise FrameBodyError(exchange_id, exc) from None
+        except NeedClasses:
+            raise
+        except Exception as exc:
+            raise FrameBodyError(exchange_id, _as_decode_error(exc, d)) from None
         return cls(exchange_id, value)
 
 
@@ -185,13 +191,25 @@ class ErrorAnswer:
             if tb is not None and not isinstance(tb, str):
                 raise DecodeError("the traceback must be a String or nil", d.pos)
             expect_end(d)
-        except DecodeError as exc:
-            raise FrameBodyError(exchange_id, exc) from None
+        except NeedClasses:
+            raise
+        except Exception as exc:
+            raise FrameBodyError(exchange_id, _as_decode_error(exc, d)) from None
         return cls(exchange_id, type_name, message, args, tb)
 
 
 for _kind in (MessageSend, Answer, ErrorAnswer):
     register_frame_kind(_kind)
+
+
+def _as_decode_error(exc: Exception, d: Decoder) -> DecodeError:
+    """Any failure while reading a frame's body, as the DecodeError its sender is answered with
+    (a RecursionError, or an error raised by a class's own code while rebuilding a value)."""
+    if isinstance(exc, DecodeError):
+        return exc
+    if isinstance(exc, RecursionError):
+        return DecodeError("the frame nests too deeply to decode", d.pos)
+    return DecodeError(f"{type(exc).__name__}: {exc}", d.pos)
 
 
 def read_exchange_id(d: Decoder, allow_nil: bool) -> bytes | None:

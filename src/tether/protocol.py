@@ -27,8 +27,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import exceptions as _exceptions
+from .access import register
+from .classes import value_kind
 from .codec import (
     DEFAULT_MAX_DEPTH,
+    LITERAL_TYPES,
     MY_OBJECT_BASE,
     TAG_ANSWER,
     TAG_DESCRIBED_REF,
@@ -46,7 +49,7 @@ from .codec import (
     write_class_info,
 )
 from .dispatch import AccessPolicy, class_specials, perform
-from .exceptions import DecodeError, EncodeError, ProtocolError, RemoteError
+from .exceptions import AccessDenied, DecodeError, EncodeError, ProtocolError, RemoteError
 from .exposure import TETHER_KEY, ExportTable, ImportTable
 from .frames import (
     Answer,
@@ -61,10 +64,12 @@ from .frames import (
     new_id_source,
     parse_frame,
 )
+from .limits import Limits
 from .proxy import Proxy, _state
 from .transfer import ClassTransfer
 
 VERSION = "0.1.0"
+_PROXY_COST = 512  # a proxy, its state, weak reference and import-table entry
 log = logging.getLogger("tether")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 
@@ -158,9 +163,11 @@ def register_exception(cls: type[BaseException]) -> type[BaseException]:
     """Let errors of type ``cls`` from a peer be raised here as ``cls`` (not ``RemoteError``).
 
     Use it as a class decorator on both sides. ``cls(*args)`` must rebuild the exception from
-    its by-value arguments.
+    its by-value arguments. It also registers the class (:func:`tether.register`), so that its
+    instances may arrive by value inside other values.
     """
     _REGISTERED_EXCEPTIONS[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    register(cls)
     return cls
 
 
@@ -239,9 +246,11 @@ def make_exception(frame: ErrorAnswer) -> BaseException:
 
 class TetherObject:
     """The object each side exposes under key 0. Its selectors: ``root``, ``hello``,
-    ``release`` (one-way), ``iterate``, ``next_batch``, ``fetch`` and ``help``."""
+    ``release`` (one-way), ``get_classes``, ``iterate``, ``next_batch``, ``fetch`` and ``help``;
+    each obeys the connection's access policy like any other message."""
 
     INLINE = frozenset({"root", "hello", "release", "get_classes"})
+    SELECTORS = frozenset({"root", "hello", "release", "get_classes", "iterate", "next_batch", "fetch", "help"})
 
     def __init__(self, protocol: Protocol) -> None:
         self._protocol = protocol
@@ -268,14 +277,30 @@ class TetherObject:
         first. Their references are written plainly so the answer can be read out of order."""
         if not isinstance(class_ids, list) or not all(type(i) is int for i in class_ids):
             raise ProtocolError("get_classes takes an Array of class ids")
+        if len(class_ids) > 1024:
+            raise ProtocolError(f"get_classes asks for {len(class_ids)} classes; at most 1024 at once")
         return PlainReferences(self._protocol.class_records(class_ids))
 
     def fetch(self, obj: Any) -> Any:
-        """A copy of ``obj`` (what :func:`tether.fetch` asks for)."""
+        """A copy of ``obj`` (what :func:`tether.fetch` asks for). An untrusted peer may copy
+        only what travels by value anyway (literals, containers, dataclasses, registered
+        classes): the state of other objects is private to this side."""
+        policy = self._protocol.policy
+        if not policy.trusted and not _copyable(obj, policy):
+            raise AccessDenied(
+                f"a {type(obj).__qualname__} travels by reference and its state is private to "
+                "this side: an untrusted peer may fetch only values (literals, containers, "
+                "dataclasses, registered classes)",
+                name="fetch",
+            )
         return ByValue(obj)
 
     def help(self, obj: Any) -> str:
-        """The pydoc page of ``obj``, rendered here as plain text (what :func:`tether.help` shows)."""
+        """The help page of ``obj``, rendered here as plain text (what :func:`tether.help`
+        shows): pydoc's for a trusted peer, the names it may use for an untrusted one."""
+        policy = self._protocol.policy
+        if not policy.trusted:
+            return public_help(obj, policy)
         import pydoc
 
         return pydoc.render_doc(obj, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
@@ -288,7 +313,9 @@ class TetherObject:
 
     def next_batch(self, iterator: Any, size: int) -> tuple[list[Any], bool]:
         """Up to ``size`` items from ``iterator``; ``True`` as second item when exhausted."""
-        size = max(1, min(int(size), 65536))
+        if type(size) is not int:
+            raise TypeError(f"next_batch takes an int size, not {type(size).__qualname__}")
+        size = max(1, min(size, 65536))
         items = []
         for _ in range(size):
             try:
@@ -296,6 +323,55 @@ class TetherObject:
             except StopIteration:
                 return items, True
         return items, False
+
+
+def _copyable(obj: Any, policy: AccessPolicy) -> bool:
+    cls = type(obj)
+    if cls in LITERAL_TYPES:
+        return True
+    if getattr(cls, "__tether_proxy__", False):
+        return False
+    return value_kind(cls) is not None or policy.may_share_source(cls)
+
+
+def public_help(obj: Any, policy: AccessPolicy) -> str:
+    """A help page that shows an untrusted peer only what it may use: the docstring, and the
+    signature and docstring of each public method it may call."""
+    if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+        lines = [f"{_qualname(obj)}{_signature_text(obj)}"]
+        lines += _indented(inspect.getdoc(obj), 4)
+        return "\n".join(lines) + "\n"
+    cls = obj if isinstance(obj, type) else type(obj)
+    lines = [f"Help on class {cls.__qualname__}:" if obj is cls else f"Help on {cls.__qualname__} object:", ""]
+    lines += _indented(inspect.getdoc(cls), 4)
+    for name in policy.visible_names(obj):
+        try:
+            attr = inspect.getattr_static(obj, name)
+        except AttributeError:
+            continue
+        if isinstance(attr, (staticmethod, classmethod)):
+            attr = attr.__func__
+        if not callable(attr):
+            continue
+        lines += ["", f"  {name}{_signature_text(attr)}"]
+        lines += _indented(inspect.getdoc(attr), 6)
+    return "\n".join(lines) + "\n"
+
+
+def _indented(doc: str | None, n: int) -> list[str]:
+    return [" " * n + line for line in doc.splitlines()] if doc else []
+
+
+def _qualname(obj: Any) -> str:
+    name = getattr(obj, "__qualname__", None)
+    return name if isinstance(name, str) else type(obj).__qualname__
+
+
+def _signature_text(obj: Any) -> str:
+    try:
+        return str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        return "(...)"
 
 
 class Protocol(ClassTransfer):
@@ -318,8 +394,10 @@ class Protocol(ClassTransfer):
         max_depth: int = DEFAULT_MAX_DEPTH,
         accept_code: bool = False,
         passing: dict[type, str] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         self.root = root
+        self.limits = limits or Limits()
         self.accept_code = accept_code
         self.client = client
         self.policy = policy or AccessPolicy()
@@ -329,7 +407,7 @@ class Protocol(ClassTransfer):
         self.max_depth = max_depth
         self.proxy_factory = proxy_factory
         self.tether = TetherObject(self)
-        self.exports = ExportTable(self.tether)
+        self.exports = ExportTable(self.tether, self.limits.max_exports)
         self.releases: deque[tuple[int, int]] = deque()
         self.imports = ImportTable(self._queue_release)
         self.encoder = Encoder(self, max_depth, passing)
@@ -338,12 +416,14 @@ class Protocol(ClassTransfer):
         self._class_requests: dict[bytes, list[int]] = {}
         self._held: deque[bytes] | None = None
         self._decoding_imports: list[int] | None = None
+        self._decoder: Decoder | None = None
         self.next_id = new_id_source()
         self.peer_tether_key: int | None = None
         self._peer_is_python = False
         self._hello_id: bytes | None = None
         self.peer_info: dict[str, Any] = {}
         self._class_ids: dict[object, int] = {}  # a class, or the ClassInfo of a forwarded proxy
+        self.described: dict[tuple[str, str], object] = {}  # classes this side named to the peer
         self._peer_classes: dict[int, ClassInfo] = {}
         self._outbox: list[bytes] = []
         self.on_release_queued: Callable[[], None] | None = None
@@ -452,6 +532,10 @@ class Protocol(ClassTransfer):
         if state is not None and state.session.protocol is self:
             out += pack_word(state.key)  # one of the peer's own objects going home: "your object"
             return
+        if state is None:
+            self.policy.check_send(obj)
+            if isinstance(obj, type):
+                self.described[(obj.__module__, obj.__qualname__)] = obj
         key, _ = self.exports.export(obj)
         marker = MY_OBJECT_BASE + key
         if not self.peer_is_python or self.plain_references:
@@ -467,7 +551,14 @@ class Protocol(ClassTransfer):
         if class_id is None:
             class_id = len(self._class_ids) + 1
             self._class_ids[cache_key] = class_id
-            write_class_info(out, class_id, forwarded or class_info_for(type(obj)))
+            if forwarded is None:
+                cls = type(obj)
+                info = class_info_for(cls)
+                methods = self.policy.describe_methods(cls, info.methods or frozenset())
+                if methods != info.methods:
+                    info = ClassInfo(info.module, info.qualname, methods, info.specials)
+                self.described[(cls.__module__, cls.__qualname__)] = cls
+            write_class_info(out, class_id, forwarded or info)
         else:
             write_class_info(out, class_id, None)
 
@@ -477,7 +568,12 @@ class Protocol(ClassTransfer):
     def my_object(self, key: int, info: ClassInfo | None) -> object:
         if self._decoding_imports is not None:
             self._decoding_imports.append(key)
-        return self.imports.get(key, info, self.proxy_factory)
+        imports = self.imports
+        created = imports.created
+        proxy = imports.get(key, info, self.proxy_factory)
+        if imports.created != created and self._decoder is not None:
+            self._decoder.charge(_PROXY_COST, "a new proxy")
+        return proxy
 
     def your_object(self, key: int) -> object:
         try:
@@ -492,7 +588,13 @@ class Protocol(ClassTransfer):
             raise DecodeError(f"class id {class_id} was never defined by the peer") from None
 
     def define_class_info(self, class_id: int, info: ClassInfo) -> None:
-        self._peer_classes[class_id] = info
+        classes = self._peer_classes
+        if class_id not in classes and len(classes) >= self.limits.max_class_infos:
+            raise DecodeError(
+                f"the peer defined {len(classes)} class infos on this connection, the limit "
+                "(Limits.max_class_infos); a peer describes each of its classes once"
+            )
+        classes[class_id] = info
 
     # -- incoming ---------------------------------------------------------------------------
 
@@ -527,8 +629,9 @@ class Protocol(ClassTransfer):
                     f"{self.max_frame_size} bytes",
                 )
             ]
-        decoder = Decoder(data, 0, self, self.max_depth, self.marker_base)
+        decoder = Decoder(data, 0, self, self.max_depth, self.marker_base, self.limits)
         self._decoding_imports = []
+        self._decoder = decoder
         try:
             frame = parse_frame(decoder)
         except NeedClasses as need:
@@ -548,9 +651,12 @@ class Protocol(ClassTransfer):
             self._decoding_imports = None
             return [Violation(CLOSE_PROTOCOL_ERROR, str(exc))]
         except RecursionError:
-            self._decoding_imports = None
             return [Violation(CLOSE_PROTOCOL_ERROR, "frame nests too deeply to decode")]
-        self._decoding_imports = None
+        except Exception as exc:  # a frame kind's own code failed: the frame cannot be read
+            return [Violation(CLOSE_PROTOCOL_ERROR, f"cannot read the frame: {type(exc).__name__}: {exc}")]
+        finally:
+            self._decoding_imports = None
+            self._decoder = None
         kind = type(frame)
         if kind is Answer:
             if frame.exchange_id in self._class_requests:
@@ -626,14 +732,14 @@ class Protocol(ClassTransfer):
         """Begin performing ``message``; return its result (perhaps an awaitable)."""
         receiver = message.receiver
         if receiver is self.tether:
-            method = getattr(self.tether, message.selector, None)
-            if method is None or message.selector.startswith("_"):
-                raise AttributeError(
-                    f"the Tether object understands root, hello, release, iterate, next_batch, fetch "
-                    f"and help, "
-                    f"not {message.selector!r}"
+            if message.selector not in TetherObject.SELECTORS:
+                raise AccessDenied(
+                    "the Tether object understands "
+                    + ", ".join(sorted(TetherObject.SELECTORS))
+                    + f", not {message.selector!r}",
+                    name=message.selector,
                 )
-            return method(*message.args, **message.kwargs)
+            return getattr(self.tether, message.selector)(*message.args, **message.kwargs)
         return perform(receiver, message.selector, message.args, message.kwargs, self.policy)
 
     def finish(self, message: MessageSend, result: Any) -> bytes | None:

@@ -20,7 +20,6 @@ plain value (``len``, ``bool``, ``hash``, ``str``, ``int``...) cannot be awaited
 from __future__ import annotations
 
 import inspect
-import sys
 import types
 from collections import deque
 from collections.abc import AsyncIterator, Iterator
@@ -84,21 +83,16 @@ _CALLABLE_CLASSES = {
 }
 
 
-def _resolve_local_class(info: ClassInfo | None) -> type | None:
+def _resolve_local_class(state: ProxyState) -> type | None:
+    """The local class a proxy claims (``p.__class__``), where this side's policy believes the
+    peer's class info: builtin classes from any peer, any class from a trusted one."""
+    info = state.info
     if info is None:
         return None
     callable_class = _CALLABLE_CLASSES.get(info.name)
     if callable_class is not None:
         return callable_class
-    module = sys.modules.get(info.module)
-    if module is None:
-        return None
-    obj: Any = module
-    for part in info.qualname.split("."):
-        obj = getattr(obj, part, None)
-        if obj is None:
-            return None
-    return obj if isinstance(obj, type) else None
+    return state.session.protocol.policy.local_class(info.module, info.qualname)
 
 
 # The few messages a proxy understands itself (to take part in copying and serialization).
@@ -112,12 +106,13 @@ class Proxy:
     """
 
     __slots__ = ("__state", "__weakref__")
+    __tether_proxy__ = True  # read on the type (by the codec and the access policy), never forwarded
 
     def __getattribute__(self, name: str) -> Any:
         state = _state(self)
         info = state.info
         if name == "__class__":
-            return _resolve_local_class(info) or Proxy
+            return _resolve_local_class(state) or Proxy
         if info is None or info.methods is None or name in info.methods:
             return RemoteMethod(self, name)
         if name[:2] == "__" and name[-2:] == "__":

@@ -26,6 +26,7 @@ from .codec import ClassInfo
 from .dispatch import AccessPolicy
 from .exceptions import ConnectionLost, ProtocolError
 from .frames import MessageSend
+from .limits import Limits
 from .protocol import (
     CLOSE_PROTOCOL_ERROR,
     DEFAULT_MAX_FRAME_SIZE,
@@ -61,6 +62,7 @@ class BaseSession:
         timeout: float | None = None,
         accept_code: bool = False,
         passing: dict[type, str] | None = None,
+        limits: Limits | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {}
         if marker_base is not None:
@@ -74,6 +76,7 @@ class BaseSession:
             max_frame_size=max_frame_size,
             accept_code=accept_code,
             passing=_check_passing(passing),
+            limits=limits,
             **kwargs,
         )
         self.url = url

@@ -13,6 +13,7 @@ import logging
 from typing import Any
 
 from . import classes as _classes
+from .access import AccessPolicy
 from .codec import (
     COMPACT_LIMIT,
     COMPACT_OBJECT,
@@ -26,7 +27,8 @@ from .codec import (
     pack_word,
     write_str,
 )
-from .exceptions import DecodeError, ProtocolError
+from .exceptions import AccessDenied, DecodeError, ProtocolError
+from .limits import Limits
 
 log = logging.getLogger("tether")
 
@@ -41,15 +43,20 @@ class _ClassDep:
 
 
 class ClassTransfer:
-    """Per-connection class tables. Needs ``self.encoder`` and ``self.accept_code``."""
+    """Per-connection class tables. Needs ``self.encoder``, ``self.accept_code``,
+    ``self.policy`` and ``self.described`` (the classes this side named to the peer)."""
 
     encoder: Encoder
     accept_code: bool
+    policy: AccessPolicy
+    limits: Limits
+    described: dict[tuple[str, str], object]
 
     def _init_classes(self) -> None:
         # Classes of objects that travel by value: ours, as named to the peer ...
         self._sent_classes: dict[type, int] = {}
         self._sent_class_by_id: dict[int, type] = {}
+        self._sent_class_names: dict[tuple[str, str], object] = {}
         self._named_on_wire: set[int] = set()
         self._records_sent: set[int] = set()
         # ... and the peer's, as named to us, resolved here or defined from its records.
@@ -64,6 +71,7 @@ class ClassTransfer:
             class_id = len(self._sent_classes) + 1
             self._sent_classes[cls] = class_id
             self._sent_class_by_id[class_id] = cls
+            self._sent_class_names[(cls.__module__, cls.__qualname__)] = cls
         return class_id
 
     def write_object_head(self, cls: type, out: bytearray, compact: bool) -> None:
@@ -104,7 +112,24 @@ class ClassTransfer:
         else:
             self._peer_class_names[class_id] = name
         module, qualname, fp = name
-        local = None if module == "__main__" else _classes.resolve_name(module, qualname, self.accept_code)
+        if len(self._peer_class_names) > self.limits.max_class_infos:
+            raise DecodeError(
+                f"the peer named more than {self.limits.max_class_infos} classes on this "
+                "connection, the limit (Limits.max_class_infos)"
+            )
+        if self._open_names:
+            local = None if module == "__main__" else _classes.resolve_name(module, qualname, self.accept_code)
+        else:  # an untrusted peer: only what this side sent it, value types and registered classes
+            local = self.policy.resolve(module, qualname, self._sent_class_names)
+            if local is None:
+                raise DecodeError(
+                    f"an instance of {module}.{qualname} cannot be received: this side does not "
+                    "let untrusted peers name that class (only classes it sent them, built-in "
+                    "value types and registered classes); register it on this side with "
+                    f"tether.register({qualname.rpartition('.')[2]}) or AccessPolicy(allow=[...]), "
+                    "or pass accept_code=True to define the peer's class from its source (runs "
+                    "the peer's code: only for peers you trust)"
+                )
         differs = False
         if isinstance(local, type):
             local_fp = _classes.fingerprint(local)
@@ -127,9 +152,24 @@ class ClassTransfer:
             raise DecodeError(f"the peer refers to our class id {class_id}, which we never sent")
         return cls
 
+    @property
+    def _open_names(self) -> bool:
+        """Whether names from the peer resolve to anything importable here (a trusted peer, or
+        one that may send code anyway), rather than only to what the policy allows."""
+        return self.policy.trusted or self.accept_code
+
     def resolve_named(self, module: str, qualname: str, fp: bytes | None, fallback: object) -> object:
-        local = None if module == "__main__" else _classes.resolve_name(module, qualname, self.accept_code)
         name = f"{module}.{qualname}" if qualname else module
+        if self._open_names:
+            local = None if module == "__main__" else _classes.resolve_name(module, qualname, self.accept_code)
+        else:
+            local = self.policy.resolve(module, qualname, self.described)
+            if local is None and fallback is None:
+                raise DecodeError(
+                    f"{name} cannot be named by an untrusted peer: names resolve only to what "
+                    "this side sent that peer, built-in value types and registered classes and "
+                    "functions (tether.register); nothing is imported"
+                )
         if local is not None:
             local_fp = _classes.fingerprint(local) if qualname else None
             if fp is None or local_fp is None or local_fp == fp:
@@ -170,6 +210,13 @@ class ClassTransfer:
             cls = self._sent_class_by_id.get(class_id)
             if cls is None:
                 raise ProtocolError(f"no class was named under id {class_id} on this connection")
+            if not self.policy.may_share_source(cls):
+                raise AccessDenied(
+                    f"the source of {cls.__module__}.{cls.__qualname__} is not sent to untrusted "
+                    "peers; the sending side can register the class (tether.register) to share "
+                    "it, or trust the peer",
+                    name=cls.__qualname__,
+                )
 
             def encode_global(value: Any) -> Any:
                 if isinstance(value, type) and value is not cls and _classes.importable_name(value) is None:
@@ -191,7 +238,11 @@ class ClassTransfer:
         # side (it stopped reading at the first): send those too, saving a round trip each.
         for class_id in sorted(self._named_on_wire - self._records_sent):
             cls = self._sent_class_by_id[class_id]
-            if _classes.importable_name(cls) is None and _classes.source_of(cls) is not None:
+            if (
+                _classes.importable_name(cls) is None
+                and self.policy.may_share_source(cls)
+                and _classes.source_of(cls) is not None
+            ):
                 add(class_id)
         self._records_sent.update(done)
         return records

@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+import tether
+
 from .conftest import LoopThread, PageDriver, new_page, unavailable
 
 
@@ -33,7 +35,7 @@ class CodeRoot:
         return [type(shape).__qualname__, shape.area(), list(sys.version_info[:2])]
 
     def make_square(self, side: float) -> Any:
-        return native_square_class()(side)
+        return tether.register(native_square_class())(side)  # registered: its source may go to pages
 
     def apply(self, func: Any, value: Any) -> Any:
         return func(value)
@@ -96,6 +98,7 @@ sys.path.insert(0, "/home/pyodide")
 import page_shapes
 import tether, tether.aio
 
+tether.register(page_shapes.Triangle)   # its source may go to the native side, which asks for it
 peer = await tether.aio.connect(accept_code=True)
 native = await peer.root.describe(page_shapes.Triangle(3, 4))   # the page's class, defined natively
 square = await peer.root.make_square(3)                          # the native class, defined here

@@ -65,6 +65,11 @@ class Plain:
         self.value = 5
 
 
+# What arrives by value from a peer must be allowed here: classes this side sent that peer,
+# built-in value types, and what the application registered (Marked is, by its decorator).
+tether.register(Point, Frozen, Color, Pair, Money, Plain)
+
+
 class Echo:
     def echo(self, x: Any) -> Any:
         return x
@@ -163,12 +168,18 @@ def test_shared_and_cyclic_structures_within_one_message(peers: Any) -> None:
     assert back.items[0] is back
 
 
-def test_classes_and_modules_travel_by_name(peers: Any) -> None:
+def test_classes_and_functions_travel_by_name(peers: Any) -> None:
     root = peers[0].root
     assert root.echo(Point) is Point
     assert root.echo(int) is int
-    assert root.echo(json) is json
     assert root.echo(json.dumps) is json.dumps
+
+
+def test_modules_travel_by_name_between_trusted_peers_only(peers: Any) -> None:
+    with pytest.raises(tether.EncodeError, match="module cannot be sent to an untrusted peer"):
+        peers[0].root.echo(json)
+    with pair(Echo(), trusted=True) as (client, _):
+        assert client.root.echo(json) is json
 
 
 def make_shape_class() -> type:
@@ -192,7 +203,7 @@ def test_a_class_the_receiver_lacks_is_refused_without_accept_code(peers: Any) -
 
 
 def test_a_class_is_sent_on_demand_once_per_connection() -> None:
-    Square = make_shape_class()
+    Square = tether.register(make_shape_class())  # its source may go to the peer that asks
     with pair(Echo(), accept_code=True) as (client, _server):
         root = client.root
         before = client.stats()["bytes_sent"]
@@ -242,6 +253,8 @@ def test_all_missing_classes_of_a_message_come_in_one_round_trip() -> None:
     @dataclasses.dataclass
     class Page:
         lines: list[Line]
+
+    tether.register(Line, Page)
 
     with pair(Echo(), accept_code=True) as (client, _server):
         before = client.stats()

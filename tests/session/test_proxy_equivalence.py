@@ -274,8 +274,16 @@ def test_with_block(make: Callable[[str], Any]) -> None:
     assert list(ctx.log) == ["enter", "exit"]
 
 
-def test_isinstance_uses_the_remote_class_when_this_side_has_it(remote: Any) -> None:
-    bag = remote.make("bag")
-    assert isinstance(bag, Bag) and not isinstance(bag, Number)
+def test_isinstance_believes_builtin_classes_from_any_peer(remote: Any) -> None:
+    assert not isinstance(remote.make("bag"), Bag)  # an untrusted peer's claim is not believed
+
+
+def test_isinstance_uses_the_remote_class_of_a_trusted_peer() -> None:
+    with pair(Factory(), trusted=True) as (client, _):
+        bag = client.root.make("bag")
+        assert isinstance(bag, Bag) and not isinstance(bag, Number)
+
+
+def test_isinstance_checks(remote: Any) -> None:
     assert isinstance(remote.make("list"), list)
     assert isinstance(remote.make("dict"), collections.abc.Mapping)

@@ -108,8 +108,21 @@ def test_keyword_arguments_and_defaults(peers: Any) -> None:
     assert root.scale(3, by=5) == 15
 
 
-def test_attributes_get_set_delete(peers: Any) -> None:
+def test_attributes_get_set_delete_where_the_policy_allows() -> None:
+    with pair(Service(), policy=tether.AccessPolicy(settable=True)) as (client, _):
+        _get_set_delete(client.root)
+
+
+def test_setting_an_attribute_is_refused_by_default(peers: Any) -> None:
     root = peers[0].root
+    with pytest.raises(tether.AccessDenied, match="may not set attribute 'extra'"):
+        root.extra = 5
+    with pytest.raises(tether.AccessDenied, match="may not set attribute 'add'"):
+        root.add = print  # one client must not rewrite what every client shares
+    assert root.add(1, 2) == 3
+
+
+def _get_set_delete(root: Any) -> None:
     assert root.label == "service"
     root.extra = 5
     assert root.extra == 5

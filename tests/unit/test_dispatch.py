@@ -51,13 +51,38 @@ def test_data_model_selectors_use_the_builtin_operation() -> None:
     assert run("a{}", "__format__", "") == "a{}"
 
 
-def test_attribute_selectors_read_write_and_delete() -> None:
+def test_attribute_selectors_read_write_and_delete_where_the_policy_allows() -> None:
     box = Box()
     assert run(box, "__getattribute__", "value") == 1
-    run(box, "__setattr__", "value", 5)
+    settable = AccessPolicy(settable=True)
+    perform(box, "__setattr__", ["value", 5], {}, settable)
     assert box.value == 5
-    run(box, "__delattr__", "value")
+    perform(box, "__delattr__", ["value"], {}, settable)
     assert not hasattr(box, "value")
+
+
+def test_setting_and_deleting_attributes_is_refused_by_default() -> None:
+    box = Box()
+    with pytest.raises(AccessDenied, match=r"may not set attribute 'value'.*__tether_settable__"):
+        run(box, "__setattr__", "value", 5)
+    with pytest.raises(AccessDenied, match="may not delete attribute 'value'"):
+        run(box, "__delattr__", "value")
+    assert box.value == 1
+
+
+def test_a_class_lists_its_settable_attributes() -> None:
+    class Settings:
+        __tether_settable__ = frozenset({"volume"})
+
+        def __init__(self) -> None:
+            self.volume = 1
+            self.owner = "me"
+
+    s = Settings()
+    run(s, "__setattr__", "volume", 7)
+    assert s.volume == 7
+    with pytest.raises(AccessDenied):
+        run(s, "__setattr__", "owner", "you")
 
 
 @pytest.mark.parametrize(

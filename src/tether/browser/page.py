@@ -80,10 +80,16 @@ def expose(name: str, obj: Any) -> Any:
 async def main(url: str | None = None, **options: Any) -> AsyncPeer:
     """Connect to ``url`` (default: the server that served the page) exposing :data:`page`.
 
-    The connection stays open after this returns; it is in :data:`peer`.
+    The server that served the page is trusted by default (``trusted=True``): it sent the
+    page's code, so it can do anything in the page already, and :class:`Page` exists to let it
+    drive the DOM (read and set attributes of ``js`` objects). Pass ``trusted=False`` when
+    ``url`` names another server. The connection stays open after this returns; it is in
+    :data:`peer`.
     """
     global peer
     if page is None:
         raise RuntimeError("tether.browser.page runs inside a browser page (Pyodide) only")
+    if url is None:
+        options.setdefault("trusted", True)
     peer = await connect(url, root=page, **options)
     return peer

@@ -171,7 +171,13 @@ async def main() -> Any:
     url = page_ws_url()
     transport = await BrowserTransport.open(url)
     peer = await open_async_session(
-        transport, root=page, url=url, session_class=TracedSession, run_sync_in_threads=False, send_tracebacks=True
+        transport,
+        root=page,
+        url=url,
+        session_class=TracedSession,
+        run_sync_in_threads=False,
+        send_tracebacks=True,
+        trusted=True,  # the server that served this page's code: it edits the DOM through it
     )
     traces[0].name(peer.root, "library")
     page.peer = tether_page.peer = peer

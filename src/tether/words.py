@@ -1,0 +1,97 @@
+"""The words of the wire: every tag, marker range and limit of the encoding, and the class
+info that describes a remote object's class. ``docs/protocol.md`` section 3 is the normative
+table; :mod:`tether.codec` reads and writes these words."""
+
+from __future__ import annotations
+
+import struct
+
+# Words. The Caffeine Tether words first, then the Python extensions (0x201xxxxx).
+
+TAG_TRUE = 0x20000001
+TAG_FALSE = 0x20000002
+TAG_NIL = 0x20000003
+TAG_SYMBOL = 0x20000004
+TAG_STRING = 0x20000005
+TAG_TETHER = 0x20000007  # first word of a message-send frame
+TAG_ARRAY = 0x20000008
+TAG_UUID = 0x20000011
+TAG_BYTEARRAY = 0x2000001B
+TAG_ANSWER = 0x2000001D  # first word of an answer frame
+TAG_MESSAGE = 0x20000021
+
+TAG_INTEGER = 0x20000101  # any int outside SmallInteger range: two's complement bytes
+TAG_FLOAT = 0x20000102
+TAG_COMPLEX = 0x20000103
+TAG_TUPLE = 0x20000104
+TAG_DICT = 0x20000105
+TAG_SET = 0x20000106
+TAG_FROZENSET = 0x20000107
+TAG_KWARGS = 0x20000108  # optional, after the arguments Array of a Message
+TAG_ERROR_ANSWER = 0x20000109  # first word of an error-answer frame
+TAG_DESCRIBED_REF = 0x2000010A  # "my object" word plus the class info of its object
+TAG_CLASS_INFO = 0x2000010B
+TAG_CLASS_INFO_REF = 0x2000010C
+TAG_SLICE = 0x2000010D  # start, stop, step: three encoded objects
+TAG_ELLIPSIS = 0x2000010E
+TAG_BACKREF = 0x20000110  # index word: an object already decoded in this frame
+TAG_OBJECT = 0x20000111  # an object by value: class, then state
+TAG_CLASS = 0x20000112  # id word, module String, qualname String, fingerprint (ByteArray or nil)
+TAG_CLASS_REF = 0x20000113  # id word of a class the sender named earlier on this connection
+TAG_NAMED = 0x20000114  # module, qualname, fingerprint, fallback reference (or nil)
+TAG_FUNCTION = 0x20000115  # a function by value: its record (a Dict)
+TAG_YOUR_CLASS = 0x20000116  # id word of a class the receiver sent us earlier
+# Compact forms, written only to Python peers (after hello): the tag word carries a number.
+COMPACT_OBJECT = 0x21000000  # + class id: an object of a class named before, then its state
+COMPACT_STRING = 0x22000000  # + length: a String of that many bytes
+COMPACT_LIMIT = 0x01000000
+
+SMALLINT_BASE = 0x40000000
+SMALLINT_LIMIT = 0x20000000
+MY_OBJECT_BASE = 0x60000000
+MY_OBJECT_END = 0x70000000
+KEY_LIMIT = 0x10000000  # keys are 0 .. 0x0FFFFFFF, so that both reference forms fit
+
+DEFAULT_MAX_DEPTH = 200
+
+_WORD = struct.Struct(">I")
+_DOUBLE = struct.Struct(">d")
+_TWO_DOUBLES = struct.Struct(">dd")
+pack_word = _WORD.pack
+_unpack_word = _WORD.unpack_from
+
+_NIL_BYTES = pack_word(TAG_NIL)
+_TRUE_BYTES = pack_word(TAG_TRUE)
+_FALSE_BYTES = pack_word(TAG_FALSE)
+
+
+class ClassInfo:
+    """What a proxy needs to know about the class of a remote object.
+
+    ``methods`` are the public names that the class defines as methods: calling ``p.name(...)``
+    on a proxy costs one round trip for these, while other names are read as attributes.
+    ``None`` as ``methods`` means "unknown" (a peer that sends no class info, such as a
+    Smalltalk peer): then every name is treated as a method. ``specials`` are the data-model
+    methods the class has beyond those every object has (``__len__``, ``__aiter__``...).
+    """
+
+    __slots__ = ("methods", "module", "qualname", "specials")
+
+    def __init__(
+        self,
+        module: str,
+        qualname: str,
+        methods: frozenset[str] | None,
+        specials: frozenset[str] = frozenset(),
+    ) -> None:
+        self.module = module
+        self.qualname = qualname
+        self.methods = methods
+        self.specials = specials
+
+    @property
+    def name(self) -> str:
+        return f"{self.module}.{self.qualname}" if self.module else self.qualname
+
+    def __repr__(self) -> str:
+        return f"ClassInfo({self.name!r}, {len(self.methods or ())} methods)"
