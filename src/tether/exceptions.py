@@ -8,6 +8,7 @@
     ├── ProtocolError       the peer sent bytes that break the protocol
     │   └── DecodeError     a frame could not be read; says where (``$.args[0]``) and at which byte
     ├── ConnectionLost      the peer went away; every waiting call and every proxy raises it
+    │   └── Refused         the server refused this client (a wrong token, a browser origin it does not allow)
     ├── AccessDenied        the peer asked for a name its access policy refuses (also an AttributeError)
     └── RemoteError         the remote handler raised an exception that cannot be recreated here
 
@@ -25,6 +26,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "ProtocolError",
+    "Refused",
     "RemoteError",
     "TetherError",
     "UsageError",
@@ -75,6 +77,20 @@ class ConnectionLost(TetherError, ConnectionError):
 
     Reconnect with :func:`tether.connect` to go on; proxies from the old connection stay dead.
     """
+
+
+class Refused(ConnectionLost):
+    """The server refused this connection before exposing anything.
+
+    ``code`` is the WebSocket close code: 4401 when the server requires a token and the one
+    given (if any) is not it (pass ``token=`` to connect); 4403 when the request came from a
+    browser page whose origin the server does not allow (the server lists allowed origins in
+    its ``origins=``).
+    """
+
+    def __init__(self, message: str, code: int) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 class AccessDenied(TetherError, AttributeError):

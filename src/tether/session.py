@@ -22,9 +22,10 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from .admission import CLOSE_UNAUTHORIZED, REFUSAL_CODES
 from .codec import ClassInfo
 from .dispatch import AccessPolicy
-from .exceptions import ConnectionLost, ProtocolError
+from .exceptions import ConnectionLost, ProtocolError, Refused
 from .frames import MessageSend
 from .limits import Limits
 from .protocol import (
@@ -124,6 +125,15 @@ class BaseSession:
         return self.call(key, selector, args, None, must_block)
 
     def _lost_error(self) -> ConnectionLost:
+        code = getattr(getattr(self, "transport", None), "close_code", None)
+        if code in REFUSAL_CODES and self.protocol.peer_tether_key is None:
+            fix = (
+                "pass the server's token to connect(token=...)"
+                if code == CLOSE_UNAUTHORIZED
+                else "the server must list this page's origin in its origins="
+            )
+            reason = "authentication failed" if code == CLOSE_UNAUTHORIZED else "origin not allowed"
+            return Refused(f"{self.describe()} refused the connection: {reason} (close code {code}); {fix}", code)
         return ConnectionLost(
             f"connection to {self.describe()} is closed"
             + (f": {self.close_reason}" if self.close_reason else "")

@@ -24,9 +24,13 @@ import logging
 import sys
 from types import FrameType
 from typing import Any
+from urllib.parse import parse_qs
 
+from ..access import AccessPolicy
+from ..admission import client_subprotocols
 from ..aio.session import AsyncPeer, AsyncSession, ConnectingBase, open_async_session
 from ..exceptions import UsageError
+from ..limits import Limits
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
     DEFAULT_MAX_FRAME_SIZE,
@@ -321,6 +325,15 @@ def page_ws_url() -> str:
     return f"{scheme}://{location.host}/ws"
 
 
+def page_token() -> str | None:
+    """The ``token`` in this page's URL fragment (``#token=...``), or ``None``."""
+    import js
+
+    fragment = str(js.location.hash).lstrip("#")
+    values = parse_qs(fragment).get("token")
+    return values[0] if values else None
+
+
 class Connecting(ConnectingBase):
     """What :func:`connect` returns: await it, or use it with ``async with``."""
 
@@ -335,7 +348,10 @@ class Connecting(ConnectingBase):
         options = dict(self._options)
         open_timeout = options.pop("open_timeout")
         high_water = options.pop("high_water")
-        transport = await BrowserTransport.open(url, open_timeout, high_water)
+        token = options.pop("token")
+        if token is None and self._url is None:
+            token = page_token()
+        transport = await BrowserTransport.open(url, open_timeout, high_water, client_subprotocols(token))
         try:
             return await open_browser_session(
                 transport, root=self._root, url=url, open_timeout=open_timeout, **options
@@ -358,6 +374,9 @@ def connect(
     high_water: int = HIGH_WATER,
     accept_code: bool = False,
     passing: dict[type, str] | None = None,
+    policy: AccessPolicy | None = None,
+    limits: Limits | None = None,
+    token: str | None = None,
     **unsupported: Any,
 ) -> Connecting:
     """Connect from a page to a Tether server (by default the one that served the page).
@@ -366,7 +385,9 @@ def connect(
     or ``peer = await tether.aio.connect(url)`` and later ``await peer.close()``. ``root`` is
     what the server reaches with ``await peer.fetch_root()``. Other options are those of
     :func:`tether.aio.connect`; ``high_water`` bounds the bytes the browser may buffer before
-    ``send`` waits.
+    ``send`` waits. ``token``: the server's secret; by default, to the page's own server, the
+    ``token`` in the page URL's fragment (``#token=...``, what ``serve_web``'s ``page_url``
+    gives), which no request carries.
     """
     if unsupported:
         names = ", ".join(sorted(unsupported))
@@ -380,6 +401,9 @@ def connect(
         high_water=high_water,
         accept_code=accept_code,
         passing=passing,
+        policy=policy,
+        limits=limits,
+        token=token,
     )
     return Connecting(url, root, options)
 

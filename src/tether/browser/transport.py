@@ -48,13 +48,15 @@ class BrowserTransport:
 
     @classmethod
     async def open(
-        cls, url: str, open_timeout: float = 10.0, high_water: int = HIGH_WATER
+        cls, url: str, open_timeout: float = 10.0, high_water: int = HIGH_WATER, protocols: list[str] | None = None
     ) -> BrowserTransport:
-        """Open a WebSocket to ``url`` and wait until it is open (or raise ConnectionLost)."""
+        """Open a WebSocket to ``url`` offering ``protocols`` (the Tether subprotocol, and the
+        token's) and wait until it is open (or raise ConnectionLost)."""
         import js
+        from pyodide.ffi import to_js
 
         try:
-            ws = js.WebSocket.new(url)
+            ws = js.WebSocket.new(url, to_js(protocols or ["tether"]))
         except Exception as exc:  # a SyntaxError for a malformed URL, a SecurityError...
             raise ConnectionLost(f"cannot connect to {url}: {exc}") from None
         ws.binaryType = "arraybuffer"

@@ -3,17 +3,25 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Generator
+import logging
+from collections.abc import Generator, Iterable
+from ssl import SSLContext
 from typing import Any
 
 from websockets.asyncio.client import connect as ws_connect
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
+from websockets.typing import Subprotocol
 
+from ..access import AccessPolicy
+from ..admission import SUBPROTOCOL, Admission, client_subprotocols, offered_subprotocols
 from ..aio.session import AsyncPeer, ConnectingBase, open_async_session, serve_connection
 from ..exceptions import ConnectionLost
+from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
-from .sync import DEFAULT_PORT
+from .sync import DEFAULT_PORT, _select
+
+log = logging.getLogger("tether")
 
 
 class Server:
@@ -23,8 +31,19 @@ class Server:
     ``await server.serve_forever()`` or ``await server.close()``.
     """
 
-    def __init__(self, root: Any, host: str, port: int, options: dict[str, Any], ws_options: dict[str, Any]):
+    def __init__(
+        self,
+        root: Any,
+        host: str,
+        port: int,
+        options: dict[str, Any],
+        ws_options: dict[str, Any],
+        admission: Admission,
+        ssl: SSLContext | None,
+    ):
         self._root = root
+        self._admission = admission
+        self._ssl = ssl
         self._host = host
         self._port = port
         self._options = options
@@ -42,12 +61,15 @@ class Server:
             self._port,
             compression=None,
             max_size=self._options["max_frame_size"],
+            ssl=self._ssl,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            select_subprotocol=_select,
             **self._ws_options,
         )
         sockname = next(iter(self._ws.sockets)).getsockname()
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"ws://{shown}:{self.port}"
+        self.url = f"{'wss' if self._ssl is not None else 'ws'}://{shown}:{self.port}"
         return self
 
     @property
@@ -57,6 +79,15 @@ class Server:
     async def _handle(self, ws: ServerConnection) -> None:
         remote = ws.remote_address
         url = f"client {remote[0]}:{remote[1]}" if remote else "a client"
+        headers = ws.request.headers if ws.request is not None else None
+        refusal = self._admission.check(
+            headers.get("Origin") if headers is not None else None,
+            offered_subprotocols(headers.get_all("Sec-WebSocket-Protocol") if headers is not None else []),
+        )
+        if refusal is not None:  # before anything is exposed: no session, no frame
+            log.info("refused %s: %s", url, refusal[1])
+            await ws.close(*refusal)
+            return
         await serve_connection(ws, self._root, url, self._peers, self._options)
 
     async def serve_forever(self) -> None:
@@ -92,12 +123,17 @@ def serve(
     port: int = DEFAULT_PORT,
     *,
     trusted: bool = False,
+    policy: AccessPolicy | None = None,
     send_tracebacks: bool = False,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     timeout: float | None = None,
     run_sync_in_threads: bool = True,
     accept_code: bool = False,
     passing: dict[type, str] | None = None,
+    limits: Limits | None = None,
+    token: str | None = None,
+    origins: Iterable[str] | None = None,
+    ssl: SSLContext | None = None,
     **ws_options: Any,
 ) -> Server:
     """Expose ``root`` (an object, or a function called with each new AsyncPeer, possibly
@@ -109,20 +145,25 @@ def serve(
     """
     options = dict(
         trusted=trusted,
+        policy=policy,
         send_tracebacks=send_tracebacks,
         max_frame_size=max_frame_size,
         timeout=timeout,
         run_sync_in_threads=run_sync_in_threads,
         accept_code=accept_code,
         passing=passing,
+        limits=limits,
     )
-    return Server(root, host, port, options, ws_options)
+    return Server(root, host, port, options, ws_options, Admission(token, origins), ssl)
 
 
 class _Connecting(ConnectingBase):
     """What :func:`connect` returns: await it, or use it with ``async with``."""
 
-    def __init__(self, url: str, root: object, options: dict[str, Any], ws_options: dict[str, Any]):
+    def __init__(
+        self, url: str, root: object, options: dict[str, Any], ws_options: dict[str, Any], token: str | None
+    ):
+        self._subprotocols = [Subprotocol(p) for p in client_subprotocols(token)]
         self._url = url
         self._root = root
         self._options = options
@@ -136,6 +177,7 @@ class _Connecting(ConnectingBase):
                 compression=None,
                 max_size=self._options["max_frame_size"],
                 open_timeout=self._options["open_timeout"],
+                subprotocols=self._subprotocols,
                 **self._ws_options,
             )
         except OSError as exc:
@@ -149,6 +191,7 @@ def connect(
     root: object = None,
     *,
     trusted: bool = False,
+    policy: AccessPolicy | None = None,
     send_tracebacks: bool = True,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     timeout: float | None = None,
@@ -156,14 +199,22 @@ def connect(
     run_sync_in_threads: bool = True,
     accept_code: bool = False,
     passing: dict[type, str] | None = None,
+    limits: Limits | None = None,
+    token: str | None = None,
+    ssl: SSLContext | None = None,
     **ws_options: Any,
 ) -> _Connecting:
     """Connect to a Tether server from async code.
 
     ``async with tether.aio.connect(url) as peer: await peer.root.add(3, 4)``, or
-    ``peer = await tether.aio.connect(url)`` and later ``await peer.close()``.
+    ``peer = await tether.aio.connect(url)`` and later ``await peer.close()``. Options are
+    those of :func:`tether.connect` (``token``, ``ssl`` for ``wss://``, ``policy``...).
     """
+    if ssl is not None:
+        ws_options["ssl"] = ssl
     options = dict(
+        policy=policy,
+        limits=limits,
         trusted=trusted,
         send_tracebacks=send_tracebacks,
         max_frame_size=max_frame_size,
@@ -173,4 +224,4 @@ def connect(
         accept_code=accept_code,
         passing=passing,
     )
-    return _Connecting(url, root, options, ws_options)
+    return _Connecting(url, root, options, ws_options, token)

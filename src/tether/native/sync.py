@@ -7,8 +7,11 @@ needs starting: a client can be called back by the server as soon as it is conne
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
+from collections.abc import Iterable
+from ssl import SSLContext
 from typing import Any
 
 from websockets.frames import Frame, Opcode
@@ -16,12 +19,16 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as ws_serve
+from websockets.typing import Subprotocol
 
-from ..dispatch import AccessPolicy
+from ..access import AccessPolicy
+from ..admission import SUBPROTOCOL, Admission, client_subprotocols, offered_subprotocols, select_subprotocol
 from ..exceptions import ConnectionLost
+from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..session import Peer, Session, is_factory, open_session
 
+log = logging.getLogger("tether")
 DEFAULT_PORT = 8765
 _DATA = (Opcode.BINARY, Opcode.TEXT, Opcode.CONT)
 
@@ -103,6 +110,11 @@ class PushingServerConnection(_Pushing, ServerConnection):
         super().__init__(*args, **kwargs)
 
 
+def _select(_ws: Any, offered: Any) -> Subprotocol | None:
+    chosen = select_subprotocol(offered)
+    return None if chosen is None else Subprotocol(chosen)
+
+
 class Server:
     """A listening Tether server running in a background thread.
 
@@ -125,10 +137,15 @@ class Server:
         timeout: float | None = None,
         accept_code: bool = False,
         passing: dict[type, str] | None = None,
+        limits: Limits | None = None,
+        token: str | None = None,
+        origins: Iterable[str] | None = None,
+        ssl: SSLContext | None = None,
         ping_interval: float | None = 20,
         **ws_options: Any,
     ) -> None:
         self._root = root
+        self._admission = Admission(token, origins)
         self._options: dict[str, Any] = dict(
             trusted=trusted,
             policy=policy,
@@ -138,6 +155,7 @@ class Server:
             timeout=timeout,
             accept_code=accept_code,
             passing=passing,
+            limits=limits,
         )
         self._peers: set[Peer] = set()
         self._lock = threading.Lock()
@@ -152,12 +170,15 @@ class Server:
             max_size=max_frame_size,
             ping_interval=ping_interval,
             create_connection=PushingServerConnection,
+            ssl=ssl,
+            subprotocols=[Subprotocol(SUBPROTOCOL)],
+            select_subprotocol=_select,
             **ws_options,
         )
         sockname = self._ws.socket.getsockname()
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"ws://{shown}:{self.port}"
+        self.url = f"{'wss' if ssl is not None else 'ws'}://{shown}:{self.port}"
         self._thread = threading.Thread(target=self._ws.serve_forever, name="tether-server", daemon=True)
         self._thread.start()
 
@@ -169,6 +190,15 @@ class Server:
     def _handle(self, ws: ServerConnection) -> None:
         remote = ws.remote_address
         url = f"client {remote[0]}:{remote[1]}" if remote else "a client"
+        headers = ws.request.headers if ws.request is not None else None
+        refusal = self._admission.check(
+            headers.get("Origin") if headers is not None else None,
+            offered_subprotocols(headers.get_all("Sec-WebSocket-Protocol") if headers is not None else []),
+        )
+        if refusal is not None:  # before anything is exposed: no session, no frame
+            log.info("refused %s: %s", url, refusal[1])
+            ws.close(*refusal)
+            return
         session = Session(ws, client=False, url=url, **self._options)
         peer = Peer(session)
         try:
@@ -220,7 +250,11 @@ def serve(root: object, host: str = "127.0.0.1", port: int = DEFAULT_PORT, **opt
     ``timeout`` (seconds for calls the server makes to clients; default none),
     ``accept_code`` (define classes and functions that clients send by value: only for
     clients you trust, since that runs their code; default False), ``passing`` (per-class
-    ``"value"`` or ``"reference"``, overriding how instances travel).
+    ``"value"`` or ``"reference"``, overriding how instances travel), ``policy`` (an
+    :class:`~tether.AccessPolicy`, e.g. ``AccessPolicy(allow=[Point])``), ``limits`` (a
+    :class:`~tether.Limits`), ``token`` (a secret every client must give: see
+    ``docs/security.md``), ``origins`` (browser origins admitted; default none: native
+    clients only), ``ssl`` (an ``ssl.SSLContext``: serve ``wss://``).
     """
     return Server(root, host, port, **options)
 
@@ -238,6 +272,9 @@ def connect(
     open_timeout: float = 10.0,
     accept_code: bool = False,
     passing: dict[type, str] | None = None,
+    limits: Limits | None = None,
+    token: str | None = None,
+    ssl: SSLContext | None = None,
     **ws_options: Any,
 ) -> Peer:
     """Connect to a Tether server; return the :class:`Peer` (``peer.root`` is its root proxy).
@@ -245,7 +282,11 @@ def connect(
     ``root`` is exposed to the server as this side's root object. ``timeout`` bounds each call
     (default none: long calls are fine). ``accept_code`` lets the server send classes and
     functions by value that this side then defines (runs); ``passing`` overrides how
-    instances of given classes travel. Use as a context manager, or call ``peer.close()``.
+    instances of given classes travel. ``token`` is the server's secret, if it has one (a
+    wrong one raises :class:`~tether.Refused`); ``ssl`` an ``ssl.SSLContext`` for ``wss://``
+    (the default context verifies the server against the system's CAs). The server is an
+    untrusted peer too: ``policy``/``trusted`` say what it may reach here. Use as a context
+    manager, or call ``peer.close()``.
     """
     try:
         ws = ws_connect(
@@ -255,6 +296,8 @@ def connect(
             open_timeout=open_timeout,
             legacy=True,  # we own the connection's lifetime (Peer.close), not a with block
             create_connection=PushingClientConnection,
+            subprotocols=[Subprotocol(p) for p in client_subprotocols(token)],
+            ssl=ssl,
             **ws_options,
         )
     except OSError as exc:
@@ -272,4 +315,5 @@ def connect(
         timeout=timeout,
         accept_code=accept_code,
         passing=passing,
+        limits=limits,
     )

@@ -33,17 +33,22 @@ import io
 import logging
 import os
 import zipfile
-from collections.abc import Generator
+from collections.abc import Generator, Iterable
 from pathlib import Path
+from ssl import SSLContext
 from typing import Any
+from urllib.parse import urlencode
 
 try:
     from aiohttp import WSMsgType, web
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tether.web needs aiohttp: pip install 'tether[web]' (or pip install aiohttp)") from exc
 
+from ..access import AccessPolicy
+from ..admission import SUBPROTOCOL, Admission, offered_subprotocols, own_origins
 from ..aio.session import AsyncPeer, serve_connection
 from ..exceptions import ConnectionLost, UsageError
+from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 
 __all__ = ["PYODIDE_VERSION", "WebServer", "find_pyodide", "package_zip", "serve_web"]
@@ -150,9 +155,23 @@ class WebServer:
     """
 
     def __init__(
-        self, root: Any, host: str, port: int, pyodide: Path, options: dict[str, Any], index: Path | None = None
+        self,
+        root: Any,
+        host: str,
+        port: int,
+        pyodide: Path,
+        options: dict[str, Any],
+        index: Path | None = None,
+        *,
+        token: str | None = None,
+        origins: Iterable[str] | None = None,
+        ssl: SSLContext | None = None,
     ) -> None:
         self._root = root
+        self._token = token
+        self._origins = origins
+        self._ssl = ssl
+        self._admission = Admission(token, origins)  # made again with the bound port on start
         self._index_path = index or STATIC / "index.html"
         self._host = host
         self._port = port
@@ -182,14 +201,24 @@ class WebServer:
         app.router.add_get("/favicon.ico", self._no_content)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port)
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl)
         await site.start()
         address = self._runner.addresses[0]
         self.host, self.port = address[0], address[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"http://{shown}:{self.port}/"
-        self.ws_url = f"ws://{shown}:{self.port}/ws"
+        scheme = "https" if self._ssl is not None else "http"
+        self.url = f"{scheme}://{shown}:{self.port}/"
+        self.ws_url = f"{'wss' if self._ssl is not None else 'ws'}://{shown}:{self.port}/ws"
+        self._admission = Admission(self._token, self._origins, own=own_origins(scheme, self.host, self.port))
         return self
+
+    @property
+    def page_url(self) -> str:
+        """The URL to open in a browser: :attr:`url`, with the token in its fragment when the
+        server has one (a fragment never leaves the browser: it is in no request or log)."""
+        if self._token is None:
+            return self.url
+        return self.url + "#" + urlencode({"token": self._token})
 
     @property
     def peers(self) -> list[AsyncPeer]:
@@ -250,12 +279,23 @@ class WebServer:
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(
-            compress=False, max_msg_size=self._options["max_frame_size"], autoping=True, timeout=2.0
+            compress=False,
+            max_msg_size=self._options["max_frame_size"],
+            autoping=True,
+            timeout=2.0,
+            protocols=(SUBPROTOCOL,),
         )
         await ws.prepare(request)
         remote = request.remote or "?"
         peername = request.transport.get_extra_info("peername") if request.transport else None
         port = f":{peername[1]}" if peername else ""
+        refusal = self._admission.check(
+            request.headers.get("Origin"), offered_subprotocols(request.headers.getall("Sec-WebSocket-Protocol", []))
+        )
+        if refusal is not None:  # before anything is exposed: no session, no frame
+            log.info("refused %s%s: %s", remote, port, refusal[1])
+            await ws.close(code=refusal[0], message=refusal[1].encode())
+            return ws
         try:
             await serve_connection(
                 WebSocketTransport(ws), self._root, f"page {remote}{port}", self._peers, self._options
@@ -280,11 +320,17 @@ def serve_web(
     *,
     pyodide_dir: str | os.PathLike[str] | None = None,
     trusted: bool = False,
+    policy: AccessPolicy | None = None,
     send_tracebacks: bool = False,
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
     timeout: float | None = None,
     run_sync_in_threads: bool = True,
     accept_code: bool = False,
+    passing: dict[type, str] | None = None,
+    limits: Limits | None = None,
+    token: str | None = None,
+    origins: Iterable[str] | None = None,
+    ssl: SSLContext | None = None,
     index: str | os.PathLike[str] | None = None,
 ) -> WebServer:
     """Serve the Tether page and endpoint for ``root`` on ``http://host:port/``; await it or
@@ -293,10 +339,16 @@ def serve_web(
     ``root`` is an object, or a function called with each new AsyncPeer (possibly ``async``).
     ``pyodide_dir`` is the unpacked Pyodide runtime (see :func:`find_pyodide`); it is checked
     now, so a missing runtime fails here rather than in the browser. ``index`` is the HTML file
-    served at ``/`` instead of the bundled ``index.html`` (it loads ``/tether/boot.mjs``). Other
-    options are those of :func:`tether.aio.serve`.
+    served at ``/`` instead of the bundled ``index.html`` (it loads ``/tether/boot.mjs``).
+    ``token``: a secret every page and client must give; pages get it from the fragment of
+    :attr:`WebServer.page_url` (``#token=...``). ``origins``: the browser origins admitted
+    besides this server's own pages (default: only its own). ``ssl``: an ``ssl.SSLContext``
+    to serve ``https://`` and ``wss://``. Other options are those of :func:`tether.aio.serve`.
     """
     options = dict(
+        policy=policy,
+        passing=passing,
+        limits=limits,
         trusted=trusted,
         send_tracebacks=send_tracebacks,
         max_frame_size=max_frame_size,
@@ -307,4 +359,6 @@ def serve_web(
     page = None if index is None else Path(index)
     if page is not None and not page.is_file():
         raise UsageError(f"no page to serve at {page}")
-    return WebServer(root, host, port, find_pyodide(pyodide_dir), options, page)
+    return WebServer(
+        root, host, port, find_pyodide(pyodide_dir), options, page, token=token, origins=origins, ssl=ssl
+    )
