@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from .exceptions import (
     AccessDenied,
+    Busy,
     ConnectionLost,
     DecodeError,
     EncodeError,
@@ -34,6 +35,7 @@ __version__ = "0.1.0"
 __all__ = [
     "AccessDenied",
     "AccessPolicy",
+    "Busy",
     "ConnectionLost",
     "DecodeError",
     "EncodeError",

@@ -9,6 +9,7 @@
     │   └── DecodeError     a frame could not be read; says where (``$.args[0]``) and at which byte
     ├── ConnectionLost      the peer went away; every waiting call and every proxy raises it
     │   └── Refused         the server refused this client (a wrong token, a browser origin it does not allow)
+    ├── Busy                the peer has Limits.max_concurrency calls running here and max_queued waiting
     ├── AccessDenied        the peer asked for a name its access policy refuses (also an AttributeError)
     └── RemoteError         the remote handler raised an exception that cannot be recreated here
 
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 __all__ = [
     "AccessDenied",
+    "Busy",
     "ConnectionLost",
     "DecodeError",
     "EncodeError",
@@ -70,6 +72,12 @@ class DecodeError(ProtocolError):
         """Return self with ``part`` inserted after ``$`` in the path (used while unwinding)."""
         self.path = "$" + part + self.path[1:]
         return self
+
+
+class Busy(TetherError):
+    """The other side already runs ``Limits.max_concurrency`` of this side's calls and holds
+    ``Limits.max_queued`` more waiting: this call was not started. Call again later, or make
+    fewer calls at once."""
 
 
 class ConnectionLost(TetherError, ConnectionError):

@@ -27,6 +27,7 @@ from .codec import ClassInfo
 from .dispatch import AccessPolicy
 from .exceptions import ConnectionLost, ProtocolError, Refused
 from .frames import MessageSend
+from .gate import CallGate
 from .limits import Limits
 from .protocol import (
     CLOSE_PROTOCOL_ERROR,
@@ -82,6 +83,8 @@ class BaseSession:
         )
         self.url = url
         self.timeout = timeout
+        limits = self.protocol.limits
+        self.gate = CallGate(limits.max_concurrency, limits.max_queued, self._start_message, self._refuse_message)
         self.closed = False
         self.close_reason: str | None = None
         self._pending: dict[bytes, Any] = {}
@@ -89,6 +92,14 @@ class BaseSession:
 
     def _make_proxy(self, key: int, info: ClassInfo | None) -> Any:
         return make_proxy(self, key, info)
+
+    def _start_message(self, message: MessageSend) -> None:
+        """Run a message the gate admitted (each runtime says how)."""
+        raise NotImplementedError
+
+    def _refuse_message(self, message: MessageSend, error: BaseException) -> None:
+        """Answer a message the gate cannot queue with ``error``."""
+        raise NotImplementedError
 
     def describe(self) -> str:
         return self.url or ("the client" if not self.protocol.client else "the server")
@@ -277,9 +288,9 @@ class Session(BaseSession):
             elif kind is Incoming:
                 message = event.message  # type: ignore[union-attr]
                 if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
-                    self._run_message(message)
+                    self._perform_message(message)
                 else:
-                    self._pool.submit(self._run_message, message)
+                    self.gate.submit(message)
             elif kind is ErrorReceived:
                 waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
                 if waiter is not None:
@@ -375,7 +386,23 @@ class Session(BaseSession):
 
     # -- incoming messages ----------------------------------------------------------------
 
+    def _start_message(self, message: MessageSend) -> None:
+        self._pool.submit(self._run_message, message)
+
+    def _refuse_message(self, message: MessageSend, error: BaseException) -> None:
+        frame = self.protocol.fail(message, error)
+        if frame is not None:
+            self._send_quietly(frame)
+
     def _run_message(self, message: MessageSend) -> None:
+        """Perform a message the gate admitted, then let the gate start the next one."""
+        try:
+            self._perform_message(message)
+        finally:
+            if not self.closed:
+                self.gate.done()
+
+    def _perform_message(self, message: MessageSend) -> None:
         protocol = self.protocol
         try:
             result = protocol.start(message)

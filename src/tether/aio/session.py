@@ -284,12 +284,30 @@ class AsyncSession(BaseSession):
             frame = self.protocol.perform(message)
             if frame is not None:
                 self._queue_frame(frame)
-        elif not self._threads or _is_async_target(message):
+        else:
+            self.gate.submit(message)
+
+    def _start_message(self, message: MessageSend) -> None:
+        """Run a message the gate admitted: a task for ``async def`` (or without threads),
+        else a worker thread."""
+        if not self._threads or _is_async_target(message):
             self._spawn(self._run_task(message))
         else:
             self._pool.submit(self._run_in_thread, message)
 
+    def _refuse_message(self, message: MessageSend, error: BaseException) -> None:
+        frame = self.protocol.fail(message, error)
+        if frame is not None:
+            self._queue_frame(frame)
+
     async def _run_task(self, message: MessageSend) -> None:
+        try:
+            await self._perform_task(message)
+        finally:
+            if not self.closed:
+                self.gate.done()
+
+    async def _perform_task(self, message: MessageSend) -> None:
         protocol = self.protocol
         try:
             result = protocol.start(message)
@@ -330,6 +348,7 @@ class AsyncSession(BaseSession):
     def _finish_from_thread(self, message: MessageSend, result: Any, error: BaseException | None) -> None:
         if self.closed:
             return
+        self.gate.done()
         if error is not None:
             frame = self.protocol.fail(message, error)
         elif message.exchange_id is None:

@@ -1,0 +1,127 @@
+"""Limits.max_concurrency: one peer's messages running at once are bounded, more wait in
+order, and beyond the queue they are answered with tether.Busy; both runtimes."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+import time
+from typing import Any
+
+import pytest
+
+import tether
+from tether.gate import CallGate
+from tether.testing import async_pair, pair
+
+
+class Blocking:
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.running = 0
+        self.most = 0
+        self.lock = threading.Lock()
+
+    def block(self, n: int) -> int:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        self.release.wait(10)
+        with self.lock:
+            self.running -= 1
+        return n
+
+    async def ablock(self, n: int) -> int:
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+        while not self.release.is_set():
+            await asyncio.sleep(0.005)
+        with self.lock:
+            self.running -= 1
+        return n
+
+
+def wait_until(condition: Any, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "condition not met in time"
+        time.sleep(0.005)
+
+
+def test_the_gate_starts_in_order_and_refuses_beyond_its_queue() -> None:
+    started: list[int] = []
+    refused: list[tuple[int, BaseException]] = []
+    gate = CallGate(2, 2, started.append, lambda m, e: refused.append((m, e)))
+    for n in range(6):
+        gate.submit(n)
+    assert started == [0, 1] and gate.queued == 2
+    assert [m for m, _ in refused] == [4, 5] and isinstance(refused[0][1], tether.Busy)
+    assert "Limits.max_concurrency" in str(refused[0][1])
+    gate.done()
+    assert started == [0, 1, 2]
+    gate.done()
+    gate.done()
+    gate.done()
+    assert started == [0, 1, 2, 3] and gate.running == 0
+
+
+def test_a_peer_runs_at_most_max_concurrency_messages_at_once_and_the_rest_wait() -> None:
+    root = Blocking()
+    with pair(root, limits=tether.Limits(max_concurrency=4)) as (client, server):
+        results: list[int] = []
+        threads = [threading.Thread(target=lambda n=n: results.append(client.root.block(n))) for n in range(20)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: server.session.gate.queued == 16)
+        assert root.running == 4
+        root.release.set()
+        for t in threads:
+            t.join(10)
+        assert sorted(results) == list(range(20))
+        assert root.most == 4
+        assert client.root.block(99) == 99  # the connection goes on
+
+
+def test_calls_beyond_the_queue_are_answered_busy_and_nothing_else_is_lost() -> None:
+    root = Blocking()
+    with pair(root, limits=tether.Limits(max_concurrency=1, max_queued=2)) as (client, server):
+        results: list[int] = []
+        threads = [threading.Thread(target=lambda n=n: results.append(client.root.block(n))) for n in range(3)]
+        for t in threads:
+            t.start()
+        wait_until(lambda: server.session.gate.queued == 2)
+        with pytest.raises(tether.Busy, match=r"1 calls from this peer are running here and 2 more"):
+            client.root.block(3)
+        root.release.set()
+        for t in threads:
+            t.join(10)
+        assert sorted(results) == [0, 1, 2]
+
+
+async def test_the_async_runtime_bounds_tasks_the_same_way() -> None:
+    root = Blocking()
+    async with async_pair(root, limits=tether.Limits(max_concurrency=3)) as (client, server):
+        calls = [asyncio.ensure_future(client.root.ablock(n)) for n in range(10)]
+        for _ in range(200):
+            if server.session.gate.queued == 7:
+                break
+            await asyncio.sleep(0.01)
+        assert server.session.gate.queued == 7 and root.running == 3
+        root.release.set()
+        assert sorted(await asyncio.gather(*calls)) == list(range(10))
+        assert root.most == 3
+
+
+async def test_plain_handlers_on_worker_threads_are_bounded_on_the_async_runtime() -> None:
+    root = Blocking()
+    async with async_pair(root, limits=tether.Limits(max_concurrency=2)) as (client, server):
+        calls = [asyncio.ensure_future(client.root.block(n)) for n in range(6)]
+        for _ in range(200):
+            if server.session.gate.queued == 4:
+                break
+            await asyncio.sleep(0.01)
+        assert server.session.gate.queued == 4 and root.running == 2
+        root.release.set()
+        assert sorted(await asyncio.gather(*calls)) == list(range(6))
+        assert root.most == 2
