@@ -4,6 +4,10 @@
 with each new peer) importable as ``MODULE:OBJECT``. ``tether shell URL`` opens a Python
 console with ``peer`` and ``root`` bound. ``tether demo`` runs the demo (``--native``: the
 two-process one).
+
+A token is read from ``$TETHER_TOKEN`` or ``--token-file`` (never from the command line, which
+other users of the machine can see); TLS needs ``--certfile`` and ``--keyfile`` to serve and
+``--cafile`` to trust a private certificate authority in the shell.
 """
 
 from __future__ import annotations
@@ -11,7 +15,9 @@ from __future__ import annotations
 import argparse
 import code
 import importlib
+import os
 import signal
+import ssl
 import sys
 from typing import Any
 
@@ -36,21 +42,53 @@ def load_object(spec: str) -> Any:
     return obj
 
 
+def read_token(args: argparse.Namespace) -> str | None:
+    """The token of ``--token-file`` (its first line), else ``$TETHER_TOKEN``, else None."""
+    if args.token_file:
+        try:
+            with open(args.token_file, encoding="utf-8") as f:
+                token = f.readline().strip()
+        except OSError as exc:
+            raise SystemExit(f"tether: cannot read the token file: {exc}") from None
+        if not token:
+            raise SystemExit(f"tether: the token file {args.token_file} is empty")
+        return token
+    return os.environ.get("TETHER_TOKEN") or None
+
+
+def server_ssl(args: argparse.Namespace) -> ssl.SSLContext | None:
+    if not args.certfile and not args.keyfile:
+        return None
+    if not args.certfile or not args.keyfile:
+        raise SystemExit("tether: TLS needs both --certfile and --keyfile")
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(args.certfile, args.keyfile)
+    except (OSError, ssl.SSLError) as exc:
+        raise SystemExit(f"tether: cannot load the certificate: {exc}") from None
+    return context
+
+
+def server_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The options ``tether serve`` passes to every kind of server."""
+    return dict(
+        trusted=args.trusted,
+        send_tracebacks=args.tracebacks,
+        max_frame_size=args.max_frame_size,
+        accept_code=args.accept_code,
+        token=read_token(args),
+        origins=args.origin or None,
+        ssl=server_ssl(args),
+    )
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from .native.sync import serve
 
     root = load_object(args.object)
     if args.web:
         return _serve_web(root, args)
-    server = serve(
-        root,
-        host=args.host,
-        port=args.port,
-        trusted=args.trusted,
-        send_tracebacks=args.tracebacks,
-        max_frame_size=args.max_frame_size,
-        accept_code=args.accept_code,
-    )
+    server = serve(root, host=args.host, port=args.port, **server_options(args))
     print(f"tether: serving {args.object} on {server.url}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.close())
     try:
@@ -71,15 +109,7 @@ def _serve_web(root: Any, args: argparse.Namespace) -> int:
         raise SystemExit(f"tether: --web needs the web extra (pip install 'tether[web]'): {exc}") from None
 
     async def run() -> None:
-        async with serve_web(
-            root,
-            args.host,
-            args.port,
-            trusted=args.trusted,
-            send_tracebacks=args.tracebacks,
-            max_frame_size=args.max_frame_size,
-            accept_code=args.accept_code,
-        ) as server:
+        async with serve_web(root, args.host, args.port, **server_options(args)) as server:
             print(f"tether: serving {args.object} on {server.ws_url} and the page on {server.url}", flush=True)
             await server.serve_forever()
 
@@ -95,7 +125,10 @@ def cmd_shell(args: argparse.Namespace) -> int:
 
     from .native.sync import connect
 
-    with connect(args.url) as peer:
+    context = None
+    if args.cafile:
+        context = ssl.create_default_context(cafile=args.cafile)
+    with connect(args.url, token=read_token(args), ssl=context) as peer:
         banner = (
             f"Tether shell connected to {args.url}\n"
             "  root  - proxy to the server's root object (try dir(root))\n"
@@ -126,10 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--web", action="store_true", help="also serve the browser page on the same port (needs tether[web])")
     serve.add_argument("--max-frame-size", type=int, default=16 * 1024 * 1024, help="largest frame in bytes")
+    serve.add_argument("--token-file", help="require the token in this file's first line (default: $TETHER_TOKEN)")
+    serve.add_argument(
+        "--origin", action="append", help="admit browser pages of this origin (repeatable; '*' for any)"
+    )
+    serve.add_argument("--certfile", help="serve wss:// (https:// with --web) with this certificate chain (PEM)")
+    serve.add_argument("--keyfile", help="the private key of --certfile (PEM)")
     serve.set_defaults(func=cmd_serve)
 
     shell = sub.add_parser("shell", help="interactive console connected to URL")
-    shell.add_argument("url", help="ws://HOST:PORT of a tether server")
+    shell.add_argument("url", help="ws://HOST:PORT (or wss://) of a tether server")
+    shell.add_argument("--token-file", help="the server's token, in this file's first line (default: $TETHER_TOKEN)")
+    shell.add_argument("--cafile", help="trust this certificate authority (PEM) for wss://")
     shell.set_defaults(func=cmd_shell)
 
     from .demo import add_arguments as demo_arguments

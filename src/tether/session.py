@@ -224,7 +224,13 @@ class Session(BaseSession):
         if attach is not None:
             attach(self._feed, self._transport_closed)
         if self.protocol.client:
-            self._send(self.protocol.opening())
+            try:
+                self._send(self.protocol.opening())
+            except Exception as exc:  # closed at once (a refusal): wait_opened reports it
+                if self.close_reason is None:
+                    self.close_reason = _describe_close(exc)
+                self._shutdown()
+                return
         if attach is None:
             self._reader = threading.Thread(target=self.run, name="tether-reader", daemon=True)
             self._reader.start()

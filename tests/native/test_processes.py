@@ -18,8 +18,8 @@ import tether
 ROOT = Path(__file__).parents[2]
 
 
-def start_server(spec: str, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
+def start_server(spec: str, *extra: str, env_extra: dict[str, str] | None = None) -> tuple[subprocess.Popen[str], str]:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}", **(env_extra or {}))
     proc = subprocess.Popen(
         [sys.executable, "-m", "tether", "serve", spec, "--port", "0", *extra],
         stdout=subprocess.PIPE,
@@ -144,3 +144,30 @@ def test_cli_reports_a_bad_object_spec() -> None:
     )
     assert out.returncode != 0
     assert "cannot import 'no_such_module_xyz'" in out.stderr
+
+
+def test_cli_serve_with_a_token_refuses_other_clients_and_the_shell_reads_it(tmp_path: Path) -> None:
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    proc, url = start_server("tests.native.services:calculator", "--token-file", str(token_file))
+    try:
+        with pytest.raises(tether.Refused, match="authentication failed") as refused:
+            tether.connect(url)
+        assert refused.value.code == 4401
+        with pytest.raises(tether.Refused):
+            tether.connect(url, token="guess")
+        with tether.connect(url, token="s3cret-token") as peer:
+            assert peer.root.add(1, 2) == 3
+        env = dict(os.environ, PYTHONPATH=str(ROOT / "src"), TETHER_TOKEN="s3cret-token")
+        out = subprocess.run(
+            [sys.executable, "-m", "tether", "shell", url],
+            input="print('sum', root.add(3, 4))\n",
+            capture_output=True,
+            text=True,
+            env=env,
+            timeout=30,
+        )
+        assert "sum 7" in out.stdout, out.stderr
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0

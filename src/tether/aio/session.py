@@ -70,7 +70,13 @@ class AsyncSession(BaseSession):
     async def start(self) -> None:
         """Send the opening frame if we are the client and start reading in a task."""
         if self.protocol.client:
-            await self._send(self.protocol.opening())
+            try:
+                await self._send(self.protocol.opening())
+            except Exception as exc:  # closed at once (a refusal): wait_opened reports it
+                if self.close_reason is None:
+                    self.close_reason = _describe_close(exc)
+                self._shutdown()
+                return
         self._reader = self._spawn(self.run())
 
     async def wait_opened(self, timeout: float) -> None:
