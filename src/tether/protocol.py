@@ -69,7 +69,7 @@ from .proxy import Proxy, _state
 from .transfer import ClassTransfer
 
 VERSION = "0.1.0"
-_PROXY_COST = 512  # a proxy, its state, weak reference and import-table entry
+_PROXY_COST = 768  # a proxy, its state, its weak reference and callback, its import-table entry
 log = logging.getLogger("tether")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 
