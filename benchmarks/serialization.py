@@ -171,7 +171,7 @@ def codec_times(graph: Any, rounds: int, seconds: float) -> dict[str, Any]:
         data = encoder.encode(graph)
 
         def decode() -> Any:
-            return Decoder(data, 0, protocol, protocol.max_depth, protocol.marker_base).read_object()
+            return Decoder(data, 0, protocol, protocol.max_depth, protocol.marker_base, protocol.limits).read_object()
 
         check_copy(graph, decode())
         pickled = pickle.dumps(graph, protocol=5)
@@ -400,4 +400,7 @@ if __name__ == "__main__":
         meta: dict
         items: list
 
+    import tether
+
+    tether.register(Order, Item)  # their source may go to the server, which asks for it
     sys.exit(send(sys.argv[1:], Order, Item))

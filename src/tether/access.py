@@ -161,6 +161,26 @@ def refused_type(cls: type) -> bool:
     return _is_tether_runtime(cls) and not issubclass(cls, BaseException) and cls.__name__ != "TetherObject"
 
 
+def refused_object(obj: object) -> bool:
+    """Whether ``obj`` never travels by reference to an untrusted peer: an object of a refused
+    type (:func:`refused_type`), a class that is not application code, or a function of the
+    interpreter or the standard library that is not bound to an object (``os.system``,
+    ``eval``, ``shutil.rmtree``; ``some_list.append`` and application functions do travel)."""
+    cls = type(obj)
+    if refused_type(cls):
+        return True
+    if isinstance(obj, type):
+        return not is_application_class(obj) and not getattr(obj, "__tether_proxy__", False)
+    if cls is types.BuiltinFunctionType or cls is types.FunctionType:
+        bound = getattr(obj, "__self__", None)
+        if bound is None or isinstance(bound, types.ModuleType):
+            module = getattr(obj, "__module__", None) or "builtins"
+            return module.partition(".")[0] in STDLIB or (module.startswith("tether.") and not module.startswith(
+                _APPLICATION_MODULES
+            ))
+    return False
+
+
 def _public_names_of(klass: type) -> Iterable[str]:
     return (name for name in vars(klass) if not name.startswith("_"))
 
@@ -288,15 +308,22 @@ class AccessPolicy:
 
     def check_send(self, obj: object) -> None:
         """Raise :class:`EncodeError` if ``obj`` may not travel by reference to the peer."""
-        if self.trusted:
+        if self.may_send(obj):
             return
-        cls = type(obj)
-        if refused_type(cls):
-            raise EncodeError(
-                f"a {cls.__module__}.{cls.__qualname__} cannot be sent to an untrusted peer: "
-                "interpreter objects (modules, frames, tracebacks, code) and Tether's runtime "
-                "objects never leave this process by reference; send a value made from it instead"
-            )
+        cls = obj if isinstance(obj, type) else type(obj)
+        what = f"class {cls.__module__}.{cls.__qualname__}" if obj is cls else f"{cls.__module__}.{cls.__qualname__}"
+        if isinstance(obj, (types.FunctionType, types.BuiltinFunctionType)):
+            what = f"function {getattr(obj, '__module__', None) or 'builtins'}.{getattr(obj, '__qualname__', '?')}"
+        raise EncodeError(
+            f"a {what} cannot be sent to an untrusted peer: interpreter objects (modules, frames, "
+            "tracebacks, code, the standard library's classes and functions) and Tether's runtime "
+            "objects never leave this process by reference; wrap what the peer may do in a "
+            "function or class of your own"
+        )
+
+    def may_send(self, obj: object) -> bool:
+        """Whether ``obj`` may travel to the peer by reference (see :meth:`check_send`)."""
+        return self.trusted or not refused_object(obj)
 
     # -- names the peer sends ----------------------------------------------------------------
 

@@ -58,6 +58,9 @@ class ReferenceHooks(Protocol):
     def write_reference(self, obj: object, out: bytearray) -> None:
         """Write a reference to ``obj`` (not a literal) onto ``out``."""
 
+    def may_send(self, obj: object) -> bool:
+        """Whether ``obj`` may go to the peer by reference (else a name goes without fallback)."""
+
     def is_exported(self, obj: object) -> bool:
         """Whether ``obj`` is exposed to the peer already (then even a list goes by reference)."""
 
@@ -268,7 +271,7 @@ class Encoder:
         write_str(out, TAG_STRING, name[0])
         write_str(out, TAG_STRING, name[1])
         self.write(None if isinstance(value, _ModuleType) else _classes.fingerprint(value), out)
-        if fallback and self.refs is not None:
+        if fallback and self.refs is not None and self.refs.may_send(value):
             self.refs.write_reference(value, out)
         else:
             out += _NIL_BYTES

@@ -562,6 +562,9 @@ class Protocol(ClassTransfer):
         else:
             write_class_info(out, class_id, None)
 
+    def may_send(self, obj: object) -> bool:
+        return self.policy.may_send(obj)
+
     def is_exported(self, obj: object) -> bool:
         return self.exports.key_of(obj) is not None
 

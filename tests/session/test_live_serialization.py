@@ -172,12 +172,15 @@ def test_classes_and_functions_travel_by_name(peers: Any) -> None:
     root = peers[0].root
     assert root.echo(Point) is Point
     assert root.echo(int) is int
-    assert root.echo(json.dumps) is json.dumps
+    with pytest.raises(tether.EncodeError, match=r"function json\.dumps cannot be sent to an untrusted peer"):
+        root.echo(json.dumps)  # the standard library's functions do not go by reference to a stranger
+    with pair(Echo(), trusted=True) as (client, _):
+        assert client.root.echo(json.dumps) is json.dumps
 
 
 def test_modules_travel_by_name_between_trusted_peers_only(peers: Any) -> None:
-    with pytest.raises(tether.EncodeError, match="module cannot be sent to an untrusted peer"):
-        peers[0].root.echo(json)
+    with pytest.raises(tether.ProtocolError, match="json cannot be named by an untrusted peer"):
+        peers[0].root.echo(json)  # by name only (no fallback reference to our module), refused there
     with pair(Echo(), trusted=True) as (client, _):
         assert client.root.echo(json) is json
 
