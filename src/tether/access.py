@@ -185,16 +185,18 @@ def _public_names_of(klass: type) -> Iterable[str]:
     return (name for name in vars(klass) if not name.startswith("_"))
 
 
-_REACHABLE: weakref.WeakKeyDictionary[type, tuple[frozenset[str], bool]] = weakref.WeakKeyDictionary()
+# A plain dict (a weak one would make a weak reference per lookup, on every call), emptied
+# when it grows past its bound so that classes made on the fly are not kept for ever.
+_REACHABLE: dict[type, tuple[frozenset[str], bool]] = {}
+_REACHABLE_BOUND = 4096
 
 
 def reachable_names(cls: type) -> tuple[frozenset[str], bool]:
     """The public names an untrusted peer may use on instances of ``cls``, and whether the
     class answers any name itself (it defines ``__getattr__`` in application code)."""
-    try:
-        return _REACHABLE[cls]
-    except (KeyError, TypeError):
-        pass
+    found = _REACHABLE.get(cls)
+    if found is not None:
+        return found
     names: set[str] = set()
     dynamic = False
     if not refused_type(cls):
@@ -208,10 +210,9 @@ def reachable_names(cls: type) -> tuple[frozenset[str], bool]:
                 if "__getattr__" in vars(klass):
                     dynamic = True
     result = (frozenset(names), dynamic)
-    try:
-        _REACHABLE[cls] = result
-    except TypeError:
-        pass
+    if len(_REACHABLE) >= _REACHABLE_BOUND:
+        _REACHABLE.clear()
+    _REACHABLE[cls] = result
     return result
 
 
@@ -241,6 +242,8 @@ class AccessPolicy:
         """Raise :class:`AccessDenied` unless the peer may use ``name`` on ``obj``."""
         if self.trusted:
             return
+        if access == "call" and name in reachable_names(type(obj))[0] and name[0] != "_":
+            return  # the common case first: a public method of an application class
         if name.startswith("_"):
             if access == "get" and name in SAFE_ATTRIBUTES:
                 return

@@ -8,7 +8,10 @@ import sys
 from pathlib import Path
 
 SRC = Path(__file__).parents[2] / "src" / "tether"
-CORE = ["codec.py", "frames.py", "exposure.py", "dispatch.py", "protocol.py", "exceptions.py", "proxy.py"]
+CORE = [
+    "codec.py", "words.py", "frames.py", "exposure.py", "dispatch.py", "access.py", "admission.py", "limits.py",
+    "protocol.py", "exceptions.py", "proxy.py", "gate.py",
+]  # fmt: skip
 FORBIDDEN = {"asyncio", "websockets", "js", "pyodide"}
 
 
