@@ -7,27 +7,51 @@ holds ``max_queued`` already. A runtime calls :meth:`CallGate.done` when a messa
 has finished, which starts the next queued one. So one peer can occupy at most ``limit``
 threads or tasks, however many calls it sends, and nothing it sends is dropped silently.
 
-A chain of nested calls between two peers holds one running message per hop on each side, so
-the limit also bounds how deep such a chain can nest on one connection (default 256 a side:
-512 hops).
+A handler that waits for an answer from any peer (a nested call, a callback) tells its gate
+(:meth:`blocked`, then :meth:`unblocked`), which then lets a queued message run in its place:
+a waiting handler uses a thread or task but no CPU. Waiting and running handlers together are
+bounded by ``hard_limit`` (default four times ``limit``). So a chain of nested calls between
+two peers, which holds one waiting handler per hop on each side, nests up to ``hard_limit``
+hops a side before its next hop waits in the queue, and a peer holds at most ``limit`` running
+and ``hard_limit`` threads or tasks in all.
 """
 
 from __future__ import annotations
 
+import contextvars
 import threading
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from .exceptions import Busy
 
-__all__ = ["CallGate"]
+__all__ = ["CallGate", "current_gate", "waiting"]
+
+# The gate of the message the current thread or task is running (None outside handlers).
+current_gate: contextvars.ContextVar[CallGate | None] = contextvars.ContextVar("tether_gate", default=None)
+
+
+@contextmanager
+def waiting() -> Iterator[None]:
+    """Wrap a wait for a remote answer: the handler running here (if any) gives its running
+    slot to a queued message of its peer until the answer comes."""
+    gate = current_gate.get()
+    if gate is None:
+        yield
+        return
+    gate.blocked()
+    try:
+        yield
+    finally:
+        gate.unblocked()
 
 
 class CallGate:
     """Runs a peer's messages through ``start(message)``, at most ``limit`` at once."""
 
-    __slots__ = ("_lock", "_queue", "_refuse", "_start", "limit", "max_queued", "running")
+    __slots__ = ("_lock", "_queue", "_refuse", "_start", "hard_limit", "limit", "max_queued", "running", "waiting")
 
     def __init__(
         self,
@@ -35,10 +59,13 @@ class CallGate:
         max_queued: int,
         start: Callable[[Any], None],
         refuse: Callable[[Any, BaseException], None],
+        hard_limit: int | None = None,
     ) -> None:
         self.limit = limit
+        self.hard_limit = hard_limit if hard_limit is not None else 4 * limit
         self.max_queued = max_queued
         self.running = 0
+        self.waiting = 0
         self._queue: deque[Any] = deque()
         self._lock = threading.Lock()
         self._start = start
@@ -51,7 +78,7 @@ class CallGate:
     def submit(self, message: Any) -> None:
         """Start ``message`` now, or queue it behind the running ones."""
         with self._lock:
-            if self.running < self.limit:
+            if self.running < self.limit and self.running + self.waiting < self.hard_limit:
                 self.running += 1
                 go = True
             elif len(self._queue) < self.max_queued:
@@ -73,12 +100,31 @@ class CallGate:
     def done(self) -> None:
         """A started message finished: start the next queued one, if any."""
         with self._lock:
-            if self._queue:
-                message = self._queue.popleft()
-            else:
-                self.running -= 1
-                return
-        self._start(message)
+            self.running -= 1
+            message = self._admit()
+        if message is not None:
+            self._start(message)
+
+    def blocked(self) -> None:
+        """A running message waits for a remote answer: let a queued one run meanwhile."""
+        with self._lock:
+            self.running -= 1
+            self.waiting += 1
+            message = self._admit()
+        if message is not None:
+            self._start(message)
+
+    def unblocked(self) -> None:
+        """The answer came: the message runs again (for a moment perhaps over ``limit``)."""
+        with self._lock:
+            self.waiting -= 1
+            self.running += 1
+
+    def _admit(self) -> Any:
+        if self._queue and self.running < self.limit and self.running + self.waiting < self.hard_limit:
+            self.running += 1
+            return self._queue.popleft()
+        return None
 
     def clear(self) -> list[Any]:
         """Forget the queued messages (the connection is gone); return them."""

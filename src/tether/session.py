@@ -27,7 +27,7 @@ from .codec import ClassInfo
 from .dispatch import AccessPolicy
 from .exceptions import ConnectionLost, ProtocolError, Refused
 from .frames import MessageSend
-from .gate import CallGate
+from .gate import CallGate, current_gate, waiting
 from .limits import Limits
 from .protocol import (
     CLOSE_PROTOCOL_ERROR,
@@ -189,8 +189,8 @@ class _Waiter:
 
     def wait(self, timeout: float | None) -> Any:
         lock = self._lock
-        if not lock.acquire(False):  # not answered yet: block, and let the pool know
-            with worker_pool().blocked():
+        if not lock.acquire(False):  # not answered yet: block, and let the pool and gate know
+            with worker_pool().blocked(), waiting():
                 if not lock.acquire(timeout=-1 if timeout is None else timeout):
                     raise TimeoutError(f"no answer within {timeout} seconds")
         if self.error is not None:
@@ -402,9 +402,11 @@ class Session(BaseSession):
 
     def _run_message(self, message: MessageSend) -> None:
         """Perform a message the gate admitted, then let the gate start the next one."""
+        token = current_gate.set(self.gate)
         try:
             self._perform_message(message)
         finally:
+            current_gate.reset(token)
             if not self.closed:
                 self.gate.done()
 

@@ -125,3 +125,41 @@ async def test_plain_handlers_on_worker_threads_are_bounded_on_the_async_runtime
         root.release.set()
         assert sorted(await asyncio.gather(*calls)) == list(range(6))
         assert root.most == 2
+
+
+class Bouncer:
+    def bounce(self, n: int, other: Any) -> int:
+        return 0 if n == 0 else 1 + other.bounce(n - 1, self)
+
+    async def abounce(self, n: int, other: Any) -> int:
+        return 0 if n == 0 else 1 + await other.abounce(n - 1, self)
+
+
+def test_a_handler_waiting_for_an_answer_gives_its_slot_to_the_next_message() -> None:
+    started: list[int] = []
+    gate = CallGate(1, 10, started.append, lambda m, e: None, hard_limit=3)
+    gate.submit(0)
+    gate.submit(1)
+    assert started == [0]
+    gate.blocked()  # message 0 waits for a remote answer
+    assert started == [0, 1]
+    gate.submit(2)
+    gate.blocked()  # message 1 waits too
+    assert started == [0, 1, 2]
+    gate.submit(3)
+    gate.blocked()  # three waiting: the hard limit holds message 3 back
+    assert started == [0, 1, 2] and gate.queued == 1
+
+
+# max_concurrency=2: at most 2 running and 8 (the hard limit) running or waiting a side, so a
+# chain of 14 hops (7 waiting handlers a side) needs the waiting handlers to give way.
+@pytest.mark.timeout(30)
+def test_nested_calls_deeper_than_max_concurrency_complete_on_the_sync_runtime() -> None:
+    with pair(Bouncer(), Bouncer(), limits=tether.Limits(max_concurrency=2)) as (client, _):
+        assert client.root.bounce(14, client.session.protocol.root) == 14
+
+
+@pytest.mark.timeout(30)
+async def test_nested_calls_deeper_than_max_concurrency_complete_on_the_async_runtime() -> None:
+    async with async_pair(Bouncer(), Bouncer(), limits=tether.Limits(max_concurrency=2)) as (client, _):
+        assert await client.root.abounce(14, client.session.protocol.root) == 14

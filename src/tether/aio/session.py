@@ -24,6 +24,7 @@ from typing import Any
 from ..dispatch import OPERATIONS, python_name
 from ..exceptions import ConnectionLost, ProtocolError, UsageError
 from ..frames import MessageSend
+from ..gate import current_gate, waiting
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
     AnswerReceived,
@@ -261,12 +262,13 @@ class AsyncSession(BaseSession):
             if self.close_reason is None:
                 self.close_reason = _describe_close(exc)
             raise self._lost_error() from None
-        if self.timeout is None:
-            return await future
-        try:
-            return await asyncio.wait_for(future, self.timeout)
-        finally:
-            self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
+        with waiting():
+            if self.timeout is None:
+                return await future
+            try:
+                return await asyncio.wait_for(future, self.timeout)
+            finally:
+                self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
 
     def _call_from_thread(
         self, waiter: _Waiter, receiver: int, selector: str, args: Any, kwargs: Any
@@ -307,6 +309,7 @@ class AsyncSession(BaseSession):
             self._queue_frame(frame)
 
     async def _run_task(self, message: MessageSend) -> None:
+        current_gate.set(self.gate)  # this task's own context
         try:
             await self._perform_task(message)
         finally:
@@ -336,6 +339,7 @@ class AsyncSession(BaseSession):
     def _run_in_thread(self, message: MessageSend) -> None:
         error: BaseException | None = None
         result: Any = None
+        token = current_gate.set(self.gate)
         try:
             result = self.protocol.start(message)
             if needs_await(result):
@@ -344,6 +348,8 @@ class AsyncSession(BaseSession):
                     result = future.result()
         except BaseException as exc:
             error = exc
+        finally:
+            current_gate.reset(token)
         if self.closed:
             return
         try:
