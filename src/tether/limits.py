@@ -27,8 +27,10 @@ class Limits:
     * ``max_class_infos``: class descriptions the peer may define on the connection;
     * ``max_exports``: objects this side holds for the peer (every reference it was sent and
       did not release yet);
-    * ``max_concurrency``: the peer's messages running here at once (threads or tasks); more
-      wait in a queue of at most ``max_queued``, and beyond that are answered with an error.
+    * ``max_concurrency``: the peer's messages running at once; a handler waiting for a
+      remote answer gives its place to the next, and running and waiting handlers together
+      (threads or tasks) are at most four times this. More wait in a queue of at most
+      ``max_queued``, and beyond that are answered with :class:`~tether.Busy`.
     """
 
     memory_factor: int = 32
