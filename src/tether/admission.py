@@ -15,6 +15,7 @@ import base64
 import binascii
 import hmac
 from collections.abc import Iterable
+from ssl import SSLContext
 from urllib.parse import urlsplit
 
 from .exceptions import UsageError
@@ -87,14 +88,24 @@ def own_origins(scheme: str, host: str, port: int) -> list[str]:
     return [f"{scheme}://{h}:{port}" for h in hosts]
 
 
+def tls_server_context(context: SSLContext | None) -> SSLContext | None:
+    """The server's TLS context, with TLS 1.3 session tickets turned off: websockets' sync
+    client (17.x) can deadlock when its reading thread takes the tickets while the connecting
+    thread writes its handshake (about one connection in a few hundred). Tickets only speed up
+    a client's reconnection; a context with tickets already off is left as it is."""
+    if context is not None and context.num_tickets:
+        context.num_tickets = 0
+    return context
+
+
 class Admission:
     """A server's checks of each WebSocket request, made before a session exists.
 
     ``token``: the secret a client must offer (compared in constant time); ``None`` admits
     any client. ``origins``: the browser origins admitted (``"scheme://host:port"``, or
-    ``"*"`` for any); a request without an ``Origin`` header (a native client) is always
-    admitted by this check, since only browsers send one. ``None`` admits no browser at all,
-    except the pages of ``own`` (what ``serve_web`` serves itself).
+    ``"*"`` for any) besides those of ``own`` (the pages ``serve_web`` serves itself); a
+    request without an ``Origin`` header (a native client) is always admitted by this check,
+    since only browsers send one. With neither, no browser page is admitted.
     """
 
     def __init__(self, token: str | None = None, origins: Iterable[str] | None = None, own: Iterable[str] = ()) -> None:
@@ -102,7 +113,7 @@ class Admission:
         self._token = None if token is None else token.encode()
         if isinstance(origins, str):
             raise UsageError("origins= takes a list of origins, e.g. ['https://app.example.com']")
-        allowed = list(own) if origins is None else list(origins)
+        allowed = [*own, *(origins or ())]
         for origin in allowed:
             parts = urlsplit(origin)
             if origin != "*" and (parts.scheme not in ("http", "https") or not parts.netloc or parts.path not in ("", "/")):

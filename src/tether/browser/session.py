@@ -101,7 +101,13 @@ class BrowserSession(AsyncSession):
             return
         attach(self._feed, self._transport_closed)
         if self.protocol.client:
-            await self._send(self.protocol.opening())
+            try:
+                await self._send(self.protocol.opening())
+            except Exception:  # the server closed at once (a refusal): learn its close code
+                wait_closed = getattr(self.transport, "wait_closed", None)
+                if wait_closed is not None:
+                    await wait_closed(2.0)
+                self._transport_closed(self.close_reason or "the connection closed at once")
 
     def _feed(self, data: bytes | str) -> None:
         """Handle one message, synchronously, from the transport's ``message`` listener.

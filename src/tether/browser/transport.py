@@ -159,6 +159,13 @@ class BrowserTransport:
         if self.closed:
             self._tell_closed()
 
+    async def wait_closed(self, timeout: float) -> None:
+        """Wait until the browser reports the socket closed (its close code is known then)."""
+        try:
+            await asyncio.wait_for(asyncio.shield(self._closed_future), timeout)
+        except TimeoutError:
+            pass
+
     def send_nowait(self, data: bytes) -> None:
         """Hand ``data`` to the browser as one binary message, without waiting for room in its
         send buffer (the sync face's calls, which then block for their answer anyway)."""

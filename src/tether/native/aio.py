@@ -14,7 +14,7 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.typing import Subprotocol
 
 from ..access import AccessPolicy
-from ..admission import SUBPROTOCOL, Admission, client_subprotocols, offered_subprotocols
+from ..admission import SUBPROTOCOL, Admission, client_subprotocols, offered_subprotocols, tls_server_context
 from ..aio.session import AsyncPeer, ConnectingBase, open_async_session, serve_connection
 from ..exceptions import ConnectionLost
 from ..limits import Limits
@@ -61,7 +61,7 @@ class Server:
             self._port,
             compression=None,
             max_size=self._options["max_frame_size"],
-            ssl=self._ssl,
+            ssl=tls_server_context(self._ssl),
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=_select,
             **self._ws_options,

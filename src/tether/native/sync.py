@@ -22,7 +22,14 @@ from websockets.sync.server import serve as ws_serve
 from websockets.typing import Subprotocol
 
 from ..access import AccessPolicy
-from ..admission import SUBPROTOCOL, Admission, client_subprotocols, offered_subprotocols, select_subprotocol
+from ..admission import (
+    SUBPROTOCOL,
+    Admission,
+    client_subprotocols,
+    offered_subprotocols,
+    select_subprotocol,
+    tls_server_context,
+)
 from ..exceptions import ConnectionLost
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
@@ -170,7 +177,7 @@ class Server:
             max_size=max_frame_size,
             ping_interval=ping_interval,
             create_connection=PushingServerConnection,
-            ssl=ssl,
+            ssl=tls_server_context(ssl),
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=_select,
             **ws_options,

@@ -45,7 +45,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tether.web needs aiohttp: pip install 'tether[web]' (or pip install aiohttp)") from exc
 
 from ..access import AccessPolicy
-from ..admission import SUBPROTOCOL, Admission, offered_subprotocols, own_origins
+from ..admission import SUBPROTOCOL, Admission, offered_subprotocols, own_origins, tls_server_context
 from ..aio.session import AsyncPeer, serve_connection
 from ..exceptions import ConnectionLost, UsageError
 from ..limits import Limits
@@ -201,7 +201,7 @@ class WebServer:
         app.router.add_get("/favicon.ico", self._no_content)
         self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=self._ssl)
+        site = web.TCPSite(self._runner, self._host, self._port, ssl_context=tls_server_context(self._ssl))
         await site.start()
         address = self._runner.addresses[0]
         self.host, self.port = address[0], address[1]
