@@ -359,8 +359,11 @@ class AccessPolicy:
     def local_class(self, module: str, qualname: str) -> type | None:
         """The class a proxy claims to be an instance of (``p.__class__``), when that claim may
         be believed: any class for a trusted peer, builtin classes only for an untrusted one."""
-        if not self.trusted and module != "builtins":
-            return None
+        if not self.trusted:
+            if module != "builtins" or "." in qualname:
+                return None
+            found = vars(builtins).get(qualname)
+            return found if isinstance(found, type) and found.__module__ == "builtins" else None
         obj: Any = sys.modules.get(module)
         if obj is None:
             return None

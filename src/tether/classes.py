@@ -218,6 +218,12 @@ class _Plain(Kind):
     def fill(self, obj: Any, state: Any) -> None:
         if not isinstance(state, dict):
             raise ProtocolError(f"the state of a {type(obj).__qualname__} must be a dict")
+        for name in state:
+            if type(name) is not str or (name.startswith("__") and name.endswith("__")):
+                raise ProtocolError(
+                    f"the state of a {type(obj).__qualname__} names {name!r}: attribute names are "
+                    "strings and never special names such as __class__ or __dict__"
+                )
         for name, value in state.items():
             object.__setattr__(obj, name, value)
 

@@ -26,14 +26,16 @@ reader for its tag with :func:`register_reader`.
 
 from __future__ import annotations
 
+import sys
 import uuid
 from collections.abc import Callable
 from types import FunctionType as _FunctionType
 from types import ModuleType as _ModuleType
-from typing import Any, Protocol
+from typing import Any
 
 from . import classes as _classes
 from .exceptions import DecodeError, EncodeError
+from .hooks import NeedClasses, ReferenceHooks  # noqa: F401 - NeedClasses is part of the codec's interface
 from .limits import Limits
 
 # isort: off
@@ -50,56 +52,6 @@ from .words import (  # noqa: F401 - the words are part of the codec's interface
 # isort: on
 
 _MODULE_TYPE = _ModuleType
-
-
-class ReferenceHooks(Protocol):
-    """What the codec asks of a connection. Implemented by :class:`tether.protocol.Protocol`."""
-
-    def write_reference(self, obj: object, out: bytearray) -> None:
-        """Write a reference to ``obj`` (not a literal) onto ``out``."""
-
-    def may_send(self, obj: object) -> bool:
-        """Whether ``obj`` may go to the peer by reference (else a name goes without fallback)."""
-
-    def is_exported(self, obj: object) -> bool:
-        """Whether ``obj`` is exposed to the peer already (then even a list goes by reference)."""
-
-    def my_object(self, key: int, info: ClassInfo | None) -> object:
-        """Return the proxy for the sender's object ``key``."""
-
-    def your_object(self, key: int) -> object:
-        """Return our own exposed object ``key``; raise :class:`DecodeError` if unknown."""
-
-    def class_info(self, class_id: int) -> ClassInfo:
-        """Return the class info the peer defined earlier under ``class_id``."""
-
-    def define_class_info(self, class_id: int, info: ClassInfo) -> None:
-        """Remember the class info the peer defines under ``class_id``."""
-
-    def write_object_head(self, cls: type, out: bytearray, compact: bool) -> None:
-        """Write what starts an object by value: ``0x21000000 + id`` for a class named before
-        (when ``compact``), else the OBJECT tag and the class (CLASS, CLASS_REF, YOUR_CLASS)."""
-
-    def peer_class(self, class_id: int, name: tuple[str, str, bytes | None] | None) -> type:
-        """The class the peer names ``class_id`` (with its names the first time); raises
-        :class:`NeedClasses` when it must be fetched first."""
-
-    def own_class(self, class_id: int) -> type:
-        """A class we sent the peer under ``class_id``, coming home."""
-
-    def resolve_named(self, module: str, qualname: str, fp: bytes | None, fallback: object) -> object:
-        """A module, class or function by name, else the fallback reference."""
-
-    def define_function(self, record: dict[str, Any]) -> object:
-        """A function that travels by value."""
-
-
-class NeedClasses(Exception):
-    """Raised while decoding: the peer must send these classes before the frame can be read."""
-
-    def __init__(self, class_ids: list[int]) -> None:
-        super().__init__(class_ids)
-        self.class_ids = class_ids
 
 
 # ---------------------------------------------------------------------------------------------
@@ -656,6 +608,12 @@ def _r_tuple(d: Decoder) -> object:
     return tuple(d.read_items("a Tuple"))
 
 
+# A set's table holds 2 to 5 slots of 16 bytes per element, twice over while it grows; its
+# elements, if they are new ints, 28 bytes more each (measured: about 170 bytes per element).
+_SET_ITEM_COST = 176
+_HASH_MODULUS = sys.hash_info.modulus  # integer hashes are taken modulo this (2**61 - 1; 2**31 - 1 in Pyodide)
+
+
 def _key_hashes(d: Decoder, keys: list[Any], what: str) -> None:
     """Check that the keys of a Dict or Set can be hashed here safely, before any is inserted.
 
@@ -669,6 +627,8 @@ def _key_hashes(d: Decoder, keys: list[Any], what: str) -> None:
         t = type(key)
         if t is str or t is bytes:  # hashes randomized per process: cannot be made to collide
             continue
+        if t is int and -_HASH_MODULUS < key < _HASH_MODULUS:  # type: ignore[operator]
+            continue  # hash(k) is k itself here (but -1 and -2): distinct keys, distinct hashes
         if getattr(t, "__tether_proxy__", False):
             raise DecodeError(
                 f"{what} is a remote object: its hash lives on the peer, so it cannot be a key here",
@@ -703,7 +663,7 @@ def _r_set(d: Decoder) -> object:
     d.pos -= 4  # let read_items read the count again
     d.items_left += n
     items = d.read_items("a Set")
-    d.charge(216 + 64 * n, "a Set")
+    d.charge(216 + _SET_ITEM_COST * n, "a Set")
     _key_hashes(d, items, "Set element")
     result = set(items)
     if n:
@@ -713,7 +673,7 @@ def _r_set(d: Decoder) -> object:
 
 def _r_frozenset(d: Decoder) -> object:
     items = d.read_items("a FrozenSet")
-    d.charge(216 + 64 * len(items), "a FrozenSet")
+    d.charge(216 + _SET_ITEM_COST * len(items), "a FrozenSet")
     _key_hashes(d, items, "FrozenSet element")
     return frozenset(items)
 

@@ -24,7 +24,8 @@ class Limits:
     * ``max_items``: elements in one container, and in all containers of one frame together;
     * ``max_same_hash``: keys of one Dict or Set that share one hash value (colliding keys make
       building a dict quadratic: hash flooding);
-    * ``max_class_infos``: class descriptions the peer may define on the connection;
+    * ``max_class_infos``: class descriptions (and, apart, class names) the peer may define on
+      the connection, and ``max_class_bytes`` the bytes of names they hold together;
     * ``max_exports``: objects this side holds for the peer (every reference it was sent and
       did not release yet);
     * ``max_concurrency``: the peer's messages running at once; a handler waiting for a
@@ -33,11 +34,12 @@ class Limits:
       ``max_queued``, and beyond that are answered with :class:`~tether.Busy`.
     """
 
-    memory_factor: int = 32
+    memory_factor: int = 48
     memory_floor: int = 1 << 20
     max_items: int = 1 << 20
     max_same_hash: int = 16
     max_class_infos: int = 4096
+    max_class_bytes: int = 8 << 20
     max_exports: int = 65536
     max_concurrency: int = 256
     max_queued: int = 65536

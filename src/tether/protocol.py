@@ -18,20 +18,20 @@ import builtins
 import inspect
 import logging
 import sys
+import threading
 import traceback
 import types
 import weakref
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from . import exceptions as _exceptions
-from .access import register
-from .classes import value_kind
+from .access import is_application_class, register
 from .codec import (
     DEFAULT_MAX_DEPTH,
-    LITERAL_TYPES,
     MY_OBJECT_BASE,
     TAG_ANSWER,
     TAG_DESCRIBED_REF,
@@ -39,12 +39,10 @@ from .codec import (
     TAG_MESSAGE,
     TAG_SYMBOL,
     TAG_TETHER,
-    ByValue,
     ClassInfo,
     Decoder,
     Encoder,
     NeedClasses,
-    PlainReferences,
     pack_word,
     write_class_info,
 )
@@ -66,9 +64,11 @@ from .frames import (
 )
 from .limits import Limits
 from .proxy import Proxy, _state
+from .tether_object import TetherObject
 from .transfer import ClassTransfer
 
 VERSION = "0.1.0"
+_reading = threading.local()  # .active: this thread is decoding a frame
 _PROXY_COST = 768  # a proxy, its state, its weak reference and callback, its import-table entry
 log = logging.getLogger("tether")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
@@ -240,140 +240,6 @@ def make_exception(frame: ErrorAnswer) -> BaseException:
     return exc
 
 
-# ---------------------------------------------------------------------------------------------
-# The Tether object: key 0 on every connection
-
-
-class TetherObject:
-    """The object each side exposes under key 0. Its selectors: ``root``, ``hello``,
-    ``release`` (one-way), ``get_classes``, ``iterate``, ``next_batch``, ``fetch`` and ``help``;
-    each obeys the connection's access policy like any other message."""
-
-    INLINE = frozenset({"root", "hello", "release", "get_classes"})
-    SELECTORS = frozenset({"root", "hello", "release", "get_classes", "iterate", "next_batch", "fetch", "help"})
-
-    def __init__(self, protocol: Protocol) -> None:
-        self._protocol = protocol
-
-    def root(self) -> object:
-        return self._protocol.root
-
-    def hello(self, info: object) -> dict[str, Any]:
-        self._protocol.apply_hello(info)
-        return self._protocol.hello_info()
-
-    def release(self, pairs: object) -> None:
-        if not isinstance(pairs, list) or len(pairs) % 2:
-            raise ProtocolError("release takes an Array of key, count pairs")
-        exports = self._protocol.exports
-        for i in range(0, len(pairs), 2):
-            key, count = pairs[i], pairs[i + 1]
-            if type(key) is not int or type(count) is not int:
-                raise ProtocolError(f"release pair {i // 2} is not two integers")
-            exports.release(key, count)
-
-    def get_classes(self, class_ids: Any) -> Any:
-        """The records of classes this side named (by id), with what they need, dependencies
-        first. Their references are written plainly so the answer can be read out of order."""
-        if not isinstance(class_ids, list) or not all(type(i) is int for i in class_ids):
-            raise ProtocolError("get_classes takes an Array of class ids")
-        if len(class_ids) > 1024:
-            raise ProtocolError(f"get_classes asks for {len(class_ids)} classes; at most 1024 at once")
-        return PlainReferences(self._protocol.class_records(class_ids))
-
-    def fetch(self, obj: Any) -> Any:
-        """A copy of ``obj`` (what :func:`tether.fetch` asks for). An untrusted peer may copy
-        only what travels by value anyway (literals, containers, dataclasses, registered
-        classes): the state of other objects is private to this side."""
-        policy = self._protocol.policy
-        if not policy.trusted and not _copyable(obj, policy):
-            raise AccessDenied(
-                f"a {type(obj).__qualname__} travels by reference and its state is private to "
-                "this side: an untrusted peer may fetch only values (literals, containers, "
-                "dataclasses, registered classes)",
-                name="fetch",
-            )
-        return ByValue(obj)
-
-    def help(self, obj: Any) -> str:
-        """The help page of ``obj``, rendered here as plain text (what :func:`tether.help`
-        shows): pydoc's for a trusted peer, the names it may use for an untrusted one."""
-        policy = self._protocol.policy
-        if not policy.trusted:
-            return public_help(obj, policy)
-        import pydoc
-
-        return pydoc.render_doc(obj, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
-
-    def iterate(self, iterable: Any, size: int) -> tuple[Any, list[Any], bool]:
-        """Start iterating ``iterable``: (the iterator or ``None`` when done, first items, done)."""
-        iterator = iter(iterable)
-        items, done = self.next_batch(iterator, size)
-        return (None if done else iterator), items, done
-
-    def next_batch(self, iterator: Any, size: int) -> tuple[list[Any], bool]:
-        """Up to ``size`` items from ``iterator``; ``True`` as second item when exhausted."""
-        if type(size) is not int:
-            raise TypeError(f"next_batch takes an int size, not {type(size).__qualname__}")
-        size = max(1, min(size, 65536))
-        items = []
-        for _ in range(size):
-            try:
-                items.append(next(iterator))
-            except StopIteration:
-                return items, True
-        return items, False
-
-
-def _copyable(obj: Any, policy: AccessPolicy) -> bool:
-    cls = type(obj)
-    if cls in LITERAL_TYPES:
-        return True
-    if getattr(cls, "__tether_proxy__", False):
-        return False
-    return value_kind(cls) is not None or policy.may_share_source(cls)
-
-
-def public_help(obj: Any, policy: AccessPolicy) -> str:
-    """A help page that shows an untrusted peer only what it may use: the docstring, and the
-    signature and docstring of each public method it may call."""
-    if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
-        lines = [f"{_qualname(obj)}{_signature_text(obj)}"]
-        lines += _indented(inspect.getdoc(obj), 4)
-        return "\n".join(lines) + "\n"
-    cls = obj if isinstance(obj, type) else type(obj)
-    lines = [f"Help on class {cls.__qualname__}:" if obj is cls else f"Help on {cls.__qualname__} object:", ""]
-    lines += _indented(inspect.getdoc(cls), 4)
-    for name in policy.visible_names(obj):
-        try:
-            attr = inspect.getattr_static(obj, name)
-        except AttributeError:
-            continue
-        if isinstance(attr, (staticmethod, classmethod)):
-            attr = attr.__func__
-        if not callable(attr):
-            continue
-        lines += ["", f"  {name}{_signature_text(attr)}"]
-        lines += _indented(inspect.getdoc(attr), 6)
-    return "\n".join(lines) + "\n"
-
-
-def _indented(doc: str | None, n: int) -> list[str]:
-    return [" " * n + line for line in doc.splitlines()] if doc else []
-
-
-def _qualname(obj: Any) -> str:
-    name = getattr(obj, "__qualname__", None)
-    return name if isinstance(name, str) else type(obj).__qualname__
-
-
-def _signature_text(obj: Any) -> str:
-    try:
-        return str(inspect.signature(obj))
-    except (TypeError, ValueError):
-        return "(...)"
-
-
 class Protocol(ClassTransfer):
     """One connection's protocol state. See the module docstring for how a runtime drives it.
 
@@ -425,6 +291,7 @@ class Protocol(ClassTransfer):
         self._class_ids: dict[object, int] = {}  # a class, or the ClassInfo of a forwarded proxy
         self.described: dict[tuple[str, str], object] = {}  # classes this side named to the peer
         self._peer_classes: dict[int, ClassInfo] = {}
+        self._class_bytes = 0  # bytes of the peer's class names and infos kept
         self._outbox: list[bytes] = []
         self.on_release_queued: Callable[[], None] | None = None
         self.frames_sent = 0
@@ -466,9 +333,30 @@ class Protocol(ClassTransfer):
         kwargs: dict[str, Any] | None = None,
         one_way: bool = False,
     ) -> tuple[bytes | None, bytes]:
-        """Encode a message-send to the peer's object ``receiver`` (a key); return (id, frame)."""
+        """Encode a message-send to the peer's object ``receiver`` (a key); return (id, frame).
+
+        Raises :class:`DecodeError` on a thread that is reading a frame: nothing may ask a
+        peer anything while a frame is decoded (hashing a key, rebuilding a value), since the
+        answer could only be read by that very thread."""
+        if getattr(_reading, "active", False):
+            raise DecodeError(
+                f"reading a frame would send {selector!r} to a remote object (a proxy used as a "
+                "key, or in the state of a value rebuilt here); remote objects cannot take part "
+                "in decoding"
+            )
+        return self._encode_call(receiver, selector, args, kwargs, one_way)
+
+    def _encode_call(
+        self,
+        receiver: int,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None = None,
+        one_way: bool = False,
+    ) -> tuple[bytes | None, bytes]:
         exchange_id = None if one_way else self.next_id()
-        frame = message_send_bytes(self.encoder, exchange_id, receiver, selector, args, kwargs)
+        with self._encoding():
+            frame = message_send_bytes(self.encoder, exchange_id, receiver, selector, args, kwargs)
         if selector == "hello" and receiver == self.peer_tether_key:
             self._hello_id = exchange_id  # its answer is applied as soon as it is read
         return exchange_id, frame
@@ -482,11 +370,33 @@ class Protocol(ClassTransfer):
     def encode_answer(self, exchange_id: bytes, value: object) -> bytes:
         """The answer frame; if ``value`` cannot be encoded, the error answer saying why."""
         try:
-            return answer_bytes(self.encoder, exchange_id, value)
+            with self._encoding():
+                return answer_bytes(self.encoder, exchange_id, value)
         except Exception as exc:  # whatever went wrong, the caller must hear of it
             if not isinstance(exc, (EncodeError, RecursionError)):
                 log.warning("cannot encode the answer to %s: %r", self.describe_peer(), exc)
             return self.encode_error(exchange_id, exc)
+
+    @contextmanager
+    def _encoding(self) -> Iterator[None]:
+        """Encode one frame: if it fails, take back what writing it counted (references
+        exported, class infos and class names marked as sent), since the frame never leaves."""
+        exports = self.exports
+        outer = exports.begin()
+        class_ids = len(self._class_ids)
+        named = self._named_now
+        self._named_now = []
+        try:
+            yield
+        except BaseException:
+            exports.rollback()
+            for key in list(self._class_ids)[class_ids:]:
+                del self._class_ids[key]
+            self._named_on_wire.difference_update(self._named_now)
+            raise
+        finally:
+            exports.end(outer)
+            self._named_now = named
 
     def describe_peer(self) -> str:
         return "the client" if not self.client else "the server"
@@ -534,7 +444,7 @@ class Protocol(ClassTransfer):
             return
         if state is None:
             self.policy.check_send(obj)
-            if isinstance(obj, type):
+            if isinstance(obj, type) and is_application_class(obj):
                 self.described[(obj.__module__, obj.__qualname__)] = obj
         key, _ = self.exports.export(obj)
         marker = MY_OBJECT_BASE + key
@@ -557,7 +467,8 @@ class Protocol(ClassTransfer):
                 methods = self.policy.describe_methods(cls, info.methods or frozenset())
                 if methods != info.methods:
                     info = ClassInfo(info.module, info.qualname, methods, info.specials)
-                self.described[(cls.__module__, cls.__qualname__)] = cls
+                if is_application_class(cls):
+                    self.described[(cls.__module__, cls.__qualname__)] = cls
             write_class_info(out, class_id, forwarded or info)
         else:
             write_class_info(out, class_id, None)
@@ -597,7 +508,20 @@ class Protocol(ClassTransfer):
                 f"the peer defined {len(classes)} class infos on this connection, the limit "
                 "(Limits.max_class_infos); a peer describes each of its classes once"
             )
+        self.count_class_bytes(
+            len(info.module) + len(info.qualname) + sum(map(len, info.methods or ())) + sum(map(len, info.specials))
+        )
         classes[class_id] = info
+
+    def count_class_bytes(self, n: int) -> None:
+        """Count ``n`` bytes of class names kept for the peer; refuse past the limit."""
+        self._class_bytes += n
+        if self._class_bytes > self.limits.max_class_bytes:
+            self._class_bytes -= n
+            raise DecodeError(
+                f"the peer's class names and infos on this connection would hold more than "
+                f"{self.limits.max_class_bytes} bytes (Limits.max_class_bytes)"
+            )
 
     # -- incoming ---------------------------------------------------------------------------
 
@@ -635,6 +559,8 @@ class Protocol(ClassTransfer):
         decoder = Decoder(data, 0, self, self.max_depth, self.marker_base, self.limits)
         self._decoding_imports = []
         self._decoder = decoder
+        reading = getattr(_reading, "active", False)
+        _reading.active = True
         try:
             frame = parse_frame(decoder)
         except NeedClasses as need:
@@ -658,6 +584,7 @@ class Protocol(ClassTransfer):
         except Exception as exc:  # a frame kind's own code failed: the frame cannot be read
             return [Violation(CLOSE_PROTOCOL_ERROR, f"cannot read the frame: {type(exc).__name__}: {exc}")]
         finally:
+            _reading.active = reading
             self._decoding_imports = None
             self._decoder = None
         kind = type(frame)
@@ -670,6 +597,15 @@ class Protocol(ClassTransfer):
         if kind is MessageSend:
             if self.peer_tether_key is None:
                 return [Violation(CLOSE_PROTOCOL_ERROR, "message-send before the conversation start frame")]
+            receiver = frame.receiver
+            if receiver is not self.tether and self.exports.key_of(receiver) is None:
+                if frame.exchange_id is not None:
+                    error = ProtocolError(
+                        f"the receiver of a message-send must be an object exposed to the peer "
+                        f"(a 'your object' word), not a {type(receiver).__qualname__} it wrote"
+                    )
+                    self._outbox.append(self.encode_error(frame.exchange_id, error))
+                return []
             return [Incoming(frame)]
         if kind is ErrorAnswer:
             if frame.exchange_id in self._class_requests:
@@ -691,7 +627,7 @@ class Protocol(ClassTransfer):
 
     def _request_classes(self, class_ids: list[int]) -> None:
         assert self.peer_tether_key is not None
-        exchange_id, frame = self.encode_call(self.peer_tether_key, "get_classes", (class_ids,))
+        exchange_id, frame = self._encode_call(self.peer_tether_key, "get_classes", (class_ids,))
         assert exchange_id is not None
         self._class_requests[exchange_id] = class_ids
         self._outbox.append(frame)

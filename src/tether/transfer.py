@@ -58,6 +58,7 @@ class ClassTransfer:
         self._sent_class_by_id: dict[int, type] = {}
         self._sent_class_names: dict[tuple[str, str], object] = {}
         self._named_on_wire: set[int] = set()
+        self._named_now: list[int] = []  # named in the frame being encoded (undone if it fails)
         self._records_sent: set[int] = set()
         # ... and the peer's, as named to us, resolved here or defined from its records.
         self._peer_class_names: dict[int, tuple[str, str, bytes | None]] = {}
@@ -91,6 +92,7 @@ class ClassTransfer:
             out += pack_word(class_id)
             return
         self._named_on_wire.add(class_id)
+        self._named_now.append(class_id)
         out += pack_word(TAG_OBJECT)
         out += pack_word(TAG_CLASS)
         out += pack_word(class_id)
@@ -109,14 +111,13 @@ class ClassTransfer:
             name = self._peer_class_names.get(class_id)
             if name is None:
                 raise DecodeError(f"class id {class_id} was never named by the peer")
-        else:
-            self._peer_class_names[class_id] = name
+        elif class_id not in self._peer_class_names:
+            if len(self._peer_class_names) >= self.limits.max_class_infos:
+                raise DecodeError(
+                    f"the peer named {len(self._peer_class_names)} classes on this connection, "
+                    "the limit (Limits.max_class_infos)"
+                )
         module, qualname, fp = name
-        if len(self._peer_class_names) > self.limits.max_class_infos:
-            raise DecodeError(
-                f"the peer named more than {self.limits.max_class_infos} classes on this "
-                "connection, the limit (Limits.max_class_infos)"
-            )
         if self._open_names:
             local = None if module == "__main__" else _classes.resolve_name(module, qualname, self.accept_code)
         else:  # an untrusted peer: only what this side sent it, value types and registered classes
@@ -134,6 +135,7 @@ class ClassTransfer:
         if isinstance(local, type):
             local_fp = _classes.fingerprint(local)
             if fp is None or local_fp is None or local_fp == fp:
+                self._keep_name(class_id, name)
                 self._peer_class_objects[class_id] = local
                 return local
             differs = True
@@ -144,7 +146,17 @@ class ClassTransfer:
                 "defining a class sent by a peer runs that peer's code; pass accept_code=True "
                 "to tether.serve() or tether.connect() for peers you trust"
             )
+        self._keep_name(class_id, name)
         raise NeedClasses([class_id])
+
+    def _keep_name(self, class_id: int, name: tuple[str, str, bytes | None]) -> None:
+        """Remember a class name the peer defined (only names that resolved are kept)."""
+        if class_id not in self._peer_class_names:
+            self.count_class_bytes(len(name[0]) + len(name[1]))
+            self._peer_class_names[class_id] = name
+
+    def count_class_bytes(self, n: int) -> None:
+        raise NotImplementedError
 
     def own_class(self, class_id: int) -> type:
         cls = self._sent_class_by_id.get(class_id)

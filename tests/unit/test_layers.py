@@ -10,6 +10,7 @@ from pathlib import Path
 SRC = Path(__file__).parents[2] / "src" / "tether"
 CORE = [
     "codec.py", "words.py", "frames.py", "exposure.py", "dispatch.py", "access.py", "admission.py", "limits.py",
+    "tether_object.py", "hooks.py",
     "protocol.py", "exceptions.py", "proxy.py", "gate.py",
 ]  # fmt: skip
 FORBIDDEN = {"asyncio", "websockets", "js", "pyodide"}

@@ -79,7 +79,7 @@ def refusal(protocol: Protocol) -> str:
     return frame.decode("utf-8", "replace")
 
 
-N = 40_000  # elements: frames of 160 KB to 640 KB, whose bound (32 x) is above the 1 MiB floor
+N = 40_000  # elements: frames of 160 KB to 640 KB, whose bound (48 x) is above the 1 MiB floor
 
 ADVERSARIAL = {
     "distinct small ints": words(TAG_ARRAY, N, *(SMALLINT_BASE + 1000 + i for i in range(N))),

@@ -1,0 +1,152 @@
+"""The Tether object: what every side exposes under key 0 (``docs/protocol.md`` section 7).
+
+Its selectors start a conversation (``root``, ``hello``), keep the reference counts
+(``release``), send classes on demand (``get_classes``), iterate in batches (``iterate``,
+``next_batch``) and copy or describe an object (``fetch``, ``help``); each obeys the
+connection's access policy (``docs/security.md`` section 5).
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+from typing import TYPE_CHECKING, Any
+
+from .access import AccessPolicy
+from .classes import value_kind
+from .codec import LITERAL_TYPES, ByValue, PlainReferences
+from .exceptions import AccessDenied, ProtocolError
+
+if TYPE_CHECKING:
+    from .protocol import Protocol
+
+__all__ = ["TetherObject", "public_help"]
+
+class TetherObject:
+    """The object each side exposes under key 0. Its selectors: ``root``, ``hello``,
+    ``release`` (one-way), ``get_classes``, ``iterate``, ``next_batch``, ``fetch`` and ``help``;
+    each obeys the connection's access policy like any other message."""
+
+    INLINE = frozenset({"root", "hello", "release", "get_classes"})
+    SELECTORS = frozenset({"root", "hello", "release", "get_classes", "iterate", "next_batch", "fetch", "help"})
+
+    def __init__(self, protocol: Protocol) -> None:
+        self._protocol = protocol
+
+    def root(self) -> object:
+        return self._protocol.root
+
+    def hello(self, info: object) -> dict[str, Any]:
+        self._protocol.apply_hello(info)
+        return self._protocol.hello_info()
+
+    def release(self, pairs: object) -> None:
+        if not isinstance(pairs, list) or len(pairs) % 2:
+            raise ProtocolError("release takes an Array of key, count pairs")
+        exports = self._protocol.exports
+        for i in range(0, len(pairs), 2):
+            key, count = pairs[i], pairs[i + 1]
+            if type(key) is not int or type(count) is not int:
+                raise ProtocolError(f"release pair {i // 2} is not two integers")
+            exports.release(key, count)
+
+    def get_classes(self, class_ids: Any) -> Any:
+        """The records of classes this side named (by id), with what they need, dependencies
+        first. Their references are written plainly so the answer can be read out of order."""
+        if not isinstance(class_ids, list) or not all(type(i) is int for i in class_ids):
+            raise ProtocolError("get_classes takes an Array of class ids")
+        if len(class_ids) > 1024:
+            raise ProtocolError(f"get_classes asks for {len(class_ids)} classes; at most 1024 at once")
+        return PlainReferences(self._protocol.class_records(class_ids))
+
+    def fetch(self, obj: Any) -> Any:
+        """A copy of ``obj`` (what :func:`tether.fetch` asks for). An untrusted peer may copy
+        only what travels by value anyway (literals, containers, dataclasses, registered
+        classes): the state of other objects is private to this side."""
+        policy = self._protocol.policy
+        if not policy.trusted and not _copyable(obj, policy):
+            raise AccessDenied(
+                f"a {type(obj).__qualname__} travels by reference and its state is private to "
+                "this side: an untrusted peer may fetch only values (literals, containers, "
+                "dataclasses, registered classes)",
+                name="fetch",
+            )
+        return ByValue(obj)
+
+    def help(self, obj: Any) -> str:
+        """The help page of ``obj``, rendered here as plain text (what :func:`tether.help`
+        shows): pydoc's for a trusted peer, the names it may use for an untrusted one."""
+        policy = self._protocol.policy
+        if not policy.trusted:
+            return public_help(obj, policy)
+        import pydoc
+
+        return pydoc.render_doc(obj, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
+
+    def iterate(self, iterable: Any, size: int) -> tuple[Any, list[Any], bool]:
+        """Start iterating ``iterable``: (the iterator or ``None`` when done, first items, done)."""
+        iterator = iter(iterable)
+        items, done = self.next_batch(iterator, size)
+        return (None if done else iterator), items, done
+
+    def next_batch(self, iterator: Any, size: int) -> tuple[list[Any], bool]:
+        """Up to ``size`` items from ``iterator``; ``True`` as second item when exhausted."""
+        if type(size) is not int:
+            raise TypeError(f"next_batch takes an int size, not {type(size).__qualname__}")
+        size = max(1, min(size, 65536))
+        items = []
+        for _ in range(size):
+            try:
+                items.append(next(iterator))
+            except StopIteration:
+                return items, True
+        return items, False
+
+
+def _copyable(obj: Any, policy: AccessPolicy) -> bool:
+    cls = type(obj)
+    if cls in LITERAL_TYPES:
+        return True
+    if getattr(cls, "__tether_proxy__", False):
+        return False
+    return value_kind(cls) is not None or policy.may_share_source(cls)
+
+
+def public_help(obj: Any, policy: AccessPolicy) -> str:
+    """A help page that shows an untrusted peer only what it may use: the docstring, and the
+    signature and docstring of each public method it may call."""
+    if isinstance(obj, (types.FunctionType, types.MethodType, types.BuiltinFunctionType)):
+        lines = [f"{_qualname(obj)}{_signature_text(obj)}"]
+        lines += _indented(inspect.getdoc(obj), 4)
+        return "\n".join(lines) + "\n"
+    cls = obj if isinstance(obj, type) else type(obj)
+    lines = [f"Help on class {cls.__qualname__}:" if obj is cls else f"Help on {cls.__qualname__} object:", ""]
+    lines += _indented(inspect.getdoc(cls), 4)
+    for name in policy.visible_names(obj):
+        try:
+            attr = inspect.getattr_static(obj, name)
+        except AttributeError:
+            continue
+        if isinstance(attr, (staticmethod, classmethod)):
+            attr = attr.__func__
+        if not callable(attr):
+            continue
+        lines += ["", f"  {name}{_signature_text(attr)}"]
+        lines += _indented(inspect.getdoc(attr), 6)
+    return "\n".join(lines) + "\n"
+
+
+def _indented(doc: str | None, n: int) -> list[str]:
+    return [" " * n + line for line in doc.splitlines()] if doc else []
+
+
+def _qualname(obj: Any) -> str:
+    name = getattr(obj, "__qualname__", None)
+    return name if isinstance(name, str) else type(obj).__qualname__
+
+
+def _signature_text(obj: Any) -> str:
+    try:
+        return str(inspect.signature(obj))
+    except (TypeError, ValueError):
+        return "(...)"
