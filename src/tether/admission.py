@@ -15,10 +15,13 @@ import base64
 import binascii
 import hmac
 from collections.abc import Iterable
-from ssl import SSLContext
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from .exceptions import UsageError
+
+if TYPE_CHECKING:  # ssl is an optional package in Pyodide: the page never needs it
+    from ssl import SSLContext
 
 __all__ = [
     "CLOSE_FORBIDDEN_ORIGIN",

@@ -163,3 +163,23 @@ def test_nested_calls_deeper_than_max_concurrency_complete_on_the_sync_runtime()
 async def test_nested_calls_deeper_than_max_concurrency_complete_on_the_async_runtime() -> None:
     async with async_pair(Bouncer(), Bouncer(), limits=tether.Limits(max_concurrency=2)) as (client, _):
         assert await client.root.abounce(14, client.session.protocol.root) == 14
+
+
+class Caller:
+    """Plain handlers (worker threads on the async runtime) that call the client back."""
+
+    def call_back(self, other: Any, n: int) -> int:
+        return other.echo(n)
+
+    def echo(self, n: int) -> int:
+        return n
+
+    async def aecho(self, n: int) -> int:
+        return n
+
+
+async def test_a_waiting_thread_handler_hands_its_slot_to_a_task_on_the_loop() -> None:
+    async with async_pair(Caller(), Caller(), limits=tether.Limits(max_concurrency=1)) as (client, _):
+        own = client.session.protocol.root
+        calls = [client.root.call_back(own, n) if n % 2 else client.root.aecho(n) for n in range(8)]
+        assert await asyncio.gather(*calls) == list(range(8))

@@ -297,7 +297,14 @@ class AsyncSession(BaseSession):
 
     def _start_message(self, message: MessageSend) -> None:
         """Run a message the gate admitted: a task for ``async def`` (or without threads),
-        else a worker thread."""
+        else a worker thread. (The gate may admit one from a handler's thread, when that
+        handler starts waiting for an answer: tasks are made on the loop's thread only.)"""
+        if threading.get_ident() != self._loop_thread:
+            try:
+                self.loop.call_soon_threadsafe(self._start_message, message)
+            except RuntimeError:
+                pass  # the loop is closed: so is the connection
+            return
         if not self._threads or _is_async_target(message):
             self._spawn(self._run_task(message))
         else:
