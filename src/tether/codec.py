@@ -355,6 +355,7 @@ def register_reader(tag: int, reader: Reader) -> None:
 
 
 _DEFAULT_LIMITS = Limits()
+_NO_IDS: frozenset[int] = frozenset()
 
 
 class Decoder:
@@ -389,7 +390,7 @@ class Decoder:
         self.limits = limits = limits or _DEFAULT_LIMITS
         self.budget = max(limits.memory_floor, limits.memory_factor * len(data))
         self.items_left = limits.max_items
-        self.building: set[int] = set()  # ids of objects by value whose state is being read
+        self.building: set[int] | frozenset[int] = _NO_IDS  # ids of objects whose state is being read
 
     def charge(self, cost: int, what: str) -> None:
         """Count ``cost`` bytes of objects made from this frame; raise when over its budget."""
@@ -527,7 +528,9 @@ class Decoder:
 
     def read_items(self, what: str) -> list[object]:
         n = self.count(what)
-        self.charge(64 + 8 * n, what)
+        self.budget -= 64 + 8 * n
+        if self.budget < 0:
+            self.charge(0, what)
         items = []
         read = self.read_object
         for i in range(n):

@@ -195,9 +195,11 @@ def _read_object_body(d: Decoder, cls: type) -> object:
     slot = len(d.memo)
     obj = None if getattr(cls, "__del__", None) is not None else kind.create(cls)
     d.memo.append(_PENDING if obj is None else obj)
-    building = d.building
     if obj is not None:
-        building.add(id(obj))
+        if type(d.building) is frozenset:
+            d.building = set()
+        d.building.add(id(obj))  # type: ignore[union-attr]
+    building = d.building
     try:
         if kind.positional:
             read = d.read_object
@@ -208,7 +210,7 @@ def _read_object_body(d: Decoder, cls: type) -> object:
         raise exc.prefixed(f"<{cls.__qualname__}>") from None
     finally:
         if obj is not None:
-            building.discard(id(obj))
+            building.discard(id(obj))  # type: ignore[union-attr]
     try:
         if kind.positional:
             if obj is None:

@@ -27,7 +27,8 @@ class ExportTable:
     def __init__(self, tether: object, max_exports: int = 65536) -> None:
         self._lock = threading.Lock()
         self._max = max_exports
-        self._journal: list[int] | None = None  # keys counted by the frame being encoded
+        # Keys counted by the frame being encoded (the protocol sets it; see rollback).
+        self.journal: list[int] | None = None
         self._objects: dict[int, Any] = {TETHER_KEY: tether}
         self._counts: dict[int, int] = {}
         self._keys: dict[int, int] = {id(tether): TETHER_KEY}  # id(obj) -> key
@@ -37,18 +38,9 @@ class ExportTable:
         """The number of exposed objects, not counting the Tether itself."""
         return len(self._objects) - 1
 
-    def begin(self) -> list[int] | None:
-        """Start counting the references of one frame being encoded (see :meth:`rollback`);
-        returns the journal of an enclosing frame, for :meth:`end`."""
-        outer, self._journal = self._journal, []
-        return outer
-
-    def end(self, outer: list[int] | None) -> None:
-        self._journal = outer
-
     def rollback(self) -> None:
         """The frame failed to encode and will not be sent: take back its references."""
-        journal, self._journal = self._journal, []
+        journal, self.journal = self.journal, []
         with self._lock:
             for key in journal or ():
                 left = self._counts.get(key, 0) - 1
@@ -60,7 +52,7 @@ class ExportTable:
 
     def export(self, obj: object) -> tuple[int, bool]:
         """Count one more reference to ``obj`` sent; return its key and whether it is new."""
-        journal = self._journal
+        journal = self.journal
         with self._lock:
             key = self._keys.get(id(obj))
             if key is not None:

@@ -23,8 +23,7 @@ import traceback
 import types
 import weakref
 from collections import deque
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -355,8 +354,14 @@ class Protocol(ClassTransfer):
         one_way: bool = False,
     ) -> tuple[bytes | None, bytes]:
         exchange_id = None if one_way else self.next_id()
-        with self._encoding():
+        undo = self._begin_frame()
+        try:
             frame = message_send_bytes(self.encoder, exchange_id, receiver, selector, args, kwargs)
+        except BaseException:
+            self._undo_frame(undo)
+            raise
+        finally:
+            self.exports.journal = undo[0]
         if selector == "hello" and receiver == self.peer_tether_key:
             self._hello_id = exchange_id  # its answer is applied as soon as it is read
         return exchange_id, frame
@@ -369,34 +374,32 @@ class Protocol(ClassTransfer):
 
     def encode_answer(self, exchange_id: bytes, value: object) -> bytes:
         """The answer frame; if ``value`` cannot be encoded, the error answer saying why."""
+        undo = self._begin_frame()
         try:
-            with self._encoding():
-                return answer_bytes(self.encoder, exchange_id, value)
+            return answer_bytes(self.encoder, exchange_id, value)
         except Exception as exc:  # whatever went wrong, the caller must hear of it
+            self._undo_frame(undo)
             if not isinstance(exc, (EncodeError, RecursionError)):
                 log.warning("cannot encode the answer to %s: %r", self.describe_peer(), exc)
             return self.encode_error(exchange_id, exc)
-
-    @contextmanager
-    def _encoding(self) -> Iterator[None]:
-        """Encode one frame: if it fails, take back what writing it counted (references
-        exported, class infos and class names marked as sent), since the frame never leaves."""
-        exports = self.exports
-        outer = exports.begin()
-        class_ids = len(self._class_ids)
-        named = self._named_now
-        self._named_now = []
-        try:
-            yield
-        except BaseException:
-            exports.rollback()
-            for key in list(self._class_ids)[class_ids:]:
-                del self._class_ids[key]
-            self._named_on_wire.difference_update(self._named_now)
-            raise
         finally:
-            exports.end(outer)
-            self._named_now = named
+            self.exports.journal = undo[0]
+
+    def _begin_frame(self) -> tuple[list[int] | None, int]:
+        """Start encoding one frame; if it fails, :meth:`_undo_frame` takes back what writing
+        it counted (references exported, class infos and names marked as sent), since the
+        frame never leaves. Returns what the undo needs (the enclosing frame's journal first)."""
+        exports = self.exports
+        outer = exports.journal
+        exports.journal = []
+        self._named_now = []
+        return outer, len(self._class_ids)
+
+    def _undo_frame(self, undo: tuple[list[int] | None, int]) -> None:
+        self.exports.rollback()
+        for key in list(self._class_ids)[undo[1] :]:
+            del self._class_ids[key]
+        self._named_on_wire.difference_update(self._named_now)
 
     def describe_peer(self) -> str:
         return "the client" if not self.client else "the server"

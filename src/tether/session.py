@@ -27,7 +27,7 @@ from .codec import ClassInfo
 from .dispatch import AccessPolicy
 from .exceptions import ConnectionLost, ProtocolError, Refused
 from .frames import MessageSend
-from .gate import CallGate, current_gate, waiting
+from .gate import CallGate, current_gate
 from .limits import Limits
 from .protocol import (
     CLOSE_PROTOCOL_ERROR,
@@ -190,9 +190,16 @@ class _Waiter:
     def wait(self, timeout: float | None) -> Any:
         lock = self._lock
         if not lock.acquire(False):  # not answered yet: block, and let the pool and gate know
-            with worker_pool().blocked(), waiting():
-                if not lock.acquire(timeout=-1 if timeout is None else timeout):
-                    raise TimeoutError(f"no answer within {timeout} seconds")
+            gate = current_gate.get()
+            if gate is not None:
+                gate.blocked()
+            try:
+                with worker_pool().blocked():
+                    if not lock.acquire(timeout=-1 if timeout is None else timeout):
+                        raise TimeoutError(f"no answer within {timeout} seconds")
+            finally:
+                if gate is not None:
+                    gate.unblocked()
         if self.error is not None:
             error, self.error = self.error, None
             raise error
