@@ -143,3 +143,18 @@ def test_items_per_container_and_per_frame_are_bounded() -> None:
 def test_limits_must_be_positive_ints() -> None:
     with pytest.raises(ValueError, match=r"Limits\.max_exports must be a positive int"):
         tether.Limits(max_exports=0)
+
+
+def test_a_frame_that_encodes_leaves_no_journal_open() -> None:
+    from tether.testing import pair
+
+    class Maker:
+        def make(self) -> object:
+            return Root()
+
+    with pair(Maker()) as (client, server):
+        proxy = client.root.make()
+        assert proxy.take(1, 2) == 2
+        protocol = server.session.protocol
+        assert protocol.exports.journal is None  # only a frame being encoded has one
+        assert len(protocol.exports) == 2  # the root and the made object, once each
