@@ -5,7 +5,7 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 PYODIDE := .cache/pyodide/314.0.7/pyodide.mjs
 
-.PHONY: demo test lint unit browser-deps bench clean
+.PHONY: demo test lint unit browser-deps bench fuzz load clean
 
 $(VENV)/.test-installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,16 @@ unit: $(VENV)/.test-installed
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py
+
+# A longer fuzzing round than the one in `make test` (FUZZ_SECONDS, default 300).
+FUZZ_SECONDS ?= 300
+fuzz: $(VENV)/.test-installed
+	$(BIN)/python scripts/fuzz.py --seconds $(FUZZ_SECONDS)
+
+# Many concurrent clients in several processes against `tether serve` and tether.aio.serve,
+# then a soak of 1,000,000 calls (docs/benchmarks.md has the figures).
+load: $(VENV)/.test-installed
+	$(BIN)/python benchmarks/load.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
