@@ -80,6 +80,9 @@ _LAZY = {
     "help": ".proxy",
 }
 
+# Public submodules, imported on first use as attributes of the package.
+_SUBMODULES = frozenset({"aio", "web", "browser", "testing", "access", "admission", "limits", "exceptions"})
+
 if TYPE_CHECKING:
     from .access import AccessPolicy, register
     from .classes import by_value_class
@@ -99,10 +102,13 @@ def __getattr__(name: str) -> Any:
 
         globals()["connect"] = connect_blocking
         return connect_blocking
+    from importlib import import_module
+
+    if name in _SUBMODULES:  # `import tether` then `tether.aio.connect(...)` works
+        return import_module(f"{__name__}.{name}")
     module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'tether' has no attribute {name!r}")
-    from importlib import import_module
 
     value = getattr(import_module(module, __name__), name)
     globals()[name] = value

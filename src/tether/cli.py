@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import code
+import errno
 import importlib
 import os
 import signal
@@ -21,6 +22,7 @@ import ssl
 import sys
 from typing import Any
 
+from . import __version__
 from .native.sync import DEFAULT_PORT
 
 
@@ -88,7 +90,10 @@ def cmd_serve(args: argparse.Namespace) -> int:
     root = load_object(args.object)
     if args.web:
         return _serve_web(root, args)
-    server = serve(root, host=args.host, port=args.port, **server_options(args))
+    try:
+        server = serve(root, host=args.host, port=args.port, **server_options(args))
+    except OSError as exc:
+        raise SystemExit(_listen_error(args, exc)) from None
     print(f"tether: serving {args.object} on {server.url}", flush=True)
     signal.signal(signal.SIGTERM, lambda *_: server.close())
     try:
@@ -117,7 +122,15 @@ def _serve_web(root: Any, args: argparse.Namespace) -> int:
         asyncio.run(run())
     except KeyboardInterrupt:
         pass
+    except OSError as exc:
+        raise SystemExit(_listen_error(args, exc)) from None
     return 0
+
+
+def _listen_error(args: argparse.Namespace, exc: OSError) -> str:
+    why = os.strerror(exc.errno) if exc.errno else str(exc)
+    hint = " (another server is using it: pick another --port, or --port 0 for a free one)"
+    return f"tether: cannot listen on {args.host}:{args.port}: {why}" + (hint if exc.errno == errno.EADDRINUSE else "")
 
 
 def cmd_shell(args: argparse.Namespace) -> int:
@@ -146,6 +159,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tether", description="Remote messaging between live Python objects.")
+    parser.add_argument("--version", action="version", version=f"tether {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="expose MODULE:OBJECT over a WebSocket")

@@ -171,3 +171,34 @@ def test_cli_serve_with_a_token_refuses_other_clients_and_the_shell_reads_it(tmp
     finally:
         proc.terminate()
         assert proc.wait(10) == 0
+
+
+def test_cli_version_and_a_port_in_use_are_one_line_answers() -> None:
+    env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
+    out = subprocess.run([sys.executable, "-m", "tether", "--version"], capture_output=True, text=True, env=env, timeout=30)
+    assert out.returncode == 0 and out.stdout.strip() == f"tether {tether.__version__}"
+    proc, url = start_server("tests.native.services:calculator")
+    try:
+        port = url.rsplit(":", 1)[1]
+        out = subprocess.run(
+            [sys.executable, "-m", "tether", "serve", "tests.native.services:calculator", "--port", port],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=ROOT,
+            timeout=30,
+        )
+        assert out.returncode == 1
+        assert out.stderr.strip() == (
+            f"tether: cannot listen on 127.0.0.1:{port}: Address already in use "
+            "(another server is using it: pick another --port, or --port 0 for a free one)"
+        )
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
+def test_importing_tether_reaches_its_public_submodules() -> None:
+    code = "import tether; print(tether.aio.connect.__module__, tether.testing.pair.__name__, tether.Limits.__name__)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
+    assert out.stdout.split() == ["tether.native.aio", "pair", "Limits"]
