@@ -15,10 +15,12 @@ thread hop per message (``tether.native.sync`` does this with ``websockets``).
 
 from __future__ import annotations
 
+import atexit
 import functools
 import inspect
 import logging
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -206,12 +208,29 @@ class _Waiter:
         return self.value
 
 
+_open_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
+
+
+def _close_at_exit() -> None:
+    """When the main code ends (or dies of an exception) with connections still open, close
+    them before the interpreter finalizes, so that the process exits at once and calls still
+    waiting in other threads fail with ConnectionLost."""
+    for session in list(_open_sessions):
+        session.close_at_exit()
+
+
+# Before the interpreter waits for non-daemon threads (a thread blocked in a call would keep it
+# waiting for ever), as concurrent.futures does; plain atexit where that hook is missing.
+getattr(threading, "_register_atexit", atexit.register)(_close_at_exit)
+
+
 class Session(BaseSession):
     """One connection in the threading runtime. Start it with :meth:`start` (a reader thread)
     or run the reader in the current thread with :meth:`run`."""
 
     def __init__(self, transport: Any, **options: Any) -> None:
         super().__init__(**options)
+        _open_sessions.add(self)
         self.transport = transport
         self._send_lock = threading.Lock()
         self._opened = threading.Event()
@@ -342,7 +361,17 @@ class Session(BaseSession):
     def wait_closed(self, timeout: float | None = None) -> bool:
         return self._done.wait(timeout)
 
+    def close_at_exit(self) -> None:
+        """Close without waiting long for the peer's closing handshake (the process exits)."""
+        if self.closed:
+            return
+        self.close_reason = "this process is exiting"
+        if getattr(self.transport, "close_timeout", None) is not None:
+            self.transport.close_timeout = 0.2
+        self.close()
+
     def _shutdown(self) -> None:
+        _open_sessions.discard(self)
         waiters = self._fail_pending()
         if waiters:
             error = self._lost_error()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -171,6 +172,8 @@ class ReleaseFlusher:
         self._lock = threading.Lock()
 
     def request(self, flush: Callable[[], None]) -> None:
+        if sys.is_finalizing():  # no thread can start now, and the connections are closed
+            return
         self._requests.put(flush)
         if self._thread is None:
             with self._lock:

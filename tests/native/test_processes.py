@@ -202,3 +202,36 @@ def test_importing_tether_reaches_its_public_submodules() -> None:
     code = "import tether; print(tether.aio.connect.__module__, tether.testing.pair.__name__, tether.Limits.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
     assert out.stdout.split() == ["tether.native.aio", "pair", "Limits"]
+
+
+EXITING_SCRIPT = """
+import sys, threading
+import tether
+peer = tether.connect(sys.argv[1])
+def wait():
+    try:
+        peer.root.sleep(30)
+    except BaseException as exc:
+        print("thread got", type(exc).__name__, exc, flush=True)
+threading.Thread(target=wait).start()      # not a daemon: the interpreter waits for it
+print("sum", peer.root.add(1, 2), flush=True)
+if sys.argv[2] == "raise":
+    raise RuntimeError("the main code died")
+"""
+
+
+@pytest.mark.parametrize("ending", ["return", "raise"])
+def test_a_script_that_ends_with_a_peer_open_exits_at_once_and_its_waiting_call_fails(
+    server: tuple[subprocess.Popen[str], str], ending: str
+) -> None:
+    _, url = server
+    env = dict(os.environ, PYTHONPATH=str(ROOT / "src"))
+    started = time.monotonic()
+    out = subprocess.run(
+        [sys.executable, "-c", EXITING_SCRIPT, url, ending], capture_output=True, text=True, env=env, timeout=30
+    )
+    elapsed = time.monotonic() - started
+    assert "sum 3" in out.stdout
+    assert "thread got ConnectionLost" in out.stdout and "this process is exiting" in out.stdout
+    assert out.returncode == (1 if ending == "raise" else 0), out.stderr
+    assert elapsed < 5, f"the script took {elapsed:.1f} s to exit"  # imports included; the close is < 1 s
