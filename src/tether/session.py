@@ -348,12 +348,16 @@ class Session(BaseSession):
         except Exception:
             pass
 
-    def close(self) -> None:
-        """Close the connection. Pending calls fail with ConnectionLost."""
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (with this close code and reason for the peer). Pending calls
+        fail with ConnectionLost."""
         if self.close_reason is None:
             self.close_reason = "closed by this side"
         try:
-            self.transport.close()
+            if code == 1000 and not reason:
+                self.transport.close()
+            else:
+                self.transport.close(code, reason)
         except Exception:
             pass
         self._shutdown()
@@ -499,11 +503,21 @@ def _run_awaitable(awaitable: Any) -> Any:
     return asyncio.run(wait())
 
 
+SHUTDOWN_CODE = 1001
+SHUTDOWN_REASON = "tether: the server is shutting down"
+
+
+def describe_peer_close(code: int | None, reason: str) -> str:
+    """What ConnectionLost says when the peer closed the connection with ``code``."""
+    if code == SHUTDOWN_CODE and reason == SHUTDOWN_REASON:
+        return "the server shut down (close code 1001)"
+    return f"peer closed the connection (code {code}" + (f": {reason})" if reason else ")")
+
+
 def _describe_close(exc: BaseException) -> str:
     rcvd: Any = getattr(exc, "rcvd", None)
     if rcvd is not None:
-        reason = f": {rcvd.reason}" if rcvd.reason else ""
-        return f"peer closed the connection (code {rcvd.code}{reason})"
+        return describe_peer_close(rcvd.code, rcvd.reason)
     text = str(exc) or type(exc).__name__
     return text
 

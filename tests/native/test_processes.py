@@ -235,3 +235,42 @@ def test_a_script_that_ends_with_a_peer_open_exits_at_once_and_its_waiting_call_
     assert "thread got ConnectionLost" in out.stdout and "this process is exiting" in out.stdout
     assert out.returncode == (1 if ending == "raise" else 0), out.stderr
     assert elapsed < 5, f"the script took {elapsed:.1f} s to exit"  # imports included; the close is < 1 s
+
+
+def test_a_server_that_shuts_down_tells_its_clients_and_their_waiting_calls_say_so(
+    server: tuple[subprocess.Popen[str], str],
+) -> None:
+    proc, url = server
+    errors: list[BaseException] = []
+    with tether.connect(url) as peer:
+
+        def wait_long() -> None:
+            try:
+                peer.root.sleep(30)
+            except BaseException as exc:
+                errors.append(exc)
+
+        waiting = threading.Thread(target=wait_long)
+        waiting.start()
+        time.sleep(0.3)
+        proc.send_signal(signal.SIGTERM)  # tether serve closes the server on SIGTERM
+        waiting.join(5)
+        assert not waiting.is_alive()
+    assert len(errors) == 1 and isinstance(errors[0], tether.ConnectionLost)
+    assert "the server shut down (close code 1001)" in str(errors[0])
+    assert proc.wait(10) == 0
+
+
+async def test_an_async_server_that_shuts_down_tells_its_clients() -> None:
+    import asyncio
+
+    from .services import Calculator
+
+    async with tether.aio.serve(Calculator(), port=0) as srv:
+        peer = await tether.aio.connect(srv.url)
+        waiting = asyncio.ensure_future(peer.root.sleep(30))
+        await asyncio.sleep(0.3)
+        await srv.close()
+        with pytest.raises(tether.ConnectionLost, match=r"the server shut down \(close code 1001\)"):
+            await asyncio.wait_for(waiting, 5)
+        await peer.close()

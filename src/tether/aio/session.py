@@ -150,12 +150,16 @@ class AsyncSession(BaseSession):
         except Exception:
             pass
 
-    async def close(self) -> None:
-        """Close the connection; pending calls fail with ConnectionLost."""
+    async def close(self, code: int = 1000, reason: str = "") -> None:
+        """Close the connection (with this close code and reason for the peer); pending calls
+        fail with ConnectionLost."""
         if self.close_reason is None:
             self.close_reason = "closed by this side"
         try:
-            await self.transport.close()
+            if code == 1000 and not reason:
+                await self.transport.close()
+            else:
+                await self.transport.close(code, reason)
         except Exception:
             pass
         if self._reader is not None and not self._reader.done():

@@ -19,6 +19,7 @@ from ..aio.session import AsyncPeer, ConnectingBase, open_async_session, serve_c
 from ..exceptions import ConnectionLost
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
 from .sync import DEFAULT_PORT, _select
 
 log = logging.getLogger("tether")
@@ -100,9 +101,9 @@ class Server:
         if self._closed is not None:
             self._closed.set()
         if self._ws is not None:
+            for peer in list(self._peers):  # tell each client, whose waiting calls then fail saying so
+                await peer.session.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
             self._ws.close()
-            for peer in list(self._peers):
-                await peer.close()
             await self._ws.wait_closed()
 
     def __await__(self) -> Generator[Any, None, Server]:

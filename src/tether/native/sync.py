@@ -33,7 +33,15 @@ from ..admission import (
 from ..exceptions import ConnectionLost
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
-from ..session import Peer, Session, is_factory, open_session
+from ..session import (
+    SHUTDOWN_CODE,
+    SHUTDOWN_REASON,
+    Peer,
+    Session,
+    describe_peer_close,
+    is_factory,
+    open_session,
+)
 
 log = logging.getLogger("tether")
 DEFAULT_PORT = 8765
@@ -102,7 +110,7 @@ class _Pushing:
         rcvd = self.protocol.close_rcvd  # type: ignore[attr-defined]
         if rcvd is None:
             return "the connection dropped without a closing handshake"
-        return f"peer closed the connection (code {rcvd.code}" + (f": {rcvd.reason})" if rcvd.reason else ")")
+        return describe_peer_close(rcvd.code, rcvd.reason)
 
 
 class PushingClientConnection(_Pushing, ClientConnection):
@@ -231,9 +239,11 @@ class Server:
         if self._closed.is_set():
             return
         self._closed.set()
-        self._ws.shutdown()
-        for peer in self.peers:
-            peer.close()
+        for peer in self.peers:  # tell each client, whose waiting calls then fail saying so
+            peer.session.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
+        self._ws.shutdown()  # (it would close them with 1001 alone)
+        for peer in self.peers:  # any that connected meanwhile
+            peer.session.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
         self._thread.join(5)
 
     def __enter__(self) -> Server:

@@ -50,6 +50,7 @@ from ..aio.session import AsyncPeer, serve_connection
 from ..exceptions import ConnectionLost, UsageError
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
 
 __all__ = ["PYODIDE_VERSION", "WebServer", "find_pyodide", "package_zip", "serve_web"]
 
@@ -233,8 +234,8 @@ class WebServer:
         """Stop listening and close every connection; their pending calls fail."""
         if self._closed is not None:
             self._closed.set()
-        for peer in list(self._peers):
-            await peer.close()
+        for peer in list(self._peers):  # tell each page and client, whose waiting calls fail saying so
+            await peer.session.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
         if self._runner is not None:
             runner, self._runner = self._runner, None
             await runner.cleanup()
