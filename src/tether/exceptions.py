@@ -8,7 +8,8 @@
     ├── ProtocolError       the peer sent bytes that break the protocol
     │   └── DecodeError     a frame could not be read; says where (``$.args[0]``) and at which byte
     ├── ConnectionLost      the peer went away; every waiting call and every proxy raises it
-    │   └── Refused         the server refused this client (a wrong token, a browser origin it does not allow)
+    │   └── HandshakeFailed no Tether conversation could be opened (bad URL, not a WebSocket, not a Tether peer, no answer in time)
+    │       └── Refused     the server refused this client (a wrong token, a browser origin it does not allow)
     ├── Busy                the peer has Limits.max_concurrency calls running here and max_queued waiting
     ├── AccessDenied        the peer asked for a name its access policy refuses (also an AttributeError)
     └── RemoteError         the remote handler raised an exception that cannot be recreated here
@@ -27,6 +28,7 @@ __all__ = [
     "ConnectionLost",
     "DecodeError",
     "EncodeError",
+    "HandshakeFailed",
     "ProtocolError",
     "Refused",
     "RemoteError",
@@ -87,7 +89,14 @@ class ConnectionLost(TetherError, ConnectionError):
     """
 
 
-class Refused(ConnectionLost):
+class HandshakeFailed(ConnectionLost):
+    """No Tether conversation could be opened with the URL: the message says what was found
+    instead (a URL that is not ``ws://`` or ``wss://``, an HTTP server that is not a WebSocket
+    endpoint, a WebSocket peer that does not speak Tether, no answer within ``open_timeout``).
+    """
+
+
+class Refused(HandshakeFailed):
     """The server refused this connection before exposing anything.
 
     ``code`` is the WebSocket close code: 4401 when the server requires a token and the one

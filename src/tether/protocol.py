@@ -283,6 +283,7 @@ class Protocol(ClassTransfer):
         self._decoding_imports: list[int] | None = None
         self._decoder: Decoder | None = None
         self.next_id = new_id_source()
+        self._id_prefix = self.next_id()[:8]  # every id this side makes starts so
         self.peer_tether_key: int | None = None
         self._peer_is_python = False
         self._hello_id: bytes | None = None
@@ -600,6 +601,8 @@ class Protocol(ClassTransfer):
         if kind is MessageSend:
             if self.peer_tether_key is None:
                 return [Violation(CLOSE_PROTOCOL_ERROR, "message-send before the conversation start frame")]
+            if frame.exchange_id is not None and frame.exchange_id[:8] == self._id_prefix:
+                return [Violation(CLOSE_PROTOCOL_ERROR, "the peer sent our own message back: not a Tether peer (an echo server?)")]
             receiver = frame.receiver
             if receiver is not self.tether and self.exports.key_of(receiver) is None:
                 if frame.exchange_id is not None:

@@ -20,6 +20,7 @@ import functools
 import inspect
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Callable
 from typing import Any
@@ -27,7 +28,7 @@ from typing import Any
 from .admission import CLOSE_UNAUTHORIZED, REFUSAL_CODES
 from .codec import ClassInfo
 from .dispatch import AccessPolicy
-from .exceptions import ConnectionLost, ProtocolError, Refused
+from .exceptions import ConnectionLost, HandshakeFailed, ProtocolError, Refused
 from .frames import MessageSend
 from .gate import CallGate, current_gate
 from .limits import Limits
@@ -147,6 +148,11 @@ class BaseSession:
             )
             reason = "authentication failed" if code == CLOSE_UNAUTHORIZED else "origin not allowed"
             return Refused(f"{self.describe()} refused the connection: {reason} (close code {code}); {fix}", code)
+        if self.protocol.client and self.protocol.peer_tether_key is None:
+            return HandshakeFailed(
+                f"no Tether conversation with {self.describe()}: "
+                + (self.close_reason or "the connection closed before the peer exposed its Tether")
+            )
         return ConnectionLost(
             f"connection to {self.describe()} is closed"
             + (f": {self.close_reason}" if self.close_reason else "")
@@ -286,7 +292,10 @@ class Session(BaseSession):
     def wait_opened(self, timeout: float) -> None:
         if not self._opened.wait(timeout) and not self.closed:
             self.close()
-            raise ConnectionLost(f"{self.describe()} did not expose its Tether within {timeout} s")
+            raise HandshakeFailed(
+                f"{self.describe()} opened a WebSocket but sent no Tether frame within {timeout:g} s "
+                "(not a Tether peer, or one that is stuck)"
+            )
         if self.closed:
             raise self._lost_error()
 
@@ -596,15 +605,16 @@ def open_session(
     Sends our exposure, waits for the peer's, then asks for its ``hello`` and ``root`` in one
     round trip.
     """
+    deadline = time.monotonic() + open_timeout
     session = Session(transport, root=root, client=True, url=url, **options)
     session.start()
     session.wait_opened(open_timeout)
     peer = Peer(session)
-    _handshake(session, peer)
+    _handshake(session, peer, deadline)
     return peer
 
 
-def _handshake(session: Session, peer: Peer) -> None:
+def _handshake(session: Session, peer: Peer, deadline: float) -> None:
     """Send ``hello`` and ``root`` back to back and wait for both answers (one round trip)."""
     hello_waiter, root_waiter = _Waiter(), _Waiter()
     key = session.protocol.peer_tether_key
@@ -622,13 +632,24 @@ def _handshake(session: Session, peer: Peer) -> None:
             session.protocol.count_sent(frame)
             session.transport.send(frame)
     try:
-        info = hello_waiter.wait(10.0)
-        if isinstance(info, dict):
-            session.protocol.peer_info = info
-            session.protocol.peer_is_python = info.get("language") == "python"
-    except (AttributeError, ProtocolError):
-        pass  # a peer without hello (a Smalltalk Tether): plain references only
-    peer._root = root_waiter.wait(10.0)
+        try:
+            info = hello_waiter.wait(max(0.0, deadline - time.monotonic()))
+            if isinstance(info, dict):
+                session.protocol.peer_info = info
+                session.protocol.peer_is_python = info.get("language") == "python"
+        except (AttributeError, ProtocolError):
+            pass  # a peer without hello (a Smalltalk Tether): plain references only
+        peer._root = root_waiter.wait(max(0.0, deadline - time.monotonic()))
+    except TimeoutError:
+        session.close()
+        raise HandshakeFailed(
+            f"{session.describe()} exposed its Tether but did not answer hello and root within the "
+            "open_timeout"
+        ) from None
+    except ConnectionLost as exc:  # the peer broke off the handshake: say so as a handshake failure
+        if isinstance(exc, HandshakeFailed):
+            raise
+        raise HandshakeFailed(f"no Tether conversation with {session.describe()}: {session.close_reason}") from None
     peer._root_fetched = True
 
 

@@ -17,12 +17,13 @@ import inspect
 import logging
 import sys
 import threading
+import time
 from collections import deque
 from collections.abc import Generator
 from typing import Any
 
 from ..dispatch import OPERATIONS, python_name
-from ..exceptions import ConnectionLost, ProtocolError, UsageError
+from ..exceptions import ConnectionLost, HandshakeFailed, ProtocolError, UsageError
 from ..frames import MessageSend
 from ..gate import current_gate, waiting
 from ..protocol import (
@@ -85,7 +86,10 @@ class AsyncSession(BaseSession):
             await asyncio.wait_for(asyncio.shield(self._opened), timeout)
         except TimeoutError:
             await self.close()
-            raise ConnectionLost(f"{self.describe()} did not expose its Tether within {timeout} s") from None
+            raise HandshakeFailed(
+                f"{self.describe()} opened a WebSocket but sent no Tether frame within {timeout:g} s "
+                "(not a Tether peer, or one that is stuck)"
+            ) from None
         if self.closed:
             raise self._lost_error()
 
@@ -532,6 +536,7 @@ async def open_async_session(
 
     ``session_class`` lets a runtime use its own session (the browser's blocks through JSPI).
     """
+    deadline = time.monotonic() + open_timeout
     session = (session_class or AsyncSession)(transport, root=root, client=True, url=url, **options)
     await session.start()
     await session.wait_opened(open_timeout)
@@ -542,7 +547,19 @@ async def open_async_session(
     # tether.connect runs it from plain code).
     hello = session.acall(key, "hello", (session.protocol.hello_info(),))
     root_call = session.acall(key, "root", ())
-    results: Any = await asyncio.gather(hello, root_call, return_exceptions=True)
+    try:
+        results: Any = await asyncio.wait_for(
+            asyncio.gather(hello, root_call, return_exceptions=True), max(0.0, deadline - time.monotonic())
+        )
+    except TimeoutError:
+        await session.close()
+        raise HandshakeFailed(
+            f"{session.describe()} exposed its Tether but did not answer hello and root within the "
+            "open_timeout"
+        ) from None
+    for result in results:  # the peer broke off the handshake: say so as a handshake failure
+        if isinstance(result, ConnectionLost) and not isinstance(result, HandshakeFailed):
+            raise HandshakeFailed(f"no Tether conversation with {session.describe()}: {session.close_reason}")
     info, root_proxy = results
     if isinstance(info, dict):
         session.protocol.peer_info = info

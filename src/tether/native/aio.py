@@ -16,11 +16,10 @@ from websockets.typing import Subprotocol
 from ..access import AccessPolicy
 from ..admission import SUBPROTOCOL, Admission, client_subprotocols, offered_subprotocols, tls_server_context
 from ..aio.session import AsyncPeer, ConnectingBase, open_async_session, serve_connection
-from ..exceptions import ConnectionLost
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
-from .sync import DEFAULT_PORT, _select
+from .sync import DEFAULT_PORT, _select, handshake_error
 
 log = logging.getLogger("tether")
 
@@ -181,8 +180,8 @@ class _Connecting(ConnectingBase):
                 subprotocols=self._subprotocols,
                 **self._ws_options,
             )
-        except OSError as exc:
-            raise ConnectionLost(f"cannot connect to {self._url}: {exc}") from exc
+        except Exception as exc:
+            raise handshake_error(self._url, exc, self._options["open_timeout"]) from exc
         return await open_async_session(ws, root=self._root, url=self._url, **self._options)
 
 

@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from ssl import SSLContext
 from typing import Any
 
+from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 from websockets.frames import Frame, Opcode
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
@@ -30,7 +31,7 @@ from ..admission import (
     select_subprotocol,
     tls_server_context,
 )
-from ..exceptions import ConnectionLost
+from ..exceptions import ConnectionLost, HandshakeFailed
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..session import (
@@ -123,6 +124,25 @@ class PushingServerConnection(_Pushing, ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._init_push()
         super().__init__(*args, **kwargs)
+
+
+def handshake_error(url: str, exc: BaseException, open_timeout: float) -> ConnectionLost:
+    """What a failure to open the WebSocket to ``url`` means, as a Tether error."""
+    if isinstance(exc, InvalidURI):
+        return HandshakeFailed(f"{url!r} is not a WebSocket URL: use ws://HOST:PORT or wss://HOST:PORT")
+    if isinstance(exc, InvalidStatus):
+        status = exc.response.status_code
+        return HandshakeFailed(
+            f"{url} answered HTTP {status} {exc.response.reason_phrase} instead of opening a "
+            "WebSocket: not a Tether server (check the host, port and path)"
+        )
+    if isinstance(exc, TimeoutError):
+        return HandshakeFailed(f"{url} did not complete a WebSocket handshake within {open_timeout:g} s")
+    if isinstance(exc, (InvalidHandshake, InvalidMessage)):
+        return HandshakeFailed(f"{url} did not answer with a WebSocket handshake ({exc}): not a Tether server")
+    if isinstance(exc, OSError):
+        return ConnectionLost(f"cannot connect to {url}: {exc}")
+    return HandshakeFailed(f"cannot open a WebSocket to {url}: {type(exc).__name__}: {exc}")
 
 
 def _select(_ws: Any, offered: Any) -> Subprotocol | None:
@@ -317,8 +337,8 @@ def connect(
             ssl=ssl,
             **ws_options,
         )
-    except OSError as exc:
-        raise ConnectionLost(f"cannot connect to {url}: {exc}") from exc
+    except Exception as exc:
+        raise handshake_error(url, exc, open_timeout) from exc
     return open_session(
         ws,
         root=root,
