@@ -325,6 +325,7 @@ def connect(
     untrusted peer too: ``policy``/``trusted`` say what it may reach here. Use as a context
     manager, or call ``peer.close()``.
     """
+    subprotocols = [Subprotocol(p) for p in client_subprotocols(token)]  # checks the token first
     try:
         ws = ws_connect(
             url,
@@ -333,7 +334,7 @@ def connect(
             open_timeout=open_timeout,
             legacy=True,  # we own the connection's lifetime (Peer.close), not a with block
             create_connection=PushingClientConnection,
-            subprotocols=[Subprotocol(p) for p in client_subprotocols(token)],
+            subprotocols=subprotocols,
             ssl=ssl,
             **ws_options,
         )
