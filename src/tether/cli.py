@@ -81,6 +81,7 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         token=read_token(args),
         origins=args.origin or None,
         ssl=server_ssl(args),
+        keepalive=args.keepalive or None,
     )
 
 
@@ -179,6 +180,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--certfile", help="serve wss:// (https:// with --web) with this certificate chain (PEM)")
     serve.add_argument("--keyfile", help="the private key of --certfile (PEM)")
+    serve.add_argument(
+        "--keepalive", type=float, default=20.0, help="seconds between pings; a client silent twice that long is dropped (0: no pings)"
+    )
     serve.set_defaults(func=cmd_serve)
 
     shell = sub.add_parser("shell", help="interactive console connected to URL")

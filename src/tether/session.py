@@ -523,10 +523,17 @@ def describe_peer_close(code: int | None, reason: str) -> str:
     return f"peer closed the connection (code {code}" + (f": {reason})" if reason else ")")
 
 
+def describe_keepalive_timeout(interval: float | None) -> str:
+    return f"the peer stopped answering pings (keepalive {interval:g} s): it is stalled or unreachable"
+
+
 def _describe_close(exc: BaseException) -> str:
     rcvd: Any = getattr(exc, "rcvd", None)
     if rcvd is not None:
         return describe_peer_close(rcvd.code, rcvd.reason)
+    sent: Any = getattr(exc, "sent", None)
+    if sent is not None and sent.reason == "keepalive ping timeout":
+        return "the peer stopped answering pings: it is stalled or unreachable"
     text = str(exc) or type(exc).__name__
     return text
 

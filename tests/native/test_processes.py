@@ -274,3 +274,49 @@ async def test_an_async_server_that_shuts_down_tells_its_clients() -> None:
         with pytest.raises(tether.ConnectionLost, match=r"the server shut down \(close code 1001\)"):
             await asyncio.wait_for(waiting, 5)
         await peer.close()
+
+
+def test_a_stalled_server_fails_a_waiting_call_within_twice_the_keepalive_and_prints_nothing(
+    server: tuple[subprocess.Popen[str], str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    proc, url = server
+    errors: list[BaseException] = []
+    peer = tether.connect(url, keepalive=0.5)
+    try:
+
+        def wait_long() -> None:
+            try:
+                peer.root.sleep(30)
+            except BaseException as exc:
+                errors.append(exc)
+
+        waiting = threading.Thread(target=wait_long)
+        waiting.start()
+        time.sleep(0.2)
+        os.kill(proc.pid, signal.SIGSTOP)
+        stopped = time.monotonic()
+        waiting.join(5)
+        detected = time.monotonic() - stopped
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        peer.close()
+    assert len(errors) == 1 and isinstance(errors[0], tether.ConnectionLost)
+    assert "stopped answering pings" in str(errors[0])
+    assert detected < 2.5, f"detected after {detected:.1f} s with keepalive=0.5"
+    assert capfd.readouterr().err == ""
+
+
+async def test_a_stalled_server_fails_a_waiting_async_call_too(server: tuple[subprocess.Popen[str], str]) -> None:
+    import asyncio
+
+    proc, url = server
+    peer = await tether.aio.connect(url, keepalive=0.5)
+    try:
+        waiting = asyncio.ensure_future(peer.root.sleep(30))
+        await asyncio.sleep(0.2)
+        os.kill(proc.pid, signal.SIGSTOP)
+        with pytest.raises(tether.ConnectionLost, match="stopped answering pings"):
+            await asyncio.wait_for(waiting, 3)
+    finally:
+        os.kill(proc.pid, signal.SIGCONT)
+        await peer.close()

@@ -19,7 +19,7 @@ from ..aio.session import AsyncPeer, ConnectingBase, open_async_session, serve_c
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
-from .sync import DEFAULT_PORT, _select, handshake_error
+from .sync import DEFAULT_KEEPALIVE, DEFAULT_PORT, _select, handshake_error, keepalive_options
 
 log = logging.getLogger("tether")
 
@@ -40,7 +40,9 @@ class Server:
         ws_options: dict[str, Any],
         admission: Admission,
         ssl: SSLContext | None,
+        keepalive: float | None = DEFAULT_KEEPALIVE,
     ):
+        self._keepalive = keepalive
         self._root = root
         self._admission = admission
         self._ssl = ssl
@@ -62,6 +64,7 @@ class Server:
             compression=None,
             max_size=self._options["max_frame_size"],
             ssl=tls_server_context(self._ssl),
+            **keepalive_options(self._keepalive),
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=_select,
             **self._ws_options,
@@ -134,6 +137,7 @@ def serve(
     token: str | None = None,
     origins: Iterable[str] | None = None,
     ssl: SSLContext | None = None,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
     **ws_options: Any,
 ) -> Server:
     """Expose ``root`` (an object, or a function called with each new AsyncPeer, possibly
@@ -154,7 +158,8 @@ def serve(
         passing=passing,
         limits=limits,
     )
-    return Server(root, host, port, options, ws_options, Admission(token, origins), ssl)
+    keepalive_options(keepalive)  # checks it now
+    return Server(root, host, port, options, ws_options, Admission(token, origins), ssl, keepalive)
 
 
 class _Connecting(ConnectingBase):
@@ -202,6 +207,7 @@ def connect(
     limits: Limits | None = None,
     token: str | None = None,
     ssl: SSLContext | None = None,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
     **ws_options: Any,
 ) -> _Connecting:
     """Connect to a Tether server from async code.
@@ -212,6 +218,7 @@ def connect(
     """
     if ssl is not None:
         ws_options["ssl"] = ssl
+    ws_options.update(keepalive_options(keepalive))
     options = dict(
         policy=policy,
         limits=limits,

@@ -31,7 +31,7 @@ from ..admission import (
     select_subprotocol,
     tls_server_context,
 )
-from ..exceptions import ConnectionLost, HandshakeFailed
+from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..session import (
@@ -39,6 +39,7 @@ from ..session import (
     SHUTDOWN_REASON,
     Peer,
     Session,
+    describe_keepalive_timeout,
     describe_peer_close,
     is_factory,
     open_session,
@@ -110,6 +111,9 @@ class _Pushing:
     def _close_description(self) -> str:
         rcvd = self.protocol.close_rcvd  # type: ignore[attr-defined]
         if rcvd is None:
+            sent = self.protocol.close_sent  # type: ignore[attr-defined]
+            if sent is not None and sent.reason == "keepalive ping timeout":
+                return describe_keepalive_timeout(self.ping_interval)  # type: ignore[attr-defined]
             return "the connection dropped without a closing handshake"
         return describe_peer_close(rcvd.code, rcvd.reason)
 
@@ -124,6 +128,30 @@ class PushingServerConnection(_Pushing, ServerConnection):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self._init_push()
         super().__init__(*args, **kwargs)
+
+
+DEFAULT_KEEPALIVE = 20.0
+
+
+class _QuietKeepalive(logging.Filter):
+    """Keepalive failures are reported to callers as ConnectionLost, not printed."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "keepalive" not in record.getMessage()
+
+
+_WS_LOGGER = logging.getLogger("tether.websockets")
+_WS_LOGGER.addFilter(_QuietKeepalive())
+
+
+def keepalive_options(keepalive: float | None) -> dict[str, Any]:
+    """websockets options for a ping every ``keepalive`` seconds, a peer that has not answered
+    one within ``keepalive`` seconds more counted as gone (so detected within about twice
+    ``keepalive``), and nothing printed when that happens. ``None`` turns pings off."""
+    if keepalive is not None and (not isinstance(keepalive, (int, float)) or keepalive <= 0):
+        raise UsageError(f"keepalive= is a number of seconds above 0, or None for no pings; not {keepalive!r}")
+    close_timeout = 10.0 if keepalive is None else min(10.0, keepalive)
+    return dict(ping_interval=keepalive, ping_timeout=keepalive, close_timeout=close_timeout, logger=_WS_LOGGER)
 
 
 def handshake_error(url: str, exc: BaseException, open_timeout: float) -> ConnectionLost:
@@ -176,7 +204,7 @@ class Server:
         token: str | None = None,
         origins: Iterable[str] | None = None,
         ssl: SSLContext | None = None,
-        ping_interval: float | None = 20,
+        keepalive: float | None = DEFAULT_KEEPALIVE,
         **ws_options: Any,
     ) -> None:
         self._root = root
@@ -203,7 +231,7 @@ class Server:
             port,
             compression=None,
             max_size=max_frame_size,
-            ping_interval=ping_interval,
+            **keepalive_options(keepalive),
             create_connection=PushingServerConnection,
             ssl=tls_server_context(ssl),
             subprotocols=[Subprotocol(SUBPROTOCOL)],
@@ -312,6 +340,7 @@ def connect(
     limits: Limits | None = None,
     token: str | None = None,
     ssl: SSLContext | None = None,
+    keepalive: float | None = DEFAULT_KEEPALIVE,
     **ws_options: Any,
 ) -> Peer:
     """Connect to a Tether server; return the :class:`Peer` (``peer.root`` is its root proxy).
@@ -334,6 +363,7 @@ def connect(
             open_timeout=open_timeout,
             legacy=True,  # we own the connection's lifetime (Peer.close), not a with block
             create_connection=PushingClientConnection,
+            **keepalive_options(keepalive),
             subprotocols=subprotocols,
             ssl=ssl,
             **ws_options,

@@ -167,8 +167,10 @@ class WebServer:
         token: str | None = None,
         origins: Iterable[str] | None = None,
         ssl: SSLContext | None = None,
+        keepalive: float | None = 20.0,
     ) -> None:
         self._root = root
+        self._keepalive = keepalive
         self._token = token
         self._origins = origins
         self._ssl = ssl
@@ -285,6 +287,7 @@ class WebServer:
             autoping=True,
             timeout=2.0,
             protocols=(SUBPROTOCOL,),
+            heartbeat=self._keepalive,
         )
         await ws.prepare(request)
         remote = request.remote or "?"
@@ -332,6 +335,7 @@ def serve_web(
     token: str | None = None,
     origins: Iterable[str] | None = None,
     ssl: SSLContext | None = None,
+    keepalive: float | None = 20.0,
     index: str | os.PathLike[str] | None = None,
 ) -> WebServer:
     """Serve the Tether page and endpoint for ``root`` on ``http://host:port/``; await it or
@@ -361,5 +365,14 @@ def serve_web(
     if page is not None and not page.is_file():
         raise UsageError(f"no page to serve at {page}")
     return WebServer(
-        root, host, port, find_pyodide(pyodide_dir), options, page, token=token, origins=origins, ssl=ssl
+        root,
+        host,
+        port,
+        find_pyodide(pyodide_dir),
+        options,
+        page,
+        token=token,
+        origins=origins,
+        ssl=ssl,
+        keepalive=keepalive,
     )
