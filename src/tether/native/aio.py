@@ -64,10 +64,9 @@ class Server:
             compression=None,
             max_size=self._options["max_frame_size"],
             ssl=tls_server_context(self._ssl),
-            **keepalive_options(self._keepalive),
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=_select,
-            **self._ws_options,
+            **{**keepalive_options(self._keepalive), **self._ws_options},
         )
         sockname = next(iter(self._ws.sockets)).getsockname()
         self.host, self.port = sockname[0], sockname[1]
@@ -218,7 +217,7 @@ def connect(
     """
     if ssl is not None:
         ws_options["ssl"] = ssl
-    ws_options.update(keepalive_options(keepalive))
+    ws_options = {**keepalive_options(keepalive), **ws_options}  # transport settings given win
     options = dict(
         policy=policy,
         limits=limits,

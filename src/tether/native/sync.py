@@ -231,12 +231,11 @@ class Server:
             port,
             compression=None,
             max_size=max_frame_size,
-            **keepalive_options(keepalive),
             create_connection=PushingServerConnection,
             ssl=tls_server_context(ssl),
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=_select,
-            **ws_options,
+            **{**keepalive_options(keepalive), **ws_options},  # transport settings given win
         )
         sockname = self._ws.socket.getsockname()
         self.host, self.port = sockname[0], sockname[1]
@@ -363,10 +362,9 @@ def connect(
             open_timeout=open_timeout,
             legacy=True,  # we own the connection's lifetime (Peer.close), not a with block
             create_connection=PushingClientConnection,
-            **keepalive_options(keepalive),
             subprotocols=subprotocols,
             ssl=ssl,
-            **ws_options,
+            **{**keepalive_options(keepalive), **ws_options},  # transport settings given win
         )
     except Exception as exc:
         raise handshake_error(url, exc, open_timeout) from exc
