@@ -5,6 +5,7 @@
     TetherError
     ├── UsageError          you used the API in a way that cannot work (a local mistake)
     ├── EncodeError         a value cannot be written on the wire (also a TypeError)
+    │   └── FrameTooLarge   the frame would be over the receiver's max_frame_size (announced in hello)
     ├── ProtocolError       the peer sent bytes that break the protocol
     │   └── DecodeError     a frame could not be read; says where (``$.args[0]``) and at which byte
     ├── ConnectionLost      the peer went away; every waiting call and every proxy raises it
@@ -28,6 +29,7 @@ __all__ = [
     "ConnectionLost",
     "DecodeError",
     "EncodeError",
+    "FrameTooLarge",
     "HandshakeFailed",
     "ProtocolError",
     "Refused",
@@ -47,6 +49,20 @@ class UsageError(TetherError):
 
 class EncodeError(TetherError, TypeError):
     """A value cannot be encoded (for example a structure nested deeper than the limit)."""
+
+
+class FrameTooLarge(EncodeError):
+    """A call or answer would make a frame larger than the receiver accepts (its
+    ``max_frame_size``, announced in its hello). Nothing was sent and the connection goes on:
+    send less at once (a reference, or the data in parts), or raise the receiver's limit."""
+
+    def __init__(self, message: str, size: int = 0, limit: int = 0) -> None:
+        super().__init__(message, size, limit)  # all three travel in an error answer
+        self.size = size
+        self.limit = limit
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 class ProtocolError(TetherError):

@@ -46,7 +46,7 @@ from .codec import (
     write_class_info,
 )
 from .dispatch import AccessPolicy, class_specials, perform
-from .exceptions import AccessDenied, DecodeError, EncodeError, ProtocolError, RemoteError
+from .exceptions import AccessDenied, DecodeError, EncodeError, FrameTooLarge, ProtocolError, RemoteError
 from .exposure import TETHER_KEY, ExportTable, ImportTable
 from .frames import (
     Answer,
@@ -358,6 +358,7 @@ class Protocol(ClassTransfer):
         undo = self._begin_frame()
         try:
             frame = message_send_bytes(self.encoder, exchange_id, receiver, selector, args, kwargs)
+            self._check_size(frame, f"the call {selector}(...)")
         except BaseException:
             self._undo_frame(undo)
             raise
@@ -377,7 +378,9 @@ class Protocol(ClassTransfer):
         """The answer frame; if ``value`` cannot be encoded, the error answer saying why."""
         undo = self._begin_frame()
         try:
-            return answer_bytes(self.encoder, exchange_id, value)
+            frame = answer_bytes(self.encoder, exchange_id, value)
+            self._check_size(frame, "the answer")
+            return frame
         except Exception as exc:  # whatever went wrong, the caller must hear of it
             self._undo_frame(undo)
             if not isinstance(exc, (EncodeError, RecursionError)):
@@ -385,6 +388,23 @@ class Protocol(ClassTransfer):
             return self.encode_error(exchange_id, exc)
         finally:
             self.exports.journal = undo[0]
+
+    @property
+    def peer_max_frame_size(self) -> int | None:
+        """The largest frame the peer accepts, as its hello announced (None: not announced)."""
+        size = self.peer_info.get("max_frame_size")
+        return size if type(size) is int and size > 0 else None
+
+    def _check_size(self, frame: bytes, what: str) -> None:
+        limit = self.peer_max_frame_size
+        if limit is not None and len(frame) > limit:
+            raise FrameTooLarge(
+                f"{what} would be a frame of {len(frame)} bytes, over the {limit} bytes "
+                f"{self.describe_peer()} accepts (its max_frame_size): nothing was sent; send "
+                "less at once, by reference, or in parts",
+                len(frame),
+                limit,
+            )
 
     def _begin_frame(self) -> tuple[list[int] | None, int]:
         """Start encoding one frame; if it fails, :meth:`_undo_frame` takes back what writing

@@ -22,6 +22,8 @@ if TYPE_CHECKING:
 
 __all__ = ["TetherObject", "public_help"]
 
+_SIZED = (str, bytes, bytearray)
+
 class TetherObject:
     """The object each side exposes under key 0. Its selectors: ``root``, ``hello``,
     ``release`` (one-way), ``get_classes``, ``iterate``, ``next_batch``, ``fetch`` and ``help``;
@@ -94,12 +96,19 @@ class TetherObject:
         if type(size) is not int:
             raise TypeError(f"next_batch takes an int size, not {type(size).__qualname__}")
         size = max(1, min(size, 65536))
-        items = []
+        # Bounded by bytes too, so that the answer fits the peer's frames: strings and bytes
+        # count their length, other items a little; a batch stops at half the peer's limit.
+        budget = (self._protocol.peer_max_frame_size or 16 << 20) // 2
+        items: list[Any] = []
         for _ in range(size):
             try:
-                items.append(next(iterator))
+                item = next(iterator)
             except StopIteration:
                 return items, True
+            items.append(item)
+            budget -= len(item) + 8 if type(item) in _SIZED else 16
+            if budget <= 0:
+                break
         return items, False
 
 

@@ -320,3 +320,14 @@ async def test_a_stalled_server_fails_a_waiting_async_call_too(server: tuple[sub
     finally:
         os.kill(proc.pid, signal.SIGCONT)
         await peer.close()
+
+
+def test_a_value_over_the_servers_frame_limit_is_refused_here_and_the_connection_lives(
+    server: tuple[subprocess.Popen[str], str],
+) -> None:
+    _, url = server
+    with tether.connect(url) as peer:
+        with pytest.raises(tether.FrameTooLarge, match=r"over the 16777216 bytes the server accepts"):
+            peer.root.echo(bytes(17 << 20))
+        assert peer.root.add(1, 2) == 3
+        assert len(peer.root.echo(bytes(8 << 20))) == 8 << 20  # large values that fit travel whole

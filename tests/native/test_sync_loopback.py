@@ -239,7 +239,7 @@ def test_unknown_tag_closes_only_that_connection(server: tether.Server, peer: te
     assert peer.root.add(1, 2) == 3
 
 
-def test_text_frames_and_frames_over_the_limit_close_the_connection() -> None:
+def test_raw_text_frames_and_frames_over_the_limit_close_the_connection_and_a_tether_client_checks_first() -> None:
     with tether.serve(Calculator(), host="127.0.0.1", port=0, max_frame_size=4096) as srv:
         with tether.connect(srv.url, max_frame_size=1 << 20) as other:
             ws, _ = raw_open(srv.url)
@@ -255,5 +255,6 @@ def test_text_frames_and_frames_over_the_limit_close_the_connection() -> None:
                     ws.recv(timeout=5)
                 assert info.value.rcvd is not None and info.value.rcvd.code == 1002
             assert other.root.add(2, 3) == 5
-            with pytest.raises(tether.ConnectionLost, match="1009"):
-                other.root.echo(b"x" * 10_000)  # over the server's limit: it closes this one
+            with pytest.raises(tether.FrameTooLarge, match="over the 4096 bytes the server accepts"):
+                other.root.echo(b"x" * 10_000)  # over the server's limit, announced: refused here
+            assert other.root.add(3, 4) == 7  # and this connection lives on
