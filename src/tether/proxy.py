@@ -53,13 +53,37 @@ def _invoke_value(proxy: Proxy, selector: str, args: tuple[Any, ...] = ()) -> An
 
 
 class RemoteMethod:
-    """A method of a remote object, bound to it. Calling it costs one round trip."""
+    """A method of a remote object, bound to it. Calling it costs one round trip.
 
-    __slots__ = ("_name", "_proxy")
+    To ``inspect`` and ``pydoc`` it looks like a builtin function (``help(root.add)`` shows the
+    remote name, signature and docstring, fetched when asked for).
+    """
+
+    __slots__ = ("_name", "_proxy", "_remote")
 
     def __init__(self, proxy: Proxy, name: str) -> None:
         self._proxy = proxy
         self._name = name
+        self._remote: Any = None
+
+    @property  # type: ignore[misc]
+    def __class__(self) -> type:
+        return types.BuiltinFunctionType
+
+    @property
+    def __name__(self) -> str:
+        return self._name
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        return self._method().__signature__  # type: ignore[no-any-return]
+
+    def _method(self) -> Any:
+        """The remote bound method itself, by reference (fetched once, for its doc and signature)."""
+        if self._remote is None:
+            state = _state(self._proxy)
+            self._remote = state.session.call(state.key, "__getattribute__", (self._name,), None, must_block=True)
+        return self._remote
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         state = _state(self._proxy)
@@ -291,6 +315,18 @@ class _RemoteDoc:
         state = _state(obj)
         return state.session.call(state.key, "__getattribute__", ("__doc__",), None, must_block=True)
 
+
+class _RemoteMethodDoc:
+    """``root.add.__doc__`` is the remote method's docstring."""
+
+    def __init__(self, own: str | None) -> None:
+        self.own = own
+
+    def __get__(self, obj: Any, cls: Any = None) -> Any:
+        return self.own if obj is None else obj._method().__doc__
+
+
+RemoteMethod.__doc__ = _RemoteMethodDoc(RemoteMethod.__doc__)  # type: ignore[assignment]
 
 _state = Proxy.__dict__["_Proxy__state"].__get__
 _set_state = Proxy.__dict__["_Proxy__state"].__set__

@@ -138,6 +138,8 @@ def public_help(obj: Any, policy: AccessPolicy) -> str:
             continue
         if isinstance(attr, (staticmethod, classmethod)):
             attr = attr.__func__
+        elif isinstance(attr, types.FunctionType) and not isinstance(obj, type):
+            attr = attr.__get__(obj)  # shown as the peer calls it: without self
         if not callable(attr):
             continue
         lines += ["", f"  {name}{_signature_text(attr)}"]
