@@ -7,7 +7,6 @@ import inspect
 import pydoc
 from typing import Any
 
-import tether
 from tether.testing import pair
 
 
