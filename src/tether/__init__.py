@@ -63,6 +63,7 @@ __all__ = [
     "register",
     "register_exception",
     "serve",
+    "timeout",
 ]
 
 _LAZY = {
@@ -76,6 +77,7 @@ _LAZY = {
     "AccessPolicy": ".access",
     "register": ".access",
     "Limits": ".limits",
+    "timeout": ".deadline",
     "register_exception": ".protocol",
     "by_reference": ".codec",
     "by_value": ".codec",
@@ -91,6 +93,7 @@ if TYPE_CHECKING:
     from .access import AccessPolicy, register
     from .classes import by_value_class
     from .codec import by_reference, by_value
+    from .deadline import timeout
     from .limits import Limits
     from .native.sync import Server, connect, serve
     from .protocol import register_exception

@@ -126,6 +126,16 @@ class CallGate:
             return self._queue.popleft()
         return None
 
+    def withdraw(self, matches: Callable[[Any], bool]) -> list[Any]:
+        """Take the queued messages ``matches`` accepts out of the queue (they will not run)."""
+        with self._lock:
+            taken = [m for m in self._queue if matches(m)]
+            if taken:
+                kept = [m for m in self._queue if not matches(m)]
+                self._queue.clear()
+                self._queue.extend(kept)
+        return taken
+
     def clear(self) -> list[Any]:
         """Forget the queued messages (the connection is gone); return them."""
         with self._lock:

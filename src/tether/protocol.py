@@ -294,6 +294,7 @@ class Protocol(ClassTransfer):
         self._class_bytes = 0  # bytes of the peer's class names and infos kept
         self._outbox: list[bytes] = []
         self.on_release_queued: Callable[[], None] | None = None
+        self.on_cancel: Callable[[list[bytes]], None] | None = None  # the runtime cancels handlers
         self.frames_sent = 0
         self.frames_received = 0
         self.bytes_sent = 0

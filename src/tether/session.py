@@ -27,6 +27,7 @@ from typing import Any
 
 from .admission import CLOSE_UNAUTHORIZED, REFUSAL_CODES
 from .codec import ClassInfo
+from .deadline import remaining
 from .dispatch import AccessPolicy
 from .exceptions import ConnectionLost, HandshakeFailed, ProtocolError, Refused
 from .frames import MessageSend
@@ -92,6 +93,9 @@ class BaseSession:
         self.close_reason: str | None = None
         self._pending: dict[bytes, Any] = {}
         self._pending_lock = threading.Lock()
+        self._running: set[bytes] = set()  # exchange ids of the peer's calls running here
+        self._cancelled: set[bytes] = set()  # ... whose caller no longer waits
+        self.protocol.on_cancel = self._cancel_incoming
 
     def _make_proxy(self, key: int, info: ClassInfo | None) -> Any:
         return make_proxy(self, key, info)
@@ -103,6 +107,28 @@ class BaseSession:
     def _refuse_message(self, message: MessageSend, error: BaseException) -> None:
         """Answer a message the gate cannot queue with ``error``."""
         raise NotImplementedError
+
+    def _cancel_incoming(self, exchange_ids: list[bytes]) -> None:
+        """The peer cancelled these calls: drop the queued ones, mark the running ones (their
+        answers are not sent; a runtime that can stop a handler does)."""
+        ids = set(exchange_ids)
+        self.gate.withdraw(lambda message: message.exchange_id in ids)
+        for exchange_id in ids & self._running:
+            self._cancelled.add(exchange_id)
+            self._stop_handler(exchange_id)
+
+    def _stop_handler(self, exchange_id: bytes) -> None:
+        """Stop the handler running for ``exchange_id`` where that is possible (a task)."""
+
+    def _was_cancelled(self, exchange_id: bytes | None) -> bool:
+        """Forget a finished handler; True if its caller cancelled it (drop its answer)."""
+        if exchange_id is None:
+            return False
+        self._running.discard(exchange_id)
+        if exchange_id in self._cancelled:
+            self._cancelled.discard(exchange_id)
+            return True
+        return False
 
     def describe(self) -> str:
         return self.url or ("the client" if not self.protocol.client else "the server")
@@ -195,7 +221,7 @@ class _Waiter:
         self.error = error
         self._lock.release()
 
-    def wait(self, timeout: float | None) -> Any:
+    def wait(self, timeout: float | None, what: str = "the call") -> Any:
         lock = self._lock
         if not lock.acquire(False):  # not answered yet: block, and let the pool and gate know
             gate = current_gate.get()
@@ -204,7 +230,10 @@ class _Waiter:
             try:
                 with worker_pool().blocked():
                     if not lock.acquire(timeout=-1 if timeout is None else timeout):
-                        raise TimeoutError(f"no answer within {timeout} seconds")
+                        raise TimeoutError(
+                            f"no answer to {what!r} within {round(timeout, 2):g} s (timeout= or tether.timeout): "
+                            "the call was cancelled on the other side"
+                        )
             finally:
                 if gate is not None:
                     gate.unblocked()
@@ -409,7 +438,13 @@ class Session(BaseSession):
         kwargs: dict[str, Any] | None = None,
         must_block: bool = False,
     ) -> Any:
-        """Send a message and block until its answer comes back (or raise its error)."""
+        """Send a message and block until its answer comes back (or raise its error).
+
+        Waits at most the connection's ``timeout`` or the current :func:`tether.timeout`,
+        whichever is sooner; then raises TimeoutError and cancels the call remotely."""
+        wait = remaining(self.timeout)
+        if wait is not None and wait <= 0:
+            raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
         waiter = _Waiter()
         protocol = self.protocol
         with self._send_lock:
@@ -428,10 +463,21 @@ class Session(BaseSession):
                     self.close_reason = _describe_close(exc)
                 raise self._lost_error() from None
         try:
-            return waiter.wait(self.timeout)
+            return waiter.wait(wait, selector)
         except TimeoutError:
-            self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
+            if self._pending.pop(exchange_id, None) is not None:  # type: ignore[arg-type]
+                self.cancel_remote([exchange_id])  # type: ignore[list-item]
             raise
+
+    def cancel_remote(self, exchange_ids: list[bytes]) -> None:
+        """Tell the peer that nobody waits for these calls' answers any more (one-way)."""
+        key = self.protocol.peer_tether_key
+        if key is None or self.closed:
+            return
+        try:
+            self.send_one_way(key, "cancel", (exchange_ids,))
+        except Exception:
+            pass  # the connection is gone: nothing runs there any more
 
     def send_one_way(self, receiver: int, selector: str, args: tuple[Any, ...]) -> None:
         with self._send_lock:
@@ -461,6 +507,9 @@ class Session(BaseSession):
 
     def _perform_message(self, message: MessageSend) -> None:
         protocol = self.protocol
+        exchange_id = message.exchange_id
+        if exchange_id is not None:
+            self._running.add(exchange_id)
         try:
             result = protocol.start(message)
             if needs_await(result):
@@ -468,14 +517,14 @@ class Session(BaseSession):
         except BaseException as exc:
             frame = protocol.fail(message, exc)
             del exc
-            if frame is not None:
+            if frame is not None and not self._was_cancelled(exchange_id):
                 self._send_quietly(frame)
             return
-        if message.exchange_id is None:
+        if exchange_id is None or self._was_cancelled(exchange_id):
             return
         try:
             with self._send_lock:
-                frame = protocol.encode_answer(message.exchange_id, result)
+                frame = protocol.encode_answer(exchange_id, result)
                 protocol.count_sent(frame)
                 self.transport.send(frame)
         except Exception:

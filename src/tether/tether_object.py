@@ -29,8 +29,10 @@ class TetherObject:
     ``release`` (one-way), ``get_classes``, ``iterate``, ``next_batch``, ``fetch`` and ``help``;
     each obeys the connection's access policy like any other message."""
 
-    INLINE = frozenset({"root", "hello", "release", "get_classes"})
-    SELECTORS = frozenset({"root", "hello", "release", "get_classes", "iterate", "next_batch", "fetch", "help"})
+    INLINE = frozenset({"root", "hello", "release", "get_classes", "cancel"})
+    SELECTORS = frozenset(
+        {"root", "hello", "release", "get_classes", "cancel", "iterate", "next_batch", "fetch", "help"}
+    )
 
     def __init__(self, protocol: Protocol) -> None:
         self._protocol = protocol
@@ -51,6 +53,20 @@ class TetherObject:
             if type(key) is not int or type(count) is not int:
                 raise ProtocolError(f"release pair {i // 2} is not two integers")
             exports.release(key, count)
+
+    def cancel(self, exchange_ids: object) -> None:
+        """The peer no longer waits for the answers to these message-sends of its own (one-way):
+        a handler that has not started is dropped, a coroutine is cancelled, and a thread (which
+        cannot be stopped) runs on but its answer is not sent."""
+        if (
+            not isinstance(exchange_ids, list)
+            or len(exchange_ids) > 1024
+            or not all(type(i) is bytes and len(i) == 16 for i in exchange_ids)
+        ):
+            raise ProtocolError("cancel takes an Array of at most 1024 exchange ids (16-byte ByteArrays)")
+        on_cancel = self._protocol.on_cancel
+        if on_cancel is not None:
+            on_cancel(exchange_ids)
 
     def get_classes(self, class_ids: Any) -> Any:
         """The records of classes this side named (by id), with what they need, dependencies

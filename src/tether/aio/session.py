@@ -22,6 +22,7 @@ from collections import deque
 from collections.abc import Generator
 from typing import Any
 
+from ..deadline import remaining
 from ..dispatch import OPERATIONS, python_name
 from ..exceptions import ConnectionLost, HandshakeFailed, ProtocolError, UsageError
 from ..frames import MessageSend
@@ -57,6 +58,7 @@ class AsyncSession(BaseSession):
         self._outq: deque[bytes] = deque()
         self._flushing = False
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._tasks_by_id: dict[bytes, asyncio.Task[Any]] = {}  # the peer's calls running as tasks
         self._opened = self.loop.create_future()
         self._done = self.loop.create_future()
         self._release_requested = False
@@ -245,9 +247,14 @@ class AsyncSession(BaseSession):
             return self.acall(receiver, selector, args, kwargs)
         if self.closed:
             raise self._lost_error()
+        wait = remaining(self.timeout)
         waiter = _Waiter()
         self.loop.call_soon_threadsafe(self._call_from_thread, waiter, receiver, selector, args, kwargs)
-        return waiter.wait(self.timeout)
+        try:
+            return waiter.wait(wait, selector)
+        except TimeoutError:
+            self.loop.call_soon_threadsafe(self._abandon_waiter, waiter)
+            raise
 
     async def acall(
         self,
@@ -256,7 +263,12 @@ class AsyncSession(BaseSession):
         args: tuple[Any, ...] | list[Any],
         kwargs: dict[str, Any] | None = None,
     ) -> Any:
-        """Send a message and await its answer (loop thread only)."""
+        """Send a message and await its answer (loop thread only). A caller that is cancelled,
+        or times out (``timeout=`` or :func:`tether.timeout`), frees its pending entry at once
+        and cancels the call on the other side."""
+        wait = remaining(self.timeout)
+        if wait is not None and wait <= 0:
+            raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
         exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs)
         future = self.loop.create_future()
         with self._pending_lock:
@@ -271,12 +283,39 @@ class AsyncSession(BaseSession):
                 self.close_reason = _describe_close(exc)
             raise self._lost_error() from None
         with waiting():
-            if self.timeout is None:
-                return await future
             try:
-                return await asyncio.wait_for(future, self.timeout)
-            finally:
-                self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
+                if wait is None:
+                    return await future
+                return await asyncio.wait_for(future, wait)
+            except TimeoutError:
+                self._abandon(exchange_id)  # type: ignore[arg-type]
+                raise TimeoutError(
+                    f"no answer to {selector!r} within {round(wait, 2):g} s (timeout= or tether.timeout): "
+                    "the call was cancelled on the other side"
+                ) from None
+            except asyncio.CancelledError:
+                self._abandon(exchange_id)  # type: ignore[arg-type]
+                raise
+
+    def _abandon(self, exchange_id: bytes) -> None:
+        """Nobody waits for this call any more: free its entry and cancel it remotely."""
+        if self._pending.pop(exchange_id, None) is not None:
+            self._send_cancel([exchange_id])
+
+    def _abandon_waiter(self, waiter: _Waiter) -> None:
+        for exchange_id, pending in list(self._pending.items()):
+            if pending is waiter:
+                self._abandon(exchange_id)
+
+    def _send_cancel(self, exchange_ids: list[bytes]) -> None:
+        key = self.protocol.peer_tether_key
+        if key is None or self.closed:
+            return
+        try:
+            _, frame = self.protocol.encode_call(key, "cancel", (exchange_ids,), one_way=True)
+        except Exception:
+            return
+        self._queue_frame(frame)
 
     def _call_from_thread(
         self, waiter: _Waiter, receiver: int, selector: str, args: Any, kwargs: Any
@@ -325,11 +364,26 @@ class AsyncSession(BaseSession):
 
     async def _run_task(self, message: MessageSend) -> None:
         current_gate.set(self.gate)  # this task's own context
+        exchange_id = message.exchange_id
+        if exchange_id is not None:
+            self._running.add(exchange_id)
+            self._tasks_by_id[exchange_id] = asyncio.current_task()  # type: ignore[assignment]
         try:
             await self._perform_task(message)
+        except asyncio.CancelledError:
+            if exchange_id is None or exchange_id not in self._cancelled:
+                raise  # the connection closes: not a cancel from the peer
         finally:
+            if exchange_id is not None:
+                self._tasks_by_id.pop(exchange_id, None)
+                self._was_cancelled(exchange_id)
             if not self.closed:
                 self.gate.done()
+
+    def _stop_handler(self, exchange_id: bytes) -> None:
+        task = self._tasks_by_id.get(exchange_id)
+        if task is not None:
+            task.cancel()  # a coroutine handler stops at its next await
 
     async def _perform_task(self, message: MessageSend) -> None:
         protocol = self.protocol
@@ -345,7 +399,7 @@ class AsyncSession(BaseSession):
             if message.exchange_id is None:
                 return
             frame = protocol.encode_answer(message.exchange_id, result)
-        if frame is not None and not self.closed:
+        if frame is not None and not self.closed and message.exchange_id not in self._cancelled:
             try:
                 await self._send(frame)
             except Exception:
@@ -354,6 +408,8 @@ class AsyncSession(BaseSession):
     def _run_in_thread(self, message: MessageSend) -> None:
         error: BaseException | None = None
         result: Any = None
+        if message.exchange_id is not None:
+            self._running.add(message.exchange_id)
         token = current_gate.set(self.gate)
         try:
             result = self.protocol.start(message)
@@ -376,6 +432,8 @@ class AsyncSession(BaseSession):
         if self.closed:
             return
         self.gate.done()
+        if self._was_cancelled(message.exchange_id):
+            return  # its caller cancelled it: the thread ran on, its answer goes nowhere
         if error is not None:
             frame = self.protocol.fail(message, error)
         elif message.exchange_id is None:
