@@ -141,3 +141,29 @@ async def test_server_close_fails_pending_async_calls_within_a_second() -> None:
     assert time.perf_counter() - started < 1.5
     await peer.close()
     assert not [t for t in threading.enumerate() if t.name == "tether-reader" and t.is_alive()]
+
+
+class Forever:
+    def __init__(self) -> None:
+        self.cancelled = asyncio.Event()
+
+    async def forever(self) -> None:
+        try:
+            await asyncio.sleep(3600)
+        except asyncio.CancelledError:
+            self.cancelled.set()
+            raise
+
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+
+async def test_wait_for_on_a_remote_call_cancels_the_handler_on_the_server() -> None:
+    root = Forever()
+    async with tether.aio.serve(root, port=0) as srv:
+        async with tether.aio.connect(srv.url) as peer:
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(peer.root.forever(), 0.1)
+            await asyncio.wait_for(root.cancelled.wait(), 2)  # observed where the handler ran
+            assert peer.stats()["pending"] == 0
+            assert await peer.root.add(1, 2) == 3
