@@ -231,7 +231,7 @@ class _Waiter:
                 with worker_pool().blocked():
                     if not lock.acquire(timeout=-1 if timeout is None else timeout):
                         raise TimeoutError(
-                            f"no answer to {what!r} within {round(timeout, 2):g} s (timeout= or tether.timeout): "
+                            f"no answer to {what!r} within {round(timeout or 0.0, 2):g} s (timeout= or tether.timeout): "
                             "the call was cancelled on the other side"
                         )
             finally:

@@ -290,7 +290,7 @@ class AsyncSession(BaseSession):
             except TimeoutError:
                 self._abandon(exchange_id)  # type: ignore[arg-type]
                 raise TimeoutError(
-                    f"no answer to {selector!r} within {round(wait, 2):g} s (timeout= or tether.timeout): "
+                    f"no answer to {selector!r} within {round(wait or 0.0, 2):g} s (timeout= or tether.timeout): "
                     "the call was cancelled on the other side"
                 ) from None
             except asyncio.CancelledError:

@@ -14,12 +14,12 @@ from websockets.asyncio.server import serve as ws_serve
 from websockets.typing import Subprotocol
 
 from ..access import AccessPolicy
-from ..admission import SUBPROTOCOL, Admission, client_subprotocols, offered_subprotocols, tls_server_context
+from ..admission import SUBPROTOCOL, Admission, client_subprotocols, tls_server_context
 from ..aio.session import AsyncPeer, ConnectingBase, open_async_session, serve_connection
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
-from .sync import DEFAULT_KEEPALIVE, DEFAULT_PORT, _select, handshake_error, keepalive_options
+from .sync import DEFAULT_KEEPALIVE, DEFAULT_PORT, _select, admit, handshake_error, keepalive_options
 
 log = logging.getLogger("tether")
 
@@ -79,15 +79,8 @@ class Server:
         return list(self._peers)
 
     async def _handle(self, ws: ServerConnection) -> None:
-        remote = ws.remote_address
-        url = f"client {remote[0]}:{remote[1]}" if remote else "a client"
-        headers = ws.request.headers if ws.request is not None else None
-        refusal = self._admission.check(
-            headers.get("Origin") if headers is not None else None,
-            offered_subprotocols(headers.get_all("Sec-WebSocket-Protocol") if headers is not None else []),
-        )
+        url, refusal = admit(self._admission, ws)
         if refusal is not None:  # before anything is exposed: no session, no frame
-            log.info("refused %s: %s", url, refusal[1])
             await ws.close(*refusal)
             return
         await serve_connection(ws, self._root, url, self._peers, self._options)

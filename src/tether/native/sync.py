@@ -173,6 +173,21 @@ def handshake_error(url: str, exc: BaseException, open_timeout: float) -> Connec
     return HandshakeFailed(f"cannot open a WebSocket to {url}: {type(exc).__name__}: {exc}")
 
 
+def admit(admission: Admission, ws: Any) -> tuple[str, tuple[int, str] | None]:
+    """A websockets connection's description, and the admission's verdict on its handshake
+    request (``None``, or the close code and reason to refuse it with; refusals are logged)."""
+    remote = ws.remote_address
+    url = f"client {remote[0]}:{remote[1]}" if remote else "a client"
+    headers = ws.request.headers if ws.request is not None else None
+    refusal = admission.check(
+        headers.get("Origin") if headers is not None else None,
+        offered_subprotocols(headers.get_all("Sec-WebSocket-Protocol") if headers is not None else []),
+    )
+    if refusal is not None:
+        log.info("refused %s: %s", url, refusal[1])
+    return url, refusal
+
+
 def _select(_ws: Any, offered: Any) -> Subprotocol | None:
     chosen = select_subprotocol(offered)
     return None if chosen is None else Subprotocol(chosen)
@@ -250,15 +265,8 @@ class Server:
             return list(self._peers)
 
     def _handle(self, ws: ServerConnection) -> None:
-        remote = ws.remote_address
-        url = f"client {remote[0]}:{remote[1]}" if remote else "a client"
-        headers = ws.request.headers if ws.request is not None else None
-        refusal = self._admission.check(
-            headers.get("Origin") if headers is not None else None,
-            offered_subprotocols(headers.get_all("Sec-WebSocket-Protocol") if headers is not None else []),
-        )
+        url, refusal = admit(self._admission, ws)
         if refusal is not None:  # before anything is exposed: no session, no frame
-            log.info("refused %s: %s", url, refusal[1])
             ws.close(*refusal)
             return
         session = Session(ws, client=False, url=url, **self._options)
