@@ -42,6 +42,7 @@ import pathlib
 import sys
 import textwrap
 import types
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -303,14 +304,30 @@ def source_of(obj: Any) -> str | None:
         return None
 
 
+_FINGERPRINTS: weakref.WeakKeyDictionary[Any, bytes | None] = weakref.WeakKeyDictionary()
+
+
 def fingerprint(obj: Any) -> bytes | None:
     """8 bytes of the SHA-256 of the source of a class or function; None for the standard
-    library and for code without source (taken to be the same on both sides)."""
+    library and for code without source (taken to be the same on both sides).
+
+    Computed once per object (reading source parses its whole module: a peer naming a class
+    again and again must not make this side do that each time)."""
+    try:
+        return _FINGERPRINTS[obj]
+    except (KeyError, TypeError):
+        pass
     module = getattr(obj, "__module__", "") or ""
     if module.split(".")[0] in STDLIB:
-        return None
-    source = source_of(obj)
-    return None if source is None else hashlib.sha256(source.encode()).digest()[:8]
+        result = None
+    else:
+        source = source_of(obj)
+        result = None if source is None else hashlib.sha256(source.encode()).digest()[:8]
+    try:
+        _FINGERPRINTS[obj] = result
+    except TypeError:  # not weakly referenceable: not cached
+        pass
+    return result
 
 
 def resolve_name(module: str, qualname: str, may_import: bool) -> Any:

@@ -373,7 +373,8 @@ class Protocol(ClassTransfer):
         """Take what the peer says about itself (its hello, or its answer to ours)."""
         if isinstance(info, dict):
             self.peer_info = info
-            self.peer_is_python = info.get("language") == "python"
+            language = info.get("language")
+            self.peer_is_python = type(language) is str and language == "python"  # no proxy's __eq__
 
     def encode_answer(self, exchange_id: bytes, value: object) -> bytes:
         """The answer frame; if ``value`` cannot be encoded, the error answer saying why."""

@@ -691,8 +691,7 @@ def _handshake(session: Session, peer: Peer, deadline: float) -> None:
         try:
             info = hello_waiter.wait(max(0.0, deadline - time.monotonic()))
             if isinstance(info, dict):
-                session.protocol.peer_info = info
-                session.protocol.peer_is_python = info.get("language") == "python"
+                session.protocol.apply_hello(info)
         except (AttributeError, ProtocolError):
             pass  # a peer without hello (a Smalltalk Tether): plain references only
         peer._root = root_waiter.wait(max(0.0, deadline - time.monotonic()))

@@ -133,7 +133,7 @@ class ClassTransfer:
                 )
         differs = False
         if isinstance(local, type):
-            local_fp = _classes.fingerprint(local)
+            local_fp = None if fp is None else _classes.fingerprint(local)
             if fp is None or local_fp is None or local_fp == fp:
                 self._keep_name(class_id, name)
                 self._peer_class_objects[class_id] = local

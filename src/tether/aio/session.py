@@ -620,8 +620,7 @@ async def open_async_session(
             raise HandshakeFailed(f"no Tether conversation with {session.describe()}: {session.close_reason}")
     info, root_proxy = results
     if isinstance(info, dict):
-        session.protocol.peer_info = info
-        session.protocol.peer_is_python = info.get("language") == "python"
+        session.protocol.apply_hello(info)
     elif isinstance(info, ConnectionLost):
         raise info
     elif not isinstance(info, (AttributeError, ProtocolError)) and isinstance(info, BaseException):
