@@ -207,3 +207,24 @@ json.dumps([tether_rate, jspi_rate, echo_rate])
         f"(tether/echo {tether_rate / echo_rate:.2f})"
     )
     assert tether_rate > 50 and echo_rate > 50
+
+
+def test_tether_timeout_bounds_a_call_from_the_page(page: PageDriver) -> None:
+    result = page.run(
+        """
+import time
+r = peer.root
+started = time.monotonic()
+try:
+    async with tether.timeout(0.3):
+        await r.sleep(3)
+    outcome = "no timeout"
+except TimeoutError as e:
+    outcome = str(e)
+elapsed = time.monotonic() - started
+json.dumps([outcome, elapsed, peer.stats()["pending"], await r.add(1, 1)])
+"""
+    )
+    outcome, elapsed, pending, two = result
+    assert "no answer to 'sleep' within 0.3 s" in outcome and "cancelled on the other side" in outcome
+    assert elapsed < 1.5 and pending == 0 and two == 2

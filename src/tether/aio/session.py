@@ -270,7 +270,7 @@ class AsyncSession(BaseSession):
         if wait is not None and wait <= 0:
             raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
         exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs)
-        future = self.loop.create_future()
+        future = self._new_future()
         with self._pending_lock:
             if self.closed:
                 raise self._lost_error()
@@ -296,6 +296,10 @@ class AsyncSession(BaseSession):
             except asyncio.CancelledError:
                 self._abandon(exchange_id)  # type: ignore[arg-type]
                 raise
+
+    def _new_future(self) -> asyncio.Future[Any]:
+        """The future an answer is set on (a runtime may make a cheaper one)."""
+        return self.loop.create_future()
 
     def _abandon(self, exchange_id: bytes) -> None:
         """Nobody waits for this call any more: free its entry and cancel it remotely."""

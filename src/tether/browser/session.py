@@ -29,6 +29,7 @@ from urllib.parse import parse_qs
 from ..access import AccessPolicy
 from ..admission import client_subprotocols
 from ..aio.session import AsyncPeer, AsyncSession, ConnectingBase, open_async_session
+from ..deadline import remaining
 from ..exceptions import UsageError
 from ..limits import Limits
 from ..protocol import (
@@ -159,41 +160,15 @@ class BrowserSession(AsyncSession):
     ) -> Any:
         if not must_block and in_async_code(2):
             return self.acall(receiver, selector, args, kwargs)
-        if self.timeout is None and can_block() and hasattr(self.transport, "send_nowait"):
+        if remaining(self.timeout) is None and can_block() and hasattr(self.transport, "send_nowait"):
             return self._call_blocking(receiver, selector, args, kwargs)
         return self.block(self.acall(receiver, selector, args, kwargs), selector)
 
-    async def acall(
-        self,
-        receiver: int,
-        selector: str,
-        args: tuple[Any, ...] | list[Any],
-        kwargs: dict[str, Any] | None = None,
-    ) -> Any:
-        """Send a message and await its answer: :meth:`AsyncSession.acall` (keep the two in
-        step), but the answer's future is a plain ``asyncio.Future``. Pyodide's
-        ``loop.create_future()`` adds a done callback (its count of work in progress), which
-        costs one more event-loop callback when the answer arrives."""
-        exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs)
-        assert exchange_id is not None  # not one-way: an answer comes
-        future: asyncio.Future[Any] = asyncio.Future(loop=self.loop)
-        with self._pending_lock:
-            if self.closed:
-                raise self._lost_error()
-            self._pending[exchange_id] = future
-        try:
-            await self._send(frame)
-        except Exception as exc:
-            self._pending.pop(exchange_id, None)
-            if self.close_reason is None:
-                self.close_reason = _describe_close(exc)
-            raise self._lost_error() from None
-        if self.timeout is None:
-            return await future
-        try:
-            return await asyncio.wait_for(future, self.timeout)
-        finally:
-            self._pending.pop(exchange_id, None)
+    def _new_future(self) -> asyncio.Future[Any]:
+        """A plain ``asyncio.Future`` for an answer: Pyodide's ``loop.create_future()`` adds a
+        done callback (its count of work in progress), which costs one more event-loop
+        callback when the answer arrives."""
+        return asyncio.Future(loop=self.loop)
 
     def _call_blocking(
         self,
