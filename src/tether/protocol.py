@@ -288,6 +288,9 @@ class Protocol(ClassTransfer):
         self._peer_is_python = False
         self._hello_id: bytes | None = None
         self.peer_info: dict[str, Any] = {}
+        # The largest frame the peer accepts, as its hello announced (None: not announced);
+        # read once from the hello, checked against every frame sent.
+        self.peer_max_frame_size: int | None = None
         self._class_ids: dict[object, int] = {}  # a class, or the ClassInfo of a forwarded proxy
         self.described: dict[tuple[str, str], object] = {}  # classes this side named to the peer
         self._peer_classes: dict[int, ClassInfo] = {}
@@ -375,6 +378,8 @@ class Protocol(ClassTransfer):
             self.peer_info = info
             language = info.get("language")
             self.peer_is_python = type(language) is str and language == "python"  # no proxy's __eq__
+            size = info.get("max_frame_size")
+            self.peer_max_frame_size = size if type(size) is int and size > 0 else None
 
     def encode_answer(self, exchange_id: bytes, value: object) -> bytes:
         """The answer frame; if ``value`` cannot be encoded, the error answer saying why."""
@@ -390,12 +395,6 @@ class Protocol(ClassTransfer):
             return self.encode_error(exchange_id, exc)
         finally:
             self.exports.journal = undo[0]
-
-    @property
-    def peer_max_frame_size(self) -> int | None:
-        """The largest frame the peer accepts, as its hello announced (None: not announced)."""
-        size = self.peer_info.get("max_frame_size")
-        return size if type(size) is int and size > 0 else None
 
     def _check_size(self, frame: bytes, what: str) -> None:
         limit = self.peer_max_frame_size
