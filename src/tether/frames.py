@@ -43,6 +43,7 @@ from .codec import (
     write_str,
 )
 from .exceptions import DecodeError, ProtocolError
+from .words import TAG_ON_BEHALF
 
 ID_SIZE = 16
 
@@ -86,7 +87,9 @@ class Exposure:
 class MessageSend:
     """Perform ``selector`` on ``receiver`` with ``args``; answer to ``exchange_id``.
 
-    ``exchange_id`` is ``None`` for a one-way message (no answer is sent).
+    ``exchange_id`` is ``None`` for a one-way message (no answer is sent). ``on_behalf`` is
+    the exchange id of a call the receiver sent and still waits for, when the sender sends this
+    message while running that call (a nested call or a callback); ``None`` otherwise.
     """
 
     tag: ClassVar[int] = TAG_TETHER
@@ -95,6 +98,7 @@ class MessageSend:
     selector: str
     args: list[Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
+    on_behalf: bytes | None = None
 
     @classmethod
     def read(cls, d: Decoder) -> MessageSend:
@@ -113,21 +117,27 @@ class MessageSend:
             except DecodeError as exc:
                 raise exc.prefixed(".args") from None
             kwargs: dict[str, Any] = {}
+            on_behalf = None
             if not d.at_end():
-                w = d.word("keyword arguments")
-                if w != TAG_KWARGS:
+                w = d.word("keyword arguments, the call it is nested in, or the end")
+                if w == TAG_KWARGS:
+                    n = d.count("keyword arguments", 12)
+                    for _ in range(n):
+                        name = d.read_str((TAG_SYMBOL,), "a keyword Symbol")
+                        try:
+                            kwargs[name] = d.read_object()
+                        except DecodeError as exc:
+                            raise exc.prefixed(f".kwargs[{name!r}]") from None
+                elif w != TAG_ON_BEHALF:
                     raise DecodeError(
-                        f"expected keyword arguments (0x20000108) or the end of the frame, "
-                        f"found word {w:#010x}",
+                        f"expected keyword arguments (0x20000108), the call it is nested in (0x20000117) "
+                        f"or the end of the frame, found word {w:#010x}",
                         d.pos - 4,
                     )
-                n = d.count("keyword arguments", 12)
-                for _ in range(n):
-                    name = d.read_str((TAG_SYMBOL,), "a keyword Symbol")
-                    try:
-                        kwargs[name] = d.read_object()
-                    except DecodeError as exc:
-                        raise exc.prefixed(f".kwargs[{name!r}]") from None
+                if w == TAG_ON_BEHALF or (d.remaining >= 4 and d.word() == TAG_ON_BEHALF):
+                    on_behalf = read_exchange_id(d, allow_nil=False)
+                elif not d.at_end():
+                    d.pos -= 4  # not "on behalf": report the bytes left over
             expect_end(d)
         except NeedClasses:
             raise
@@ -136,7 +146,7 @@ class MessageSend:
             if exchange_id is None:
                 raise error from None
             raise FrameBodyError(exchange_id, error) from None
-        return cls(exchange_id, receiver, selector, args, kwargs)
+        return cls(exchange_id, receiver, selector, args, kwargs, on_behalf)
 
 
 @dataclass(slots=True)
@@ -254,6 +264,7 @@ def parse_frame(decoder: Decoder) -> Any:
 
 _TETHER_UUID_HEAD = pack_word(TAG_TETHER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
 _ANSWER_UUID_HEAD = pack_word(TAG_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_ON_BEHALF_UUID_HEAD = pack_word(TAG_ON_BEHALF) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
 _ERROR_UUID_HEAD = pack_word(TAG_ERROR_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
 _ONE_WAY_HEAD = pack_word(TAG_TETHER) + pack_word(TAG_NIL)
 _MESSAGE = pack_word(TAG_MESSAGE)
@@ -271,8 +282,10 @@ def message_send_bytes(
     selector: str,
     args: tuple[Any, ...] | list[Any],
     kwargs: dict[str, Any] | None = None,
+    on_behalf: bytes | None = None,
 ) -> bytes:
-    """Encode a message-send. ``receiver`` is an int key (a bare "your object" word) or an object."""
+    """Encode a message-send. ``receiver`` is an int key (a bare "your object" word) or an object;
+    ``on_behalf`` (Python peers only) the exchange id of the peer's call this one is nested in."""
     encoder.begin()
     out = bytearray(_TETHER_UUID_HEAD if exchange_id is not None else _ONE_WAY_HEAD)
     if exchange_id is not None:
@@ -294,6 +307,9 @@ def message_send_bytes(
         for name, value in kwargs.items():
             write_str(out, TAG_SYMBOL, name)
             write(value, out, 1)
+    if on_behalf is not None:
+        out += _ON_BEHALF_UUID_HEAD
+        out += on_behalf
     return bytes(out)
 
 

@@ -10,10 +10,11 @@ threads or tasks, however many calls it sends, and nothing it sends is dropped s
 A handler that waits for an answer from any peer (a nested call, a callback) tells its gate
 (:meth:`blocked`, then :meth:`unblocked`), which then lets a queued message run in its place:
 a waiting handler uses a thread or task but no CPU. Waiting and running handlers together are
-bounded by ``hard_limit`` (default four times ``limit``). So a chain of nested calls between
-two peers, which holds one waiting handler per hop on each side, nests up to ``hard_limit``
-hops a side before its next hop waits in the queue, and a peer holds at most ``limit`` running
-and ``hard_limit`` threads or tasks in all.
+bounded by ``hard_limit`` (default four times ``limit``). A peer holds at most ``limit``
+running and ``hard_limit`` threads or tasks in all. A chain of nested calls between two peers
+holds one waiting handler per hop on each side with tasks, so it nests up to ``hard_limit`` hops
+a side before its next hop waits in the queue; on threads the waiting caller runs the hops sent
+on its behalf itself (``tether.waiter``), one waiting handler per ``MAX_INLINE_NESTING`` hops.
 """
 
 from __future__ import annotations
@@ -27,10 +28,27 @@ from typing import Any
 
 from .exceptions import Busy
 
-__all__ = ["CallGate", "current_gate", "waiting"]
+__all__ = ["CallGate", "current_exchange", "current_gate", "nested_in", "waiting"]
 
 # The gate of the message the current thread or task is running (None outside handlers).
 current_gate: contextvars.ContextVar[CallGate | None] = contextvars.ContextVar("tether_gate", default=None)
+
+# (session, exchange id, runner) of the peer's call the current thread or task runs, where the
+# runner is the thread's ident or the task: a call that this runner itself (not a thread or task
+# it started) sends to that same peer, and waits for, says it is nested in that exchange
+# (``MessageSend.on_behalf``).
+current_exchange: contextvars.ContextVar[tuple[object, bytes, object] | None] = contextvars.ContextVar(
+    "tether_exchange", default=None
+)
+
+
+def nested_in(session: object, runner: object) -> bytes | None:
+    """The exchange id of the peer's call that a call to ``session``'s peer, sent and waited for
+    by ``runner`` (a thread ident or a task), is nested in; None when it is not."""
+    handling = current_exchange.get()
+    if handling is not None and handling[0] is session and handling[2] == runner:
+        return handling[1]
+    return None
 
 
 @contextmanager

@@ -291,6 +291,8 @@ class Protocol(ClassTransfer):
         # The largest frame the peer accepts, as its hello announced (None: not announced);
         # read once from the hello, checked against every frame sent.
         self.peer_max_frame_size: int | None = None
+        # Whether the peer reads a message's "on behalf of" word (its hello says nesting: true).
+        self.peer_reads_nesting = False
         self._class_ids: dict[object, int] = {}  # a class, or the ClassInfo of a forwarded proxy
         self.described: dict[tuple[str, str], object] = {}  # classes this side named to the peer
         self._peer_classes: dict[int, ClassInfo] = {}
@@ -327,6 +329,7 @@ class Protocol(ClassTransfer):
             "python": ".".join(map(str, sys.version_info[:3])),
             "platform": sys.platform,
             "max_frame_size": self.max_frame_size,
+            "nesting": True,
         }
 
     def encode_call(
@@ -336,8 +339,13 @@ class Protocol(ClassTransfer):
         args: tuple[Any, ...] | list[Any],
         kwargs: dict[str, Any] | None = None,
         one_way: bool = False,
+        on_behalf: bytes | None = None,
     ) -> tuple[bytes | None, bytes]:
         """Encode a message-send to the peer's object ``receiver`` (a key); return (id, frame).
+
+        ``on_behalf`` is the exchange id of the peer's call that the current handler runs, when
+        this message is sent from that handler: a peer whose hello says it reads it runs this
+        message on the thread that waits for that call's answer (no new thread per nested hop).
 
         Raises :class:`DecodeError` on a thread that is reading a frame: nothing may ask a
         peer anything while a frame is decoded (hashing a key, rebuilding a value), since the
@@ -348,7 +356,9 @@ class Protocol(ClassTransfer):
                 "key, or in the state of a value rebuilt here); remote objects cannot take part "
                 "in decoding"
             )
-        return self._encode_call(receiver, selector, args, kwargs, one_way)
+        if not self.peer_reads_nesting:
+            on_behalf = None
+        return self._encode_call(receiver, selector, args, kwargs, one_way, on_behalf)
 
     def _encode_call(
         self,
@@ -357,11 +367,12 @@ class Protocol(ClassTransfer):
         args: tuple[Any, ...] | list[Any],
         kwargs: dict[str, Any] | None = None,
         one_way: bool = False,
+        on_behalf: bytes | None = None,
     ) -> tuple[bytes | None, bytes]:
         exchange_id = None if one_way else self.next_id()
         undo = self._begin_frame()
         try:
-            frame = message_send_bytes(self.encoder, exchange_id, receiver, selector, args, kwargs)
+            frame = message_send_bytes(self.encoder, exchange_id, receiver, selector, args, kwargs, on_behalf)
             self._check_size(frame, f"the call {selector}(...)")
         except BaseException:
             self._undo_frame(undo)
@@ -380,6 +391,7 @@ class Protocol(ClassTransfer):
             self.peer_is_python = type(language) is str and language == "python"  # no proxy's __eq__
             size = info.get("max_frame_size")
             self.peer_max_frame_size = size if type(size) is int and size > 0 else None
+            self.peer_reads_nesting = self.peer_is_python and info.get("nesting") is True
 
     def encode_answer(self, exchange_id: bytes, value: object) -> bytes:
         """The answer frame; if ``value`` cannot be encoded, the error answer saying why."""

@@ -4,7 +4,9 @@ A :class:`Session` owns one reader thread, which receives frames in order, route
 waiting callers and hands every incoming message to a worker thread of the process-wide
 elastic pool (``tether.workers``), so a handler may block, sleep, or call back into the peer
 while the connection goes on reading and answering. Callers block on a per-call lock until
-their answer arrives; nested calls run in their own workers, never on a caller's stack.
+their answer arrives. A message the peer sends on behalf of a call waiting here (a callback or
+nested call from that call's handler; ``MessageSend.on_behalf``) runs on the waiting caller's
+thread instead of a worker (``tether.waiter``), so nested chains hold few threads.
 
 A transport is anything with ``send(bytes)`` (thread-safe), ``recv() -> bytes`` (blocking,
 raising when closed) and ``close()``: ``websockets.sync`` connections are, and so is
@@ -16,6 +18,7 @@ thread hop per message (``tether.native.sync`` does this with ``websockets``).
 from __future__ import annotations
 
 import atexit
+import contextvars
 import functools
 import inspect
 import logging
@@ -31,7 +34,7 @@ from .deadline import remaining
 from .dispatch import AccessPolicy
 from .exceptions import ConnectionLost, HandshakeFailed, ProtocolError, Refused
 from .frames import MessageSend
-from .gate import CallGate, current_gate
+from .gate import CallGate, current_exchange, current_gate, nested_in
 from .limits import Limits
 from .protocol import (
     CLOSE_PROTOCOL_ERROR,
@@ -46,6 +49,8 @@ from .protocol import (
     Violation,
 )
 from .proxy import make_proxy, needs_await
+from .waiter import MAX_INLINE_NESTING, inline_nesting
+from .waiter import Waiter as _Waiter
 from .workers import release_flusher, worker_pool
 
 log = logging.getLogger("tether")
@@ -202,47 +207,6 @@ def _check_passing(passing: dict[type, str] | None) -> dict[type, str] | None:
     return passing
 
 
-class _Waiter:
-    """A blocking caller's slot for its answer: a lock released when the answer is set."""
-
-    __slots__ = ("_lock", "error", "value")
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._lock.acquire()
-        self.value: Any = None
-        self.error: BaseException | None = None
-
-    def set_result(self, value: Any) -> None:
-        self.value = value
-        self._lock.release()
-
-    def set_exception(self, error: BaseException) -> None:
-        self.error = error
-        self._lock.release()
-
-    def wait(self, timeout: float | None, what: str = "the call") -> Any:
-        lock = self._lock
-        if not lock.acquire(False):  # not answered yet: block, and let the pool and gate know
-            gate = current_gate.get()
-            if gate is not None:
-                gate.blocked()
-            try:
-                with worker_pool().blocked():
-                    if not lock.acquire(timeout=-1 if timeout is None else timeout):
-                        raise TimeoutError(
-                            f"no answer to {what!r} within {round(timeout or 0.0, 2):g} s (timeout= or tether.timeout): "
-                            "the call was cancelled on the other side"
-                        )
-            finally:
-                if gate is not None:
-                    gate.unblocked()
-        if self.error is not None:
-            error, self.error = self.error, None
-            raise error
-        return self.value
-
-
 _open_sessions: weakref.WeakSet[Session] = weakref.WeakSet()
 
 
@@ -359,7 +323,7 @@ class Session(BaseSession):
                 message = event.message  # type: ignore[union-attr]
                 if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
                     self._perform_message(message)
-                else:
+                elif message.on_behalf is None or message.exchange_id is None or not self._hand_to_waiter(message):
                     self.gate.submit(message)
             elif kind is ErrorReceived:
                 waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
@@ -446,9 +410,12 @@ class Session(BaseSession):
         if wait is not None and wait <= 0:
             raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
         waiter = _Waiter()
+        if inline_nesting.depth >= MAX_INLINE_NESTING:
+            waiter.idle = False  # this stack is deep enough: messages nested in this call go to workers
         protocol = self.protocol
+        on_behalf = nested_in(self, threading.get_ident())
         with self._send_lock:
-            exchange_id, frame = protocol.encode_call(receiver, selector, args, kwargs)
+            exchange_id, frame = protocol.encode_call(receiver, selector, args, kwargs, on_behalf=on_behalf)
             with self._pending_lock:
                 if self.closed:
                     raise self._lost_error()
@@ -463,9 +430,15 @@ class Session(BaseSession):
                     self.close_reason = _describe_close(exc)
                 raise self._lost_error() from None
         try:
-            return waiter.wait(wait, selector)
-        except TimeoutError:
-            if self._pending.pop(exchange_id, None) is not None:  # type: ignore[arg-type]
+            return waiter.wait(wait, selector, self._run_nested)
+        except BaseException:  # timed out, or interrupted: nobody waits for the answer now
+            with self._pending_lock:
+                abandoned = self._pending.pop(exchange_id, None) is not None  # type: ignore[arg-type]
+                waiter.idle = False
+                job, waiter.job = waiter.job, None
+            if job is not None:  # handed over just now: a worker runs it instead
+                self.gate.submit(job)
+            if abandoned:
                 self.cancel_remote([exchange_id])  # type: ignore[list-item]
             raise
 
@@ -498,12 +471,42 @@ class Session(BaseSession):
     def _run_message(self, message: MessageSend) -> None:
         """Perform a message the gate admitted, then let the gate start the next one."""
         token = current_gate.set(self.gate)
+        exchange_id = message.exchange_id
+        exchange = current_exchange.set((self, exchange_id, threading.get_ident()) if exchange_id else None)
         try:
             self._perform_message(message)
         finally:
+            current_exchange.reset(exchange)
             current_gate.reset(token)
             if not self.closed:
                 self.gate.done()
+
+    def _hand_to_waiter(self, message: MessageSend) -> bool:
+        """Give a message sent on behalf of one of our calls to the thread waiting for that
+        call's answer, if it is idle; False: it runs in a worker as usual."""
+        with self._pending_lock:
+            waiter = self._pending.get(message.on_behalf)  # type: ignore[arg-type]
+            if waiter is None or not waiter.idle:
+                return False
+            waiter.give(message)
+        return True
+
+    def _run_nested(self, message: MessageSend) -> None:
+        """Run a message on the thread of the call it is nested in, as a worker would but in a
+        context of its own (not the waiting caller's deadline). It takes no slot of the gate:
+        it holds no thread of its own, and each waiting caller runs at most one at a time."""
+        depth = inline_nesting.depth
+        inline_nesting.depth = depth + 1
+        try:
+            contextvars.Context().run(self._run_inline, message)
+        finally:
+            inline_nesting.depth = depth
+
+    def _run_inline(self, message: MessageSend) -> None:
+        exchange_id = message.exchange_id
+        assert exchange_id is not None  # only calls are handed to a waiting caller
+        current_exchange.set((self, exchange_id, threading.get_ident()))
+        self._perform_message(message)
 
     def _perform_message(self, message: MessageSend) -> None:
         protocol = self.protocol

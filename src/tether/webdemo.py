@@ -90,9 +90,14 @@ class Trace:
         receive = protocol.receive
 
         def traced_call(
-            receiver: int, selector: str, args: Any, kwargs: Any = None, one_way: bool = False
+            receiver: int,
+            selector: str,
+            args: Any,
+            kwargs: Any = None,
+            one_way: bool = False,
+            on_behalf: bytes | None = None,
         ) -> tuple[bytes | None, bytes]:
-            exchange_id, frame = encode_call(receiver, selector, args, kwargs, one_way)
+            exchange_id, frame = encode_call(receiver, selector, args, kwargs, one_way, on_behalf)
             self._sent_call(exchange_id, receiver, selector, args, kwargs or {})
             return exchange_id, frame
 

@@ -41,6 +41,7 @@ TAG_CLASS_REF = 0x20000113  # id word of a class the sender named earlier on thi
 TAG_NAMED = 0x20000114  # module, qualname, fingerprint, fallback reference (or nil)
 TAG_FUNCTION = 0x20000115  # a function by value: its record (a Dict)
 TAG_YOUR_CLASS = 0x20000116  # id word of a class the receiver sent us earlier
+TAG_ON_BEHALF = 0x20000117  # optional, last in a Message: the exchange id of the call it is nested in
 # Compact forms, written only to Python peers (after hello): the tag word carries a number.
 COMPACT_OBJECT = 0x21000000  # + class id: an object of a class named before, then its state
 COMPACT_STRING = 0x22000000  # + length: a String of that many bytes

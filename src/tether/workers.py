@@ -101,10 +101,13 @@ class WorkerPool:
 
     @contextlib.contextmanager
     def blocked(self) -> Iterator[None]:
-        """Mark the current worker as blocked (waiting for a remote answer) while inside."""
-        if not getattr(self._local, "worker", False):
+        """Mark the current worker as blocked (waiting for a remote answer) while inside; a
+        worker blocked again inside (a message it runs meanwhile waits too) counts once."""
+        local = self._local
+        if not getattr(local, "worker", False) or getattr(local, "blocked", False):
             yield
             return
+        local.blocked = True
         with self._lock:
             self._blocked += 1
             start = self._jobs.qsize() > self._idle
@@ -115,6 +118,7 @@ class WorkerPool:
         try:
             yield
         finally:
+            local.blocked = False
             with self._lock:
                 self._blocked -= 1
 

@@ -228,3 +228,28 @@ json.dumps([outcome, elapsed, peer.stats()["pending"], await r.add(1, 1)])
     outcome, elapsed, pending, two = result
     assert "no answer to 'sleep' within 0.3 s" in outcome and "cancelled on the other side" in outcome
     assert elapsed < 1.5 and pending == 0 and two == 2
+
+
+def test_tether_timeout_bounds_a_blocking_call_from_plain_page_code(page: PageDriver) -> None:
+    """The sync face (JSPI) under tether.timeout: the call blocks, then fails with
+    TimeoutError, its pending entry is gone, and the connection goes on."""
+    result = page.run(
+        """
+import time
+def plain():
+    r = peer.root
+    started = time.monotonic()
+    try:
+        with tether.timeout(0.3):
+            r.sleep(3)
+        outcome = "no timeout"
+    except TimeoutError as e:
+        outcome = str(e)
+    return [outcome, time.monotonic() - started, peer.stats()["pending"], r.add(1, 1)]
+json.dumps(plain())
+"""
+    )
+    outcome, elapsed, pending, two = result
+    assert "no answer to 'sleep' within 0.3 s" in outcome and "cancelled on the other side" in outcome
+    assert elapsed < 1.5 and pending == 0 and two == 2
+

@@ -12,6 +12,7 @@ import json
 import sys
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -116,6 +117,17 @@ class Root:
 
     def apply(self, f: Any, *args: Any) -> Any:
         return f(*args)
+
+    def apply_here(self, f: Any) -> list[Any]:
+        """[the id of the thread running this handler, f()]."""
+        return [threading.get_ident(), f()]
+
+    def thread_id(self) -> int:
+        return threading.get_ident()
+
+    def pause(self, seconds: float) -> int:
+        time.sleep(min(float(seconds), 5.0))
+        return threading.get_ident()
 
     def sort(self, items: Any, key: Any) -> Any:
         return sorted(items, key=key)

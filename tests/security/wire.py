@@ -28,6 +28,7 @@ ERROR_ANSWER, DESCRIBED_REF, CLASS_INFO, CLASS_INFO_REF = 0x20000109, 0x2000010A
 SLICE, BACKREF, OBJECT, CLASS, CLASS_REF, NAMED, FUNCTION, YOUR_CLASS = (
     0x2000010D, 0x20000110, 0x20000111, 0x20000112, 0x20000113, 0x20000114, 0x20000115, 0x20000116,
 )  # fmt: skip
+ON_BEHALF = 0x20000117
 COMPACT_OBJECT = 0x21000000
 SMALLINT = 0x40000000
 MY_OBJECT = 0x60000000
@@ -131,13 +132,22 @@ def message(
     selector: str,
     args: list[bytes] | tuple[bytes, ...] = (),
     kwargs: dict[str, bytes] | None = None,
+    on_behalf: bytes | None = None,
 ) -> bytes:
-    """A message-send frame (section 4.1); ``exchange_id`` None makes it one-way."""
+    """A message-send frame (section 4.1); ``exchange_id`` None makes it one-way; ``on_behalf``
+    the exchange id of the receiver's call it claims to be nested in."""
     out = words(TETHER) + (words(UUID, 16) + exchange_id if exchange_id is not None else nil())
     out += receiver + words(MESSAGE) + symbol(selector) + words(ARRAY, len(args)) + b"".join(args)
     if kwargs:
         out += words(KWARGS, len(kwargs)) + b"".join(symbol(k) + v for k, v in kwargs.items())
+    if on_behalf is not None:
+        out += words(ON_BEHALF, UUID, 16) + on_behalf
     return out
+
+
+def answer(exchange_id: bytes, value: bytes) -> bytes:
+    """An answer frame (section 4.2)."""
+    return words(ANSWER, UUID, 16) + exchange_id + value
 
 
 class Marker:

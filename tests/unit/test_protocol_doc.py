@@ -118,6 +118,16 @@ def test_keyword_arguments() -> None:
     assert message_send_bytes(Encoder(), ID, 1, "scale", [2], {"by": 3}) == expected
 
 
+def test_a_callback_says_which_call_it_is_nested_in() -> None:
+    callback_id = bytes.fromhex("FEDCBA98765432100000000000000009")
+    expected = hexlines(
+        "20000007", "20000011 00000010 FEDCBA98 76543210 00000000 00000009", "00000004", "20000021",
+        "20000004 00000008 5F5F63616C6C5F5F", "20000008 00000001 40000005",
+        "20000117", ID_LINE,
+    )  # fmt: skip
+    assert message_send_bytes(Encoder(), callback_id, 4, "__call__", [5], on_behalf=ID) == expected
+
+
 def test_one_way_release() -> None:
     expected = hexlines(
         "20000007", "20000003", "00000000", "20000021",

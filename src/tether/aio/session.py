@@ -26,7 +26,7 @@ from ..deadline import remaining
 from ..dispatch import OPERATIONS, python_name
 from ..exceptions import ConnectionLost, HandshakeFailed, ProtocolError, UsageError
 from ..frames import MessageSend
-from ..gate import current_gate, waiting
+from ..gate import current_exchange, current_gate, nested_in, waiting
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
     AnswerReceived,
@@ -38,7 +38,8 @@ from ..protocol import (
     Violation,
 )
 from ..proxy import needs_await
-from ..session import BaseSession, PeerBase, _describe_close, _Waiter, is_factory
+from ..session import BaseSession, PeerBase, _describe_close, is_factory
+from ..waiter import Waiter as _Waiter
 
 log = logging.getLogger("tether")
 
@@ -249,7 +250,9 @@ class AsyncSession(BaseSession):
             raise self._lost_error()
         wait = remaining(self.timeout)
         waiter = _Waiter()
-        self.loop.call_soon_threadsafe(self._call_from_thread, waiter, receiver, selector, args, kwargs)
+        waiter.idle = False  # this runtime runs every incoming message as a task or in a worker
+        on_behalf = nested_in(self, threading.get_ident())
+        self.loop.call_soon_threadsafe(self._call_from_thread, waiter, receiver, selector, args, kwargs, on_behalf)
         try:
             return waiter.wait(wait, selector)
         except TimeoutError:
@@ -269,7 +272,8 @@ class AsyncSession(BaseSession):
         wait = remaining(self.timeout)
         if wait is not None and wait <= 0:
             raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
-        exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs)
+        on_behalf = nested_in(self, asyncio.current_task())
+        exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs, on_behalf=on_behalf)
         future = self._new_future()
         with self._pending_lock:
             if self.closed:
@@ -322,10 +326,10 @@ class AsyncSession(BaseSession):
         self._queue_frame(frame)
 
     def _call_from_thread(
-        self, waiter: _Waiter, receiver: int, selector: str, args: Any, kwargs: Any
+        self, waiter: _Waiter, receiver: int, selector: str, args: Any, kwargs: Any, on_behalf: bytes | None
     ) -> None:
         try:
-            exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs)
+            exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs, on_behalf=on_behalf)
         except BaseException as exc:
             waiter.set_exception(exc)
             return
@@ -369,6 +373,8 @@ class AsyncSession(BaseSession):
     async def _run_task(self, message: MessageSend) -> None:
         current_gate.set(self.gate)  # this task's own context
         exchange_id = message.exchange_id
+        if exchange_id is not None:
+            current_exchange.set((self, exchange_id, asyncio.current_task()))
         if exchange_id is not None:
             self._running.add(exchange_id)
             self._tasks_by_id[exchange_id] = asyncio.current_task()  # type: ignore[assignment]
@@ -415,6 +421,9 @@ class AsyncSession(BaseSession):
         if message.exchange_id is not None:
             self._running.add(message.exchange_id)
         token = current_gate.set(self.gate)
+        exchange = current_exchange.set(
+            (self, message.exchange_id, threading.get_ident()) if message.exchange_id else None
+        )
         try:
             result = self.protocol.start(message)
             if needs_await(result):
@@ -424,6 +433,7 @@ class AsyncSession(BaseSession):
         except BaseException as exc:
             error = exc
         finally:
+            current_exchange.reset(exchange)
             current_gate.reset(token)
         if self.closed:
             return

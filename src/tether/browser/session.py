@@ -31,6 +31,7 @@ from ..admission import client_subprotocols
 from ..aio.session import AsyncPeer, AsyncSession, ConnectingBase, open_async_session
 from ..deadline import remaining
 from ..exceptions import UsageError
+from ..gate import nested_in
 from ..limits import Limits
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
@@ -182,7 +183,8 @@ class BrowserSession(AsyncSession):
         ``run_sync`` of a coroutine). Needs a transport with ``send_nowait`` and no timeout."""
         from pyodide.ffi import run_sync
 
-        exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs)
+        on_behalf = nested_in(self, asyncio.current_task())
+        exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs, on_behalf=on_behalf)
         assert exchange_id is not None  # not one-way: an answer comes
         answer = _BoxedAnswer(self.loop)
         with self._pending_lock:

@@ -1,0 +1,122 @@
+"""How a thread waits for the answer to its call, in the threading runtime.
+
+A :class:`Waiter` is a caller's slot for its answer. While the caller waits, its session may
+hand it a message that the peer sent on behalf of that call (``MessageSend.on_behalf``: a
+callback or a nested call made by the handler of the call); the waiting thread runs it, then
+waits again. So a chain of nested calls between two peers holds about one thread a side per
+:data:`MAX_INLINE_NESTING` hops, not one per hop.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from .frames import MessageSend
+from .gate import current_gate
+from .workers import worker_pool
+
+__all__ = ["MAX_INLINE_NESTING", "Waiter", "inline_nesting"]
+
+# A thread runs at most this many messages nested inside each other for the calls it waits on
+# (each adds about ten Python frames); a deeper one goes to a worker, which starts a fresh stack.
+MAX_INLINE_NESTING = 32
+
+
+class _Nesting(threading.local):
+    depth = 0  # messages this thread runs nested inside each other for calls it waits on
+
+
+inline_nesting = _Nesting()
+
+
+class Waiter:
+    """A blocking caller's slot for its answer: a lock released when the answer is set.
+
+    While the caller waits, its session may hand it a message that the peer sent on behalf of
+    this call (a callback or a nested call made by the handler of this call; see
+    ``MessageSend.on_behalf``) and runs it on its own thread, then waits again. It takes one such
+    message at a time (``idle``); others go to workers as usual.
+    """
+
+    __slots__ = ("_lock", "done", "error", "idle", "job", "value")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.done = False
+        self.idle = True  # may be handed a message (it is not running one)
+        self.job: MessageSend | None = None
+
+    def _wake(self) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:
+            pass  # already woken: the waiter looks at everything that changed
+
+    def set_result(self, value: Any) -> None:
+        self.value = value
+        self.done = True
+        self._wake()
+
+    def set_exception(self, error: BaseException) -> None:
+        self.error = error
+        self.done = True
+        self._wake()
+
+    def give(self, message: MessageSend) -> None:
+        """Hand the waiter a message to run (the caller holds its session's pending lock and
+        has seen ``idle``)."""
+        self.idle = False
+        self.job = message
+        self._wake()
+
+    def wait(
+        self,
+        timeout: float | None,
+        what: str = "the call",
+        run: Callable[[MessageSend], None] | None = None,
+    ) -> Any:
+        """Block until the answer comes (running messages handed over meanwhile with ``run``);
+        return it or raise its error. Raise TimeoutError after ``timeout`` seconds of waiting."""
+        if not (self._lock.acquire(False) and self.done and self.job is None):
+            # Block, and tell the pool and the gate: the whole wait, messages run meanwhile
+            # included, counts as one waiting handler (the messages take no slot of their own).
+            gate = current_gate.get()
+            if gate is not None:
+                gate.blocked()
+            try:
+                with worker_pool().blocked():
+                    self._wait(timeout, what, run)
+            finally:
+                if gate is not None:
+                    gate.unblocked()
+        if self.error is not None:
+            error, self.error = self.error, None
+            raise error
+        return self.value
+
+    def _wait(self, timeout: float | None, what: str, run: Callable[[MessageSend], None] | None) -> None:
+        lock = self._lock
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            job = self.job
+            if job is not None:  # a message sent on behalf of this call: run it here
+                self.job = None
+                if run is not None:
+                    run(job)
+                self.idle = True
+                continue
+            if self.done:
+                return
+            if lock.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())):
+                continue
+            if not self.done and self.job is None:
+                raise TimeoutError(
+                    f"no answer to {what!r} within {round(timeout or 0.0, 2):g} s (timeout= or tether.timeout): "
+                    "the call was cancelled on the other side"
+                )
