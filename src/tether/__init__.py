@@ -67,10 +67,10 @@ __all__ = [
 ]
 
 _LAZY = {
-    "serve": ".native.sync",
-    "connect": ".native.sync",
-    "Server": ".native.sync",
-    "Peer": ".session",
+    "serve": ".sync.server",
+    "connect": ".sync.client",
+    "Server": ".sync.server",
+    "Peer": ".sync.session",
     "Proxy": ".proxy",
     "describe": ".proxy",
     "is_proxy": ".proxy",
@@ -95,10 +95,11 @@ if TYPE_CHECKING:
     from .codec import by_reference, by_value
     from .deadline import timeout
     from .limits import Limits
-    from .native.sync import Server, connect, serve
     from .protocol import register_exception
     from .proxy import Proxy, describe, fetch, help, is_proxy
-    from .session import Peer
+    from .sync.client import connect
+    from .sync.server import Server, serve
+    from .sync.session import Peer
 
 
 def __getattr__(name: str) -> Any:

@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from . import __version__
-from .native.sync import DEFAULT_PORT
+from .edge import DEFAULT_PORT
 
 
 def load_object(spec: str) -> Any:
@@ -86,7 +86,7 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from .native.sync import serve
+    from .sync.server import serve
 
     root = load_object(args.object)
     if args.web:
@@ -137,7 +137,7 @@ def _listen_error(args: argparse.Namespace, exc: OSError) -> str:
 def cmd_shell(args: argparse.Namespace) -> int:
     import tether
 
-    from .native.sync import connect
+    from .sync.client import connect
 
     context = None
     if args.cafile:

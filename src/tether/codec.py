@@ -236,7 +236,7 @@ class Encoder:
 
     def global_value(self, value: object) -> object:
         """How a global used by code that travels is sent: by name when importable."""
-        from .codec_live import Named
+        from .values import Named
 
         if isinstance(value, (type, _ModuleType, _FunctionType)) and _classes.importable_name(value):
             return Named(value)
@@ -746,8 +746,8 @@ def encode_value(value: object) -> bytes:
 
 # The parts for live serialization (markers, objects by value, names, back-references, class
 # info) register their writers and readers here.
-from . import codec_live as _codec_live  # noqa: E402
-from .codec_live import (  # noqa: E402, F401 - re-exported
+from . import values as _values  # noqa: E402
+from .values import (  # noqa: E402, F401 - re-exported
     ByReference,
     ByValue,
     PlainReferences,
@@ -757,4 +757,4 @@ from .codec_live import (  # noqa: E402, F401 - re-exported
     write_class_info,
 )
 
-_codec_live.register()
+_values.register()

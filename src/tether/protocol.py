@@ -1,8 +1,8 @@
 """The sans-I/O state machine of one Tether connection: bytes in, events and bytes out.
 
 A :class:`Protocol` knows frames, the codec and the two reference tables, and nothing about
-sockets, threads or event loops. A runtime (``tether.session`` for threads,
-``tether.aio.session`` for asyncio) feeds it every received frame with :meth:`receive`, acts on
+sockets, threads or event loops. A runtime (``tether.sync.session`` for threads,
+``tether.aio.session`` for asyncio, ``tether.browser.session`` in a page) feeds it every received frame with :meth:`receive`, acts on
 the events it returns, sends what :meth:`data_to_send` hands back, and encodes its own calls
 with :meth:`encode_call`.
 
@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from . import dispatch
 from . import exceptions as _exceptions
 from .access import is_application_class, register
 from .codec import (
@@ -190,11 +191,13 @@ def error_parts(exc: BaseException, with_traceback: bool) -> tuple[str, str, lis
     return type_name, message, args, tb
 
 
-_PACKAGE_DIR = __file__.rsplit("/", 1)[0] + "/"
-_RUNTIME_FILES = frozenset(
-    _PACKAGE_DIR + name
-    for name in ("protocol.py", "dispatch.py", "session.py", "workers.py", "aio/session.py", "browser/session.py")
-)
+_RUNTIME_FILES: set[str] = {__file__, dispatch.__file__}
+
+
+def register_runtime_file(path: str) -> None:
+    """Leave the frames of the module at ``path`` out of tracebacks sent to peers: a runtime
+    module calls this with its ``__file__`` (its frames say nothing about the error)."""
+    _RUNTIME_FILES.add(path)
 
 
 def _format_remote_traceback(exc: BaseException) -> str:

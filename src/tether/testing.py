@@ -23,7 +23,8 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 from .exceptions import ConnectionLost
-from .session import Peer, Session, is_factory, open_session
+from .session import is_factory
+from .sync.session import Peer, Session, open_session
 
 _CLOSED = object()
 

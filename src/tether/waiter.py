@@ -16,7 +16,10 @@ from typing import Any
 
 from .frames import MessageSend
 from .gate import current_gate
+from .protocol import register_runtime_file
 from .workers import worker_pool
+
+register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 
 __all__ = ["MAX_INLINE_NESTING", "Waiter", "inline_nesting"]
 

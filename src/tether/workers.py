@@ -16,6 +16,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from .protocol import register_runtime_file
+
+register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
+
 
 class WorkerPool:
     """Runs each submitted job on a worker thread; grows so that no job waits on stuck workers.

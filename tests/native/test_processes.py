@@ -201,7 +201,7 @@ def test_cli_version_and_a_port_in_use_are_one_line_answers() -> None:
 def test_importing_tether_reaches_its_public_submodules() -> None:
     code = "import tether; print(tether.aio.connect.__module__, tether.testing.pair.__name__, tether.Limits.__name__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30, check=True)
-    assert out.stdout.split() == ["tether.native.aio", "pair", "Limits"]
+    assert out.stdout.split() == ["tether.aio.client", "pair", "Limits"]
 
 
 EXITING_SCRIPT = """

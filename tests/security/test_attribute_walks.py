@@ -85,9 +85,9 @@ def test_the_root_s_peer_attribute_never_leaves_so_the_session_and_policy_stay_o
     peer: tether.Peer,
 ) -> None:
     root = peer.root
-    with pytest.raises(tether.EncodeError, match=r"a tether\.session\.Peer cannot be sent to an untrusted peer"):
+    with pytest.raises(tether.EncodeError, match=r"a tether\.sync\.session\.Peer cannot be sent to an untrusted peer"):
         root.peer  # noqa: B018 - root.peer.session.protocol.policy.trusted = True would follow
-    with pytest.raises(tether.EncodeError, match=r"a tether\.session\.Session cannot be sent to an untrusted peer"):
+    with pytest.raises(tether.EncodeError, match=r"a tether\.sync\.session\.Session cannot be sent to an untrusted peer"):
         root.session()
     with pytest.raises(tether.AccessDenied, match=r"'_private' is private"):
         root._private()  # still untrusted

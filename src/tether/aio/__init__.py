@@ -20,7 +20,8 @@ from typing import TYPE_CHECKING, Any
 __all__ = ["AsyncPeer", "Server", "call", "connect", "serve"]
 
 if TYPE_CHECKING:
-    from ..native.aio import Server, connect, serve
+    from .client import connect
+    from .server import Server, serve
     from .session import AsyncPeer
 
 
@@ -48,7 +49,11 @@ def __getattr__(name: str) -> Any:
             from ..browser import connect
 
             return connect
-        from ..native import aio
+        if name == "connect":
+            from .client import connect
 
-        return getattr(aio, name)
+            return connect
+        from . import server
+
+        return getattr(server, name)
     raise AttributeError(f"module 'tether.aio' has no attribute {name!r}")

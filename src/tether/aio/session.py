@@ -36,10 +36,14 @@ from ..protocol import (
     Opened,
     TetherObject,
     Violation,
+    register_runtime_file,
 )
 from ..proxy import needs_await
-from ..session import BaseSession, PeerBase, _describe_close, is_factory
+from ..session import BaseSession, PeerBase, is_factory
+from ..session import describe_close as _describe_close
 from ..waiter import Waiter as _Waiter
+
+register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 
 log = logging.getLogger("tether")
 

@@ -36,9 +36,13 @@ from ..limits import Limits
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
     DEFAULT_MAX_FRAME_SIZE,
+    register_runtime_file,
 )
-from ..session import PeerBase, _describe_close
+from ..session import PeerBase
+from ..session import describe_close as _describe_close
 from .transport import HIGH_WATER, BrowserTransport
+
+register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 
 log = logging.getLogger("tether")
 
