@@ -21,6 +21,7 @@ import sys
 import threading
 import traceback
 import types
+import typing
 import weakref
 from collections import deque
 from collections.abc import Callable
@@ -242,6 +243,23 @@ def make_exception(frame: ErrorAnswer) -> BaseException:
     return exc
 
 
+class Observer(typing.Protocol):
+    """Watches one connection's traffic (``Protocol.observer``): told of every call, answer and
+    error this side encodes and of the events every received frame causes. For tracing and
+    debugging tools; it must not send anything itself, and it runs on the thread that encodes
+    or receives, so keep it quick."""
+
+    def call_sent(
+        self, exchange_id: bytes | None, receiver: int, selector: str, args: Any, kwargs: dict[str, Any]
+    ) -> None: ...
+
+    def answer_sent(self, exchange_id: bytes, value: object) -> None: ...
+
+    def error_sent(self, exchange_id: bytes, exc: BaseException) -> None: ...
+
+    def events_received(self, events: list[Event]) -> None: ...
+
+
 class Protocol(ClassTransfer):
     """One connection's protocol state. See the module docstring for how a runtime drives it.
 
@@ -303,6 +321,7 @@ class Protocol(ClassTransfer):
         self._outbox: list[bytes] = []
         self.on_release_queued: Callable[[], None] | None = None
         self.on_cancel: Callable[[list[bytes]], None] | None = None  # the runtime cancels handlers
+        self.observer: Observer | None = None  # a tracer, told of what is sent and received
         self.frames_sent = 0
         self.frames_received = 0
         self.bytes_sent = 0
@@ -361,7 +380,10 @@ class Protocol(ClassTransfer):
             )
         if not self.peer_reads_nesting:
             on_behalf = None
-        return self._encode_call(receiver, selector, args, kwargs, one_way, on_behalf)
+        exchange_id, frame = self._encode_call(receiver, selector, args, kwargs, one_way, on_behalf)
+        if self.observer is not None:
+            self.observer.call_sent(exchange_id, receiver, selector, args, kwargs or {})
+        return exchange_id, frame
 
     def _encode_call(
         self,
@@ -402,6 +424,8 @@ class Protocol(ClassTransfer):
         try:
             frame = answer_bytes(self.encoder, exchange_id, value)
             self._check_size(frame, "the answer")
+            if self.observer is not None:
+                self.observer.answer_sent(exchange_id, value)
             return frame
         except Exception as exc:  # whatever went wrong, the caller must hear of it
             self._undo_frame(undo)
@@ -442,6 +466,8 @@ class Protocol(ClassTransfer):
         return "the client" if not self.client else "the server"
 
     def encode_error(self, exchange_id: bytes, exc: BaseException) -> bytes:
+        if self.observer is not None:
+            self.observer.error_sent(exchange_id, exc)
         return error_answer_bytes(exchange_id, *error_parts(exc, self.send_tracebacks))
 
     def take_releases(self) -> bytes | None:
@@ -577,7 +603,10 @@ class Protocol(ClassTransfer):
         if self._held is not None and not self._passes_hold(data):
             self._held.append(data)
             return []
-        return self._receive(data)
+        events = self._receive(data)
+        if self.observer is not None and events:
+            self.observer.events_received(events)
+        return events
 
     def _passes_hold(self, data: bytes) -> bool:
         """While frames are held: answers to our class requests and the peer's own class
