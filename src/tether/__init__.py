@@ -79,8 +79,8 @@ _LAZY = {
     "Limits": ".limits",
     "timeout": ".deadline",
     "register_exception": ".protocol",
-    "by_reference": ".codec",
-    "by_value": ".codec",
+    "by_reference": ".values",
+    "by_value": ".values",
     "by_value_class": ".classes",
     "fetch": ".proxy",
     "help": ".proxy",
@@ -92,7 +92,6 @@ _SUBMODULES = frozenset({"aio", "web", "browser", "testing", "access", "admissio
 if TYPE_CHECKING:
     from .access import AccessPolicy, register
     from .classes import by_value_class
-    from .codec import by_reference, by_value
     from .deadline import timeout
     from .limits import Limits
     from .protocol import register_exception
@@ -100,6 +99,7 @@ if TYPE_CHECKING:
     from .sync.client import connect
     from .sync.server import Server, serve
     from .sync.session import Peer
+    from .values import by_reference, by_value
 
 
 def __getattr__(name: str) -> Any:

@@ -3,7 +3,7 @@
 ``tether serve MODULE:OBJECT [--host H] [--port P]`` exposes an object (or a factory called
 with each new peer) importable as ``MODULE:OBJECT``. ``tether shell URL`` opens a Python
 console with ``peer`` and ``root`` bound. ``tether demo`` runs the demo (``--native``: the
-two-process one).
+two-process one), which is the ``tether_demo`` package (``python -m tether_demo``).
 
 A token is read from ``$TETHER_TOKEN`` or ``--token-file`` (never from the command line, which
 other users of the machine can see); TLS needs ``--certfile`` and ``--keyfile`` to serve and
@@ -23,7 +23,7 @@ import sys
 from typing import Any
 
 from . import __version__
-from .edge import DEFAULT_PORT
+from .websocket import DEFAULT_PORT
 
 
 def load_object(spec: str) -> Any:
@@ -152,10 +152,14 @@ def cmd_shell(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run
-
-    return run(args)
+def cmd_demo(args: argparse.Namespace, argv: list[str]) -> int:
+    """``tether demo [OPTIONS]``: the demo, which is the ``tether_demo`` package (``python -m
+    tether_demo``, the same options); ``argv`` are the options, parsed there."""
+    try:
+        from tether_demo.__main__ import main as demo_main
+    except ImportError as exc:
+        raise SystemExit(f"tether: the demo is not installed (no tether_demo package: {exc}); it ships with tether's source") from None
+    return demo_main(argv, prog="tether demo")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -191,13 +195,17 @@ def main(argv: list[str] | None = None) -> int:
     shell.add_argument("--cafile", help="trust this certificate authority (PEM) for wss://")
     shell.set_defaults(func=cmd_shell)
 
-    from .demo import add_arguments as demo_arguments
-
-    demo = sub.add_parser("demo", help="run the demo: a browser page and this process messaging each other")
-    demo_arguments(demo)
+    # The demo's options are those of python -m tether_demo, parsed there (see cmd_demo).
+    demo = sub.add_parser(
+        "demo", help="run the demo: a browser page and this process messaging each other", add_help=False
+    )
     demo.set_defaults(func=cmd_demo)
 
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if args.func is cmd_demo:
+        return cmd_demo(args, rest)
+    if rest:
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
     return int(args.func(args))
 
 

@@ -235,13 +235,8 @@ class Encoder:
         self.write(_classes.function_record(func, self.global_value), out, depth + 1)
 
     def global_value(self, value: object) -> object:
-        """How a global used by code that travels is sent: by name when importable."""
-        from .values import Named
-
-        if isinstance(value, (type, _ModuleType, _FunctionType)) and _classes.importable_name(value):
-            return Named(value)
-        if isinstance(value, _FunctionType):
-            return ByValue(value)
+        """How a global used by code that travels is sent (``tether.values`` sets the policy:
+        by name when importable, a function by value otherwise)."""
         return value
 
     def write_items(self, tag: int, items: Any, out: bytearray, depth: int) -> None:
@@ -345,6 +340,14 @@ LITERAL_TYPES: frozenset[type] = frozenset(
 
 Reader = Callable[["Decoder"], object]
 _READERS: dict[int, Reader] = {}
+
+
+def _no_objects(d: Decoder, cls: type) -> object:
+    raise DecodeError("an object by value, but tether.values (live serialization) is not loaded", d.pos)
+
+
+# How the state of an object by value is read after its class (``tether.values`` registers it).
+_compact_reader: list[Callable[[Decoder, type], object]] = [_no_objects]
 
 
 def register_reader(tag: int, reader: Reader) -> None:
@@ -474,7 +477,7 @@ class Decoder:
                 raise DecodeError(f"value nests deeper than {self.max_depth} levels", self.pos - 4)
             self.depth += 1
             try:
-                return _read_object_body(self, self.refs.peer_class(w - COMPACT_OBJECT, None))
+                return _compact_reader[0](self, self.refs.peer_class(w - COMPACT_OBJECT, None))
             finally:
                 self.depth -= 1
         if w >= SMALLINT_BASE:
@@ -709,6 +712,16 @@ def _r_ellipsis(d: Decoder) -> object:
     return Ellipsis
 
 
+def _r_backref(d: Decoder) -> object:
+    index = d.word("a back-reference index")
+    if index >= len(d.memo):
+        raise DecodeError(f"back-reference to object {index}, but only {len(d.memo)} came before", d.pos - 4)
+    value = d.memo[index]
+    if value is _PENDING:
+        raise DecodeError("a cycle through a value built after its parts (a set or a rebuilt object)", d.pos - 4)
+    return value
+
+
 for _tag, _reader in {
     TAG_TRUE: _r_true,
     TAG_FALSE: _r_false,
@@ -726,6 +739,7 @@ for _tag, _reader in {
     TAG_FROZENSET: _r_frozenset,
     TAG_SLICE: _r_slice,
     TAG_ELLIPSIS: _r_ellipsis,
+    TAG_BACKREF: _r_backref,
 }.items():
     register_reader(_tag, _reader)
 
@@ -742,19 +756,3 @@ def decode_value(data: bytes) -> object:
 def encode_value(value: object) -> bytes:
     """Encode a by-value object (references are refused with :class:`EncodeError`)."""
     return Encoder().encode(value)
-
-
-# The parts for live serialization (markers, objects by value, names, back-references, class
-# info) register their writers and readers here.
-from . import values as _values  # noqa: E402
-from .values import (  # noqa: E402, F401 - re-exported
-    ByReference,
-    ByValue,
-    PlainReferences,
-    _read_object_body,
-    by_reference,
-    by_value,
-    write_class_info,
-)
-
-_values.register()

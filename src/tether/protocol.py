@@ -45,7 +45,6 @@ from .codec import (
     Encoder,
     NeedClasses,
     pack_word,
-    write_class_info,
 )
 from .dispatch import AccessPolicy, class_specials, perform
 from .exceptions import AccessDenied, DecodeError, EncodeError, FrameTooLarge, ProtocolError, RemoteError
@@ -67,6 +66,7 @@ from .limits import Limits
 from .proxy import Proxy, _state
 from .tether_object import TetherObject
 from .transfer import ClassTransfer
+from .values import write_class_info
 
 VERSION = "0.1.0"
 _reading = threading.local()  # .active: this thread is decoding a frame

@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING, Any
 
 from .access import AccessPolicy
 from .classes import value_kind
-from .codec import LITERAL_TYPES, ByValue, PlainReferences
+from .codec import LITERAL_TYPES
 from .exceptions import AccessDenied, ProtocolError
+from .values import ByValue, PlainReferences
 
 if TYPE_CHECKING:
     from .protocol import Protocol

@@ -1,9 +1,12 @@
 """The live-serialization parts of the codec: per-call markers (by value, by reference),
-objects by value with their classes, references by name, back-references within a frame, and
-the class info of described references. Registered into ``tether.codec`` at import."""
+objects by value with their classes, references by name, functions by value, and the class
+info of described references. Importing this module registers their writers and readers
+into ``tether.codec`` (``tether.protocol`` imports it; ``tether.codec`` alone reads and
+writes plain values only)."""
 
 from __future__ import annotations
 
+from types import FunctionType as _FUNCTION_TYPE
 from typing import Any
 
 from . import classes as _classes
@@ -14,7 +17,6 @@ from .codec import (
     LITERAL_TYPES,
     MY_OBJECT_BASE,
     MY_OBJECT_END,
-    TAG_BACKREF,
     TAG_CLASS,
     TAG_CLASS_INFO,
     TAG_CLASS_INFO_REF,
@@ -30,6 +32,7 @@ from .codec import (
     Decoder,
     Encoder,
     ReferenceHooks,
+    _compact_reader,
     pack_word,
     register_reader,
     write_str,
@@ -143,16 +146,6 @@ def by_value(obj: object) -> ByValue:
     """Send a copy of ``obj`` in this one place (the answer of ``tether.fetch`` uses this)."""
     return ByValue(obj)
 
-
-
-def _r_backref(d: Decoder) -> object:
-    index = d.word("a back-reference index")
-    if index >= len(d.memo):
-        raise DecodeError(f"back-reference to object {index}, but only {len(d.memo)} came before", d.pos - 4)
-    value = d.memo[index]
-    if value is _PENDING:
-        raise DecodeError("a cycle through a value built after its parts (a set or a rebuilt object)", d.pos - 4)
-    return value
 
 
 def _hooks(d: Decoder, what: str) -> ReferenceHooks:
@@ -298,16 +291,29 @@ def write_class_info(out: bytearray, class_id: int, info: ClassInfo | None) -> N
 
 
 
+def global_value(self: Encoder, value: object) -> object:
+    """How a global used by code that travels is sent: by name when importable."""
+    if isinstance(value, (type, _MODULE_TYPE, _FUNCTION_TYPE)) and _classes.importable_name(value):
+        return Named(value)
+    if isinstance(value, _FUNCTION_TYPE):
+        return ByValue(value)
+    return value
+
+
 def register() -> None:
+    Encoder.global_value = global_value  # type: ignore[method-assign]
+    _compact_reader[0] = _read_object_body
     _DEFAULT_WRITERS[ByReference] = _w_by_reference
     _DEFAULT_WRITERS[ByValue] = _w_by_value
     _DEFAULT_WRITERS[Named] = _w_named
     _DEFAULT_WRITERS[PlainReferences] = _w_plain_references
     for tag, reader in {
         TAG_DESCRIBED_REF: _r_described_ref,
-        TAG_BACKREF: _r_backref,
         TAG_OBJECT: _r_object,
         TAG_NAMED: _r_named,
         TAG_FUNCTION: _r_function,
     }.items():
         register_reader(tag, reader)
+
+
+register()

@@ -18,7 +18,6 @@ from tether.codec import (
     decode_value,
     encode_value,
     pack_word,
-    write_class_info,
 )
 from tether.frames import (
     Answer,
@@ -32,6 +31,7 @@ from tether.frames import (
     parse_frame,
 )
 from tether.protocol import error_parts
+from tether.values import write_class_info
 
 DOC = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
 ID = bytes.fromhex("0123456789ABCDEF0000000000000001")

@@ -10,7 +10,7 @@ from websockets.typing import Subprotocol
 
 from ..access import AccessPolicy
 from ..admission import client_subprotocols
-from ..edge import DEFAULT_KEEPALIVE, handshake_error, keepalive_options
+from ..websocket import DEFAULT_KEEPALIVE, handshake_error, keepalive_options
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from .session import AsyncPeer, ConnectingBase, open_async_session

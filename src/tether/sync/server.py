@@ -20,7 +20,7 @@ from websockets.typing import Subprotocol
 
 from ..access import AccessPolicy
 from ..admission import SUBPROTOCOL, Admission, tls_server_context
-from ..edge import DEFAULT_KEEPALIVE, DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
+from ..websocket import DEFAULT_KEEPALIVE, DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
 from ..limits import Limits
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..session import (

@@ -1,8 +1,8 @@
-"""What the native WebSocket edges share (``tether.sync``, ``tether.aio``, ``tether.web``):
+"""What the native WebSocket flavours share (``tether.sync``, ``tether.aio``, ``tether.web``):
 the default port and keepalive, websockets' options for keepalive, the admission of a
 handshake, and what a failed handshake means as a Tether error.
 
-An edge opens or accepts a ``websockets`` connection with :func:`keepalive_options`, checks
+A flavour opens or accepts a ``websockets`` connection with :func:`keepalive_options`, checks
 an incoming one with :func:`admit`, and turns a failure to open one into a Tether error with
 :func:`handshake_error`; then it hands the connection to its flavour's session.
 """
