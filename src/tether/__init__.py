@@ -44,6 +44,7 @@ __all__ = [
     "FrameTooLarge",
     "HandshakeFailed",
     "Limits",
+    "Options",
     "Peer",
     "ProtocolError",
     "Proxy",
@@ -77,6 +78,7 @@ _LAZY = {
     "AccessPolicy": ".access",
     "register": ".access",
     "Limits": ".limits",
+    "Options": ".options",
     "timeout": ".deadline",
     "register_exception": ".protocol",
     "by_reference": ".values",
@@ -94,6 +96,7 @@ if TYPE_CHECKING:
     from .classes import by_value_class
     from .deadline import timeout
     from .limits import Limits
+    from .options import Options
     from .protocol import register_exception
     from .proxy import Proxy, describe, fetch, help, is_proxy
     from .sync.client import connect

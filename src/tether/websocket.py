@@ -17,13 +17,13 @@ from websockets.typing import Subprotocol
 
 from .admission import Admission, offered_subprotocols, select_subprotocol
 from .exceptions import ConnectionLost, HandshakeFailed, UsageError
+from .options import DEFAULT_KEEPALIVE
 
 __all__ = ["DEFAULT_KEEPALIVE", "DEFAULT_PORT", "admit", "handshake_error", "keepalive_options", "select_ws_subprotocol"]
 
 log = logging.getLogger("tether")
 DEFAULT_PORT = 8765
 
-DEFAULT_KEEPALIVE = 20.0
 
 
 class _QuietKeepalive(logging.Filter):

@@ -72,11 +72,19 @@ def assert_all_refused(errors: list[BaseException | None], code: int) -> None:
         assert REFUSED_MATCH[code] in str(error), str(error)
 
 
+def _transport(options: dict[str, Any]) -> dict[str, Any]:
+    """websockets' own settings (here the Origin header a browser would send) go in transport=."""
+    if "origin" not in options:
+        return options
+    rest = {name: value for name, value in options.items() if name != "origin"}
+    return {**rest, "transport": {"origin": options["origin"]}}
+
+
 def sync_attempts(url: str, attempts: int = ATTEMPTS, **options: Any) -> list[BaseException | None]:
     outcomes: list[BaseException | None] = []
     for _ in range(attempts):
         try:
-            peer = tether.connect(url, open_timeout=5, **options)
+            peer = tether.connect(url, open_timeout=5, **_transport(options))
         except Exception as exc:
             outcomes.append(exc)
         else:
@@ -89,7 +97,7 @@ async def aio_attempts(url: str, attempts: int = ATTEMPTS, **options: Any) -> li
     outcomes: list[BaseException | None] = []
     for _ in range(attempts):
         try:
-            peer = await tether.aio.connect(url, open_timeout=5, **options)
+            peer = await tether.aio.connect(url, open_timeout=5, **_transport(options))
         except Exception as exc:
             outcomes.append(exc)
         else:
@@ -99,12 +107,12 @@ async def aio_attempts(url: str, attempts: int = ATTEMPTS, **options: Any) -> li
 
 
 def assert_still_serves(url: str, **options: Any) -> None:
-    with tether.connect(url, open_timeout=5, **options) as peer:
+    with tether.connect(url, open_timeout=5, **_transport(options)) as peer:
         assert peer.root.add(1, 2) == 3
 
 
 async def assert_still_serves_aio(url: str, **options: Any) -> None:
-    async with tether.aio.connect(url, open_timeout=5, **options) as peer:
+    async with tether.aio.connect(url, open_timeout=5, **_transport(options)) as peer:
         assert await peer.root.add(1, 2) == 3
 
 
@@ -218,7 +226,7 @@ def test_sync_server_refuses_any_origin_by_default_and_admits_native_clients() -
 
 def test_sync_server_admits_only_the_listed_origins() -> None:
     with tether.serve(Calculator(), port=0, origins=["http://good.example"]) as server:
-        with tether.connect(server.url, origin="http://good.example") as peer:
+        with tether.connect(server.url, transport={"origin": "http://good.example"}) as peer:
             assert peer.root.add(1, 2) == 3
         assert_close(raw_closed_without_frame(server.url, origin="http://bad.example"), *FORBIDDEN)
         assert_close(raw_closed_without_frame(server.url, origin="https://good.example"), *FORBIDDEN)
@@ -230,7 +238,7 @@ def test_sync_server_admits_only_the_listed_origins() -> None:
 def test_sync_server_with_star_admits_any_origin() -> None:
     with tether.serve(Calculator(), port=0, origins=["*"]) as server:
         for origin in ("http://anything.example", "https://127.0.0.1:1234", "null"):
-            with tether.connect(server.url, origin=origin) as peer:
+            with tether.connect(server.url, transport={"origin": origin}) as peer:
                 assert peer.root.add(1, 2) == 3
         assert_still_serves(server.url)
 
@@ -258,7 +266,7 @@ async def test_aio_server_refuses_any_origin_by_default_and_admits_native_client
 
 async def test_aio_server_admits_only_the_listed_origins() -> None:
     async with tether.aio.serve(Calculator(), port=0, origins=["http://good.example"]) as server:
-        async with tether.aio.connect(server.url, origin="http://good.example") as peer:
+        async with tether.aio.connect(server.url, transport={"origin": "http://good.example"}) as peer:
             assert await peer.root.add(1, 2) == 3
         closed = await aio_raw_closed_without_frame(server.url, origin="http://bad.example")
         assert_close(closed, *FORBIDDEN)
@@ -267,7 +275,7 @@ async def test_aio_server_admits_only_the_listed_origins() -> None:
 
 async def test_aio_server_with_star_admits_any_origin() -> None:
     async with tether.aio.serve(Calculator(), port=0, origins=["*"]) as server:
-        async with tether.aio.connect(server.url, origin="http://anything.example") as peer:
+        async with tether.aio.connect(server.url, transport={"origin": "http://anything.example"}) as peer:
             assert await peer.root.add(1, 2) == 3
         await assert_still_serves_aio(server.url)
 

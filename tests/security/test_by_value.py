@@ -211,7 +211,7 @@ def wedgeable() -> Iterator[tether.Server]:
     """A default server, except that closing gives up on a connection after half a second
     (``close_timeout``, a WebSocket option): a connection whose receiving thread is stuck
     waiting on the peer would otherwise hold the server's close for ten seconds."""
-    with tether.serve(make_root, host="127.0.0.1", port=0, close_timeout=0.5) as srv:
+    with tether.serve(make_root, host="127.0.0.1", port=0, transport={"close_timeout": 0.5}) as srv:
         yield srv
 
 

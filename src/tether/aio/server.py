@@ -4,20 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator, Iterable
-from ssl import SSLContext
+from collections.abc import Generator
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.asyncio.server import serve as ws_serve
 from websockets.typing import Subprotocol
 
-from ..access import AccessPolicy
 from ..admission import SUBPROTOCOL, Admission, tls_server_context
-from ..websocket import DEFAULT_KEEPALIVE, DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
-from ..limits import Limits
-from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from ..options import Options, resolve_options
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
+from ..websocket import DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
 from .session import AsyncPeer, serve_connection
 
 __all__ = ["Server", "serve"]
@@ -37,20 +34,17 @@ class Server:
         root: Any,
         host: str,
         port: int,
-        options: dict[str, Any],
-        ws_options: dict[str, Any],
-        admission: Admission,
-        ssl: SSLContext | None,
-        keepalive: float | None = DEFAULT_KEEPALIVE,
+        options: Options,
     ):
-        self._keepalive = keepalive
         self._root = root
-        self._admission = admission
-        self._ssl = ssl
+        self._admission = Admission(options.token, options.origins)
         self._host = host
         self._port = port
         self._options = options
-        self._ws_options = ws_options
+        self._session_options = {
+            **options.session(serving=True),
+            "run_sync_in_threads": options.run_sync_in_threads,
+        }
         self._peers: set[AsyncPeer] = set()
         self._ws: Any = None
         self.url = ""
@@ -63,16 +57,16 @@ class Server:
             self._host,
             self._port,
             compression=None,
-            max_size=self._options["max_frame_size"],
-            ssl=tls_server_context(self._ssl),
+            max_size=self._options.max_frame_size,
+            ssl=tls_server_context(self._options.ssl),
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=select_ws_subprotocol,
-            **{**keepalive_options(self._keepalive), **self._ws_options},
+            **{**keepalive_options(self._options.keepalive), **self._options.transport},
         )
         sockname = next(iter(self._ws.sockets)).getsockname()
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"{'wss' if self._ssl is not None else 'ws'}://{shown}:{self.port}"
+        self.url = f"{'wss' if self._options.ssl is not None else 'ws'}://{shown}:{self.port}"
         return self
 
     @property
@@ -84,7 +78,7 @@ class Server:
         if refusal is not None:  # before anything is exposed: no session, no frame
             await ws.close(*refusal)
             return
-        await serve_connection(ws, self._root, url, self._peers, self._options)
+        await serve_connection(ws, self._root, url, self._peers, self._session_options)
 
     async def serve_forever(self) -> None:
         """Wait until :meth:`close` is called."""
@@ -114,44 +108,13 @@ class Server:
 
 
 def serve(
-    root: object,
-    host: str = "127.0.0.1",
-    port: int = DEFAULT_PORT,
-    *,
-    trusted: bool = False,
-    policy: AccessPolicy | None = None,
-    send_tracebacks: bool = False,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    timeout: float | None = None,
-    run_sync_in_threads: bool = True,
-    accept_code: bool = False,
-    passing: dict[type, str] | None = None,
-    limits: Limits | None = None,
-    token: str | None = None,
-    origins: Iterable[str] | None = None,
-    ssl: SSLContext | None = None,
-    keepalive: float | None = DEFAULT_KEEPALIVE,
-    **ws_options: Any,
+    root: object, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, options: Options | None = None, **kwargs: Any
 ) -> Server:
     """Expose ``root`` (an object, or a function called with each new AsyncPeer, possibly
     ``async``) on ``ws://host:port``. Await it or use ``async with``.
 
     Plain methods run on worker threads so they may block; pass ``run_sync_in_threads=False``
     to run them on the loop when you know they never block (saves a thread hop per call).
-    Other options are those of :func:`tether.serve`.
+    The options are those of :class:`tether.Options`, as keywords or as ``options=``.
     """
-    options = dict(
-        trusted=trusted,
-        policy=policy,
-        send_tracebacks=send_tracebacks,
-        max_frame_size=max_frame_size,
-        timeout=timeout,
-        run_sync_in_threads=run_sync_in_threads,
-        accept_code=accept_code,
-        passing=passing,
-        limits=limits,
-    )
-    keepalive_options(keepalive)  # checks it now
-    return Server(root, host, port, options, ws_options, Admission(token, origins), ssl, keepalive)
-
-
+    return Server(root, host, port, resolve_options("tether.aio.serve", True, "aio", options, kwargs))

@@ -10,24 +10,20 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from collections.abc import Iterable
-from ssl import SSLContext
 from typing import Any
 
 from websockets.sync.server import ServerConnection
 from websockets.sync.server import serve as ws_serve
 from websockets.typing import Subprotocol
 
-from ..access import AccessPolicy
 from ..admission import SUBPROTOCOL, Admission, tls_server_context
-from ..websocket import DEFAULT_KEEPALIVE, DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
-from ..limits import Limits
-from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from ..options import Options, resolve_options
 from ..session import (
     SHUTDOWN_CODE,
     SHUTDOWN_REASON,
     is_factory,
 )
+from ..websocket import DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
 from .session import Peer, Session
 from .transport import PushingServerConnection
 
@@ -50,55 +46,35 @@ class Server:
         host: str = "127.0.0.1",
         port: int = DEFAULT_PORT,
         *,
-        trusted: bool = False,
-        policy: AccessPolicy | None = None,
-        send_tracebacks: bool = False,
-        max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        marker_base: int | None = None,
-        timeout: float | None = None,
-        accept_code: bool = False,
-        passing: dict[type, str] | None = None,
-        limits: Limits | None = None,
-        token: str | None = None,
-        origins: Iterable[str] | None = None,
-        ssl: SSLContext | None = None,
-        keepalive: float | None = DEFAULT_KEEPALIVE,
-        **ws_options: Any,
+        options: Options | None = None,
+        **kwargs: Any,
     ) -> None:
+        o = resolve_options("tether.serve", True, "sync", options, kwargs)
         self._root = root
-        self._admission = Admission(token, origins)
-        self._options: dict[str, Any] = dict(
-            trusted=trusted,
-            policy=policy,
-            send_tracebacks=send_tracebacks,
-            max_frame_size=max_frame_size,
-            marker_base=marker_base,
-            timeout=timeout,
-            accept_code=accept_code,
-            passing=passing,
-            limits=limits,
-        )
+        self._admission = Admission(o.token, o.origins)
+        self._options: dict[str, Any] = o.session(serving=True)
         self._peers: set[Peer] = set()
         self._lock = threading.Lock()
         self._closed = threading.Event()
+        transport = dict(o.transport)
         if ":" in host:  # an IPv6 address: socket.create_server needs the family said
-            ws_options.setdefault("family", socket.AF_INET6)
+            transport.setdefault("family", socket.AF_INET6)
         self._ws = ws_serve(
             self._handle,
             host,
             port,
             compression=None,
-            max_size=max_frame_size,
+            max_size=o.max_frame_size,
             create_connection=PushingServerConnection,
-            ssl=tls_server_context(ssl),
+            ssl=tls_server_context(o.ssl),
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=select_ws_subprotocol,
-            **{**keepalive_options(keepalive), **ws_options},  # transport settings given win
+            **{**keepalive_options(o.keepalive), **transport},  # transport settings given win
         )
         sockname = self._ws.socket.getsockname()
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
-        self.url = f"{'wss' if ssl is not None else 'ws'}://{shown}:{self.port}"
+        self.url = f"{'wss' if o.ssl is not None else 'ws'}://{shown}:{self.port}"
         self._thread = threading.Thread(target=self._ws.serve_forever, name="tether-server", daemon=True)
         self._thread.start()
 
@@ -154,21 +130,19 @@ class Server:
         return f"<tether.Server {self.url} peers={len(self._peers)}>"
 
 
-def serve(root: object, host: str = "127.0.0.1", port: int = DEFAULT_PORT, **options: Any) -> Server:
+def serve(
+    root: object, host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, options: Options | None = None, **kwargs: Any
+) -> Server:
     """Expose ``root`` on ``ws://host:port`` and return the running :class:`Server`.
 
     ``root`` is an object, or a factory (a function) called with each new :class:`Peer`,
     whose result is that peer's root; server code can keep the peer to call the client back.
-    ``port=0`` picks a free port (see ``server.url``). Options: ``trusted`` (let peers reach
-    private names), ``send_tracebacks`` (default False: tracebacks show your source and paths
-    to any client; turn it on while developing), ``max_frame_size`` (bytes, default 16 MiB),
-    ``timeout`` (seconds for calls the server makes to clients; default none),
-    ``accept_code`` (define classes and functions that clients send by value: only for
-    clients you trust, since that runs their code; default False), ``passing`` (per-class
-    ``"value"`` or ``"reference"``, overriding how instances travel), ``policy`` (an
-    :class:`~tether.AccessPolicy`, e.g. ``AccessPolicy(allow=[Point])``), ``limits`` (a
-    :class:`~tether.Limits`), ``token`` (a secret every client must give: see
-    ``docs/security.md``), ``origins`` (browser origins admitted; default none: native
-    clients only), ``ssl`` (an ``ssl.SSLContext``: serve ``wss://``).
+    ``port=0`` picks a free port (see ``server.url``). The options are those of
+    :class:`tether.Options`, as keywords or as ``options=``: ``token`` (a secret every client
+    must give: see ``docs/security.md``), ``origins`` (browser origins admitted; default none:
+    native clients only), ``ssl`` (serve ``wss://``), ``policy``/``trusted``/``accept_code``
+    (what clients may reach and define here), ``limits``, ``send_tracebacks`` (default off:
+    tracebacks show your source and paths to any client; turn it on while developing),
+    ``timeout`` (seconds for calls the server makes to clients).
     """
-    return Server(root, host, port, **options)
+    return Server(root, host, port, options=options, **kwargs)
