@@ -23,7 +23,17 @@ from .exceptions import ConnectionLost, HandshakeFailed, Refused
 from .frames import MessageSend
 from .gate import CallGate
 from .limits import Limits
-from .protocol import DEFAULT_MAX_FRAME_SIZE, Protocol, register_runtime_file
+from .protocol import (
+    DEFAULT_MAX_FRAME_SIZE,
+    AnswerReceived,
+    ErrorReceived,
+    Event,
+    Incoming,
+    Opened,
+    Protocol,
+    Violation,
+    register_runtime_file,
+)
 from .proxy import make_proxy
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
@@ -86,6 +96,45 @@ class BaseSession:
         self._running: set[bytes] = set()  # exchange ids of the peer's calls running here
         self._cancelled: set[bytes] = set()  # ... whose caller no longer waits
         self.protocol.on_cancel = self._cancel_incoming
+
+    def route(self, events: list[Event]) -> Violation | None:
+        """Act on what the protocol made of one frame, in order: an answer or error goes to the
+        caller waiting for it (:meth:`_settle`), an incoming message to :meth:`_dispatch`, the
+        conversation's start to :meth:`_on_opened`. Returns a violation, if any, for the flavour
+        to close the connection with (the events after it are not acted on)."""
+        pending = self._pending
+        for event in events:
+            kind = type(event)
+            if kind is AnswerReceived:
+                waiter = pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
+                if waiter is not None:
+                    self._settle(waiter, event.value, None)  # type: ignore[union-attr]
+            elif kind is Incoming:
+                self._dispatch(event.message)  # type: ignore[union-attr]
+            elif kind is ErrorReceived:
+                waiter = pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
+                if waiter is not None:
+                    self._settle(waiter, None, event.error)  # type: ignore[union-attr]
+            elif kind is Opened:
+                self._on_opened()
+            elif kind is Violation:
+                return event  # type: ignore[return-value]
+        return None
+
+    def _settle(self, waiter: Any, value: Any, error: BaseException | None) -> None:
+        """Give a waiting caller its answer (a flavour whose waiters can be cancelled skips those)."""
+        if error is None:
+            waiter.set_result(value)
+        else:
+            waiter.set_exception(error)
+
+    def _dispatch(self, message: MessageSend) -> None:
+        """An incoming message: run it (each flavour says how; the gate bounds them)."""
+        raise NotImplementedError
+
+    def _on_opened(self) -> None:
+        """The peer exposed its Tether: the conversation has started."""
+        raise NotImplementedError
 
     def _make_proxy(self, key: int, info: ClassInfo | None) -> Any:
         return make_proxy(self, key, info)

@@ -29,11 +29,7 @@ from ..frames import MessageSend
 from ..gate import current_exchange, current_gate, nested_in, waiting
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
-    AnswerReceived,
-    ErrorReceived,
     Event,
-    Incoming,
-    Opened,
     TetherObject,
     Violation,
     register_runtime_file,
@@ -134,24 +130,16 @@ class AsyncSession(BaseSession):
         for the caller to close the connection with."""
         for frame in self.protocol.data_to_send():
             self._queue_frame(frame)
-        for event in events:
-            kind = type(event)
-            if kind is AnswerReceived:
-                waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
-                if waiter is not None and not (type(waiter) is not _Waiter and waiter.done()):
-                    waiter.set_result(event.value)  # type: ignore[union-attr]
-            elif kind is Incoming:
-                self._dispatch(event.message)  # type: ignore[union-attr]
-            elif kind is ErrorReceived:
-                waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
-                if waiter is not None and not (type(waiter) is not _Waiter and waiter.done()):
-                    waiter.set_exception(event.error)  # type: ignore[union-attr]
-            elif kind is Opened:
-                if not self._opened.done():
-                    self._opened.set_result(None)
-            elif kind is Violation:
-                return event  # type: ignore[return-value]
-        return None
+        return self.route(events)
+
+    def _settle(self, waiter: Any, value: Any, error: BaseException | None) -> None:
+        if type(waiter) is not _Waiter and waiter.done():
+            return  # a future its caller cancelled meanwhile
+        super()._settle(waiter, value, error)
+
+    def _on_opened(self) -> None:
+        if not self._opened.done():
+            self._opened.set_result(None)
 
     async def _violate(self, code: int, reason: str) -> None:
         log.warning("closing connection to %s: %s", self.describe(), reason)

@@ -35,13 +35,8 @@ from ..frames import MessageSend
 from ..gate import current_exchange, current_gate, nested_in
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
-    AnswerReceived,
-    ErrorReceived,
     Event,
-    Incoming,
-    Opened,
     TetherObject,
-    Violation,
     register_runtime_file,
 )
 from ..proxy import needs_await
@@ -164,32 +159,24 @@ class Session(BaseSession):
     def _handle(self, events: list[Event], deferred_close: bool = False) -> bool:
         for frame in self.protocol.data_to_send():
             self._send(frame)
-        for event in events:
-            kind = type(event)
-            if kind is AnswerReceived:
-                waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
-                if waiter is not None:
-                    waiter.set_result(event.value)  # type: ignore[union-attr]
-            elif kind is Incoming:
-                message = event.message  # type: ignore[union-attr]
-                if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
-                    self._perform_message(message)
-                elif message.on_behalf is None or message.exchange_id is None or not self._hand_to_waiter(message):
-                    self.gate.submit(message)
-            elif kind is ErrorReceived:
-                waiter = self._pending.pop(event.exchange_id, None)  # type: ignore[union-attr]
-                if waiter is not None:
-                    waiter.set_exception(event.error)  # type: ignore[union-attr]
-            elif kind is Opened:
-                self._opened.set()
-            elif kind is Violation:
-                self._closing = True
-                if deferred_close:  # closing waits for the reply our receiving thread reads
-                    self._pool.submit(self._violate, event.code, event.reason)  # type: ignore[union-attr]
-                else:
-                    self._violate(event.code, event.reason)  # type: ignore[union-attr]
-                return True
-        return False
+        violation = self.route(events)
+        if violation is None:
+            return False
+        self._closing = True
+        if deferred_close:  # closing waits for the reply our receiving thread reads
+            self._pool.submit(self._violate, violation.code, violation.reason)
+        else:
+            self._violate(violation.code, violation.reason)
+        return True
+
+    def _dispatch(self, message: MessageSend) -> None:
+        if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
+            self._perform_message(message)
+        elif message.on_behalf is None or message.exchange_id is None or not self._hand_to_waiter(message):
+            self.gate.submit(message)
+
+    def _on_opened(self) -> None:
+        self._opened.set()
 
     def _violate(self, code: int, reason: str) -> None:
         log.warning("closing connection to %s: %s", self.describe(), reason)
