@@ -38,7 +38,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from harness import Measurement, Target, print_table, print_targets, run_rounds
-from tether.headless import CHROMIUM, CHROMIUM_ARGS, host_guard
+from tether_demo.headless import CHROMIUM, CHROMIUM_ARGS, host_guard
 
 KINDS = ["web-tether", "web-tether-aio", "web-echo"]
 BATCH = 200  # frames per pipelined batch, calls per gathered batch

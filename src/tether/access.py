@@ -55,9 +55,9 @@ SAFE_ATTRIBUTES = frozenset({"__doc__", "__name__", "__qualname__", "__module__"
 
 STDLIB = frozenset(sys.stdlib_module_names) | {"builtins"}
 
-# Tether modules whose classes are application code (the demo, the page's default root, and
-# classes a peer sent that this side defined under ``tether.remote``).
-_APPLICATION_MODULES = ("tether.demo", "tether.webdemo", "tether.browser.page", "tether.remote.")
+# Tether modules whose classes are application code (the page's default root, and classes a
+# peer sent that this side defined under ``tether.remote``).
+_APPLICATION_MODULES = ("tether.browser.page", "tether.remote.")
 
 # Interpreter types that never travel by reference to an untrusted peer.
 _REFUSED_TYPES: tuple[type, ...] = (

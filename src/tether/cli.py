@@ -157,8 +157,10 @@ def cmd_demo(args: argparse.Namespace, argv: list[str]) -> int:
     tether_demo``, the same options); ``argv`` are the options, parsed there."""
     try:
         from tether_demo.__main__ import main as demo_main
-    except ImportError as exc:
-        raise SystemExit(f"tether: the demo is not installed (no tether_demo package: {exc}); it ships with tether's source") from None
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").partition(".")[0] != "tether_demo":
+            raise
+        raise SystemExit("tether: the demo is not installed (no tether_demo package; it ships with tether's sources)") from None
     return demo_main(argv, prog="tether demo")
 
 

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tether.headless import CHROMIUM, CHROMIUM_ARGS, host_guard
+from tether_demo.headless import CHROMIUM, CHROMIUM_ARGS, host_guard
 
 from .services import Hub, Native
 

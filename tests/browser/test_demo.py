@@ -1,4 +1,5 @@
-"""``python -m tether demo --once``: the demo of ``make demo``, run headless, end to end."""
+"""``python -m tether demo --once``: the demo of ``make demo`` (the ``tether_demo`` package, its
+page program shipped with ``serve_web(..., packages=...)``), run headless, end to end."""
 
 from __future__ import annotations
 
@@ -31,7 +32,7 @@ def transcript() -> subprocess.CompletedProcess[str]:
         unavailable(str(exc))
     if not os.path.exists(CHROMIUM):
         unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TETHER_CHROMIUM)")
-    source = str(Path(tether.web.__file__).parents[2])  # the folder holding the tether package
+    source = str(Path(tether.web.__file__).parents[2])  # the folder holding tether and tether_demo
     env = dict(os.environ, PYTHONIOENCODING="utf-8", TETHER_CHROMIUM=CHROMIUM)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (source, env.get("PYTHONPATH")) if p)
     return subprocess.run(
@@ -66,6 +67,7 @@ def test_transcript_shows_messages_both_ways_in_four_parts(transcript: subproces
     call = re.search(r"← (P\d+) +library\.add\(3, 4\)", out)
     assert call and re.search(rf"→ {call[1]} +\= 7", out)
     assert "page> counter = await library.new_counter(); await counter.increment(); await counter.increment(5) -> 6" in out
+    assert "page> tether.describe(counter) -> 'tether_demo.web.Counter #2 on ws://127.0.0.1:" in out
     # 3. a nested call: native -> page -> native -> ..., answered innermost first
     assert "3. A nested call" in out
     assert "page.ping(4, <library>)" in out and "library.ping(3, <page>)" in out

@@ -31,7 +31,7 @@ from websockets.sync.client import connect as ws_connect
 import tether
 import tether.aio
 from tether.admission import client_subprotocols
-from tether.headless import host_guard
+from tether_demo.headless import host_guard
 
 from .conftest import BOOT_TIMEOUT_MS, LoopThread, PageDriver, Web, unavailable
 
@@ -161,11 +161,19 @@ def assert_close(closed: ConnectionClosed, code: int, reason: str) -> None:
     assert (closed.rcvd.code, closed.rcvd.reason) == (code, reason)
 
 
+def connect_options(options: dict[str, Any]) -> dict[str, Any]:
+    """``tether.connect``'s options: the ``Origin`` a browser would send is a websockets setting."""
+    if "origin" in options:
+        options = dict(options)
+        options["transport"] = {"origin": options.pop("origin")}
+    return options
+
+
 def refusals(url: str, attempts: int = 10, **options: Any) -> list[BaseException | None]:
     outcomes: list[BaseException | None] = []
     for _ in range(attempts):
         try:
-            peer = tether.connect(url, open_timeout=5, **options)
+            peer = tether.connect(url, open_timeout=5, **connect_options(options))
         except Exception as exc:
             outcomes.append(exc)
         else:
@@ -184,7 +192,7 @@ def assert_all_refused(errors: list[BaseException | None], code: int, hint: str)
 
 
 def assert_still_serves(url: str, **options: Any) -> None:
-    with tether.connect(url, open_timeout=5, **options) as peer:
+    with tether.connect(url, open_timeout=5, **connect_options(options)) as peer:
         assert peer.root.add(1, 2) == 3
 
 

@@ -26,16 +26,14 @@ from types import FrameType
 from typing import Any
 from urllib.parse import parse_qs
 
-from ..access import AccessPolicy
 from ..admission import client_subprotocols
 from ..aio.session import AsyncPeer, AsyncSession, ConnectingBase, open_async_session
 from ..deadline import remaining
 from ..exceptions import UsageError
 from ..gate import nested_in
-from ..limits import Limits
+from ..options import Options, resolve_options
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
-    DEFAULT_MAX_FRAME_SIZE,
     register_runtime_file,
 )
 from ..session import PeerBase
@@ -324,7 +322,7 @@ def page_token() -> str | None:
 class Connecting(ConnectingBase):
     """What :func:`connect` returns: await it, or use it with ``async with``."""
 
-    def __init__(self, url: str | None, root: object, options: dict[str, Any]) -> None:
+    def __init__(self, url: str | None, root: object, options: Options) -> None:
         self._url = url
         self._root = root
         self._options = options
@@ -332,16 +330,15 @@ class Connecting(ConnectingBase):
 
     async def _open(self) -> AsyncPeer:
         url = self._url or page_ws_url()
-        options = dict(self._options)
-        open_timeout = options.pop("open_timeout")
-        high_water = options.pop("high_water")
-        token = options.pop("token")
+        o = self._options
+        token = o.token
         if token is None and self._url is None:
             token = page_token()
-        transport = await BrowserTransport.open(url, open_timeout, high_water, client_subprotocols(token))
+        high_water = HIGH_WATER if o.high_water is None else o.high_water
+        transport = await BrowserTransport.open(url, o.open_timeout, high_water, client_subprotocols(token))
         try:
             return await open_browser_session(
-                transport, root=self._root, url=url, open_timeout=open_timeout, **options
+                transport, root=self._root, url=url, open_timeout=o.open_timeout, **o.session(serving=False)
             )
         except BaseException:
             await transport.close()
@@ -349,50 +346,26 @@ class Connecting(ConnectingBase):
 
 
 
-def connect(
-    url: str | None = None,
-    root: object = None,
-    *,
-    trusted: bool = False,
-    send_tracebacks: bool = True,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    timeout: float | None = None,
-    open_timeout: float = 10.0,
-    high_water: int = HIGH_WATER,
-    accept_code: bool = False,
-    passing: dict[type, str] | None = None,
-    policy: AccessPolicy | None = None,
-    limits: Limits | None = None,
-    token: str | None = None,
-    **unsupported: Any,
-) -> Connecting:
+def connect(url: str | None = None, root: object = None, *, options: Options | None = None, **kwargs: Any) -> Connecting:
     """Connect from a page to a Tether server (by default the one that served the page).
 
     ``async with tether.aio.connect(url, root=page_object) as peer: await peer.root.add(3, 4)``,
     or ``peer = await tether.aio.connect(url)`` and later ``await peer.close()``. ``root`` is
-    what the server reaches with ``await peer.fetch_root()``. Other options are those of
-    :func:`tether.aio.connect`; ``high_water`` bounds the bytes the browser may buffer before
+    what the server reaches with ``await peer.fetch_root()``. The options are those of
+    :class:`tether.Options`; ``high_water`` bounds the bytes the browser may buffer before
     ``send`` waits. ``token``: the server's secret; by default, to the page's own server, the
     ``token`` in the page URL's fragment (``#token=...``, what ``serve_web``'s ``page_url``
-    gives), which no request carries.
+    gives), which no request carries. The browser's WebSocket takes no ``ssl`` (the page's
+    scheme decides), ``transport`` or ``keepalive`` (it answers pings itself but cannot send them).
     """
-    if unsupported:
-        names = ", ".join(sorted(unsupported))
-        raise UsageError(f"a browser WebSocket cannot take these options: {names}")
-    options = dict(
-        trusted=trusted,
-        send_tracebacks=send_tracebacks,
-        max_frame_size=max_frame_size,
-        timeout=timeout,
-        open_timeout=open_timeout,
-        high_water=high_water,
-        accept_code=accept_code,
-        passing=passing,
-        policy=policy,
-        limits=limits,
-        token=token,
+    o = resolve_options("tether.aio.connect", False, "browser", options, kwargs)
+    defaults = Options()
+    unsupported = sorted(
+        name for name in ("ssl", "transport", "keepalive") if getattr(o, name) != getattr(defaults, name)
     )
-    return Connecting(url, root, options)
+    if unsupported:
+        raise UsageError(f"a browser WebSocket cannot take these options: {', '.join(unsupported)}")
+    return Connecting(url, root, o)
 
 
 __all__ = ["BrowserSession", "Connecting", "can_block", "connect", "in_async_code", "page_ws_url"]

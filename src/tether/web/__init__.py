@@ -14,7 +14,8 @@ One host and port serve both the page and the Tether endpoint:
 * ``/`` the page (``index.html``, or the file passed as ``index=``) and ``/tether/boot.mjs``,
   which loads Pyodide from ``/pyodide/`` (a local folder fetched once with
   ``scripts/fetch_pyodide.sh``, never a CDN), installs ``/tether/tether.zip`` (this very
-  ``tether`` package, zipped when the server starts) and connects back to ``/ws``;
+  ``tether`` package, and the page's own packages listed as ``packages=``, zipped when the
+  server starts) into the page's ``site-packages`` and connects back to ``/ws``;
 * ``/ws`` the Tether endpoint (``server.ws_url``). Native clients may use it too:
   ``tether.connect(server.ws_url)``.
 
@@ -29,13 +30,16 @@ This module needs ``aiohttp`` (``pip install 'tether[web]'``), chosen because it
 from __future__ import annotations
 
 import asyncio
+import importlib
 import io
 import logging
 import os
+import sys
 import zipfile
-from collections.abc import Generator, Iterable
+from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from ssl import SSLContext
+from types import ModuleType
 from typing import Any
 from urllib.parse import urlencode
 
@@ -44,15 +48,13 @@ try:
 except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tether.web needs aiohttp: pip install 'tether[web]' (or pip install aiohttp)") from exc
 
-from ..access import AccessPolicy
 from ..admission import SUBPROTOCOL, Admission, offered_subprotocols, own_origins, tls_server_context
 from ..aio.session import AsyncPeer, serve_connection
 from ..exceptions import ConnectionLost, UsageError
-from ..limits import Limits
-from ..protocol import DEFAULT_MAX_FRAME_SIZE
+from ..options import Options, resolve_options
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
 
-__all__ = ["PYODIDE_VERSION", "WebServer", "find_pyodide", "package_zip", "serve_web"]
+__all__ = ["PYODIDE_VERSION", "WebServer", "find_pyodide", "package_zip", "serve_web", "shipped_files"]
 
 log = logging.getLogger("tether")
 
@@ -60,6 +62,10 @@ PYODIDE_VERSION = "314.0.7"
 DEFAULT_WEB_PORT = 8765
 STATIC = Path(__file__).with_name("static")
 PACKAGE = Path(__file__).parents[1]
+# What serve_web(..., packages=...) ships at most (the files' total size): a page downloads it all.
+MAX_SHIPPED_BYTES = 32 * 1024 * 1024
+# Left out of shipped packages: bytecode and compiled extensions cannot run in the page.
+_NOT_SHIPPED_SUFFIXES = (".pyc", ".pyo", ".so", ".pyd", ".dylib", ".dll")
 
 # Explicit types: module scripts need a JavaScript type and WebAssembly.instantiateStreaming
 # needs application/wasm; the platform's mimetypes tables are not to be trusted for either.
@@ -101,8 +107,13 @@ def find_pyodide(pyodide_dir: str | os.PathLike[str] | None = None) -> Path:
     )
 
 
-def package_zip(package: Path = PACKAGE) -> bytes:
-    """Zip the ``tether`` package (sources only) for ``pyodide.unpackArchive`` in the page."""
+def package_zip(package: Path = PACKAGE, packages: Iterable[ModuleType | str] = ()) -> bytes:
+    """Zip the ``tether`` package (sources only), and the ``packages`` as :func:`serve_web`
+    ships them (see :func:`shipped_files`), for ``pyodide.unpackArchive`` in the page."""
+    return _zip(package, shipped_files(packages))
+
+
+def _zip(package: Path, shipped: Iterable[tuple[Path, str]]) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         for path in sorted(package.rglob("*")):
@@ -111,7 +122,107 @@ def package_zip(package: Path = PACKAGE) -> bytes:
                 continue
             if path.suffix in (".py", ".typed") or relative.parts[:2] == ("web", "static"):
                 archive.write(path, str(Path(package.name) / relative))
+        for path, name in shipped:
+            archive.write(path, name)
     return buffer.getvalue()
+
+
+def shipped_files(packages: Iterable[ModuleType | str]) -> list[tuple[Path, str]]:
+    """The files :func:`serve_web` ships to the page for ``packages=``: (file, name in the
+    page's ``site-packages``), for each top-level module or package, given as a module object
+    or as its name (imported here). Raises :class:`~tether.exceptions.UsageError` saying why
+    when one cannot be shipped: not importable, not top-level, part of the standard library,
+    not Python source on disk (built in, compiled, zipped, a namespace package), or more than
+    :data:`MAX_SHIPPED_BYTES` in all.
+
+    A module is its ``.py`` file; a package is every file in its folder and below, except
+    ``__pycache__``, names starting with ``.``, bytecode and compiled extensions, and symbolic
+    links leading out of the folder. ``tether`` itself is always shipped.
+    """
+    if isinstance(packages, (str, ModuleType)):
+        raise UsageError(f"packages= takes a list of modules or module names, not {packages!r}: packages=[...]")
+    shipped: list[tuple[Path, str]] = []
+    seen = {"tether"}
+    total = 0
+    for item in packages:
+        module = _top_level_module(item)
+        if module.__name__ in seen:
+            continue
+        seen.add(module.__name__)
+        for path, name in _module_files(module):
+            total += path.stat().st_size
+            shipped.append((path, name))
+    if total > MAX_SHIPPED_BYTES:
+        raise UsageError(
+            f"packages= would ship {total / 2**20:.1f} MiB to every page, more than the "
+            f"{MAX_SHIPPED_BYTES // 2**20} MiB allowed: list only the modules the page imports"
+        )
+    return shipped
+
+
+def _top_level_module(item: ModuleType | str) -> ModuleType:
+    if isinstance(item, ModuleType):
+        module = item
+    elif isinstance(item, str):
+        if not all(part.isidentifier() for part in item.split(".")):
+            raise UsageError(f"packages=: {item!r} is not a module name")
+        if "." in item:
+            raise _not_top_level(item)
+        try:
+            module = importlib.import_module(item)
+        except Exception as exc:
+            raise UsageError(
+                f"packages=: cannot import {item!r} to ship it to the page ({type(exc).__name__}: {exc}); "
+                "list modules importable here"
+            ) from exc
+    else:
+        raise UsageError(f"packages= takes modules or module names, not {item!r}")
+    name = module.__name__
+    if "." in name:
+        raise _not_top_level(name)
+    if name in sys.stdlib_module_names or name in sys.builtin_module_names:
+        raise UsageError(f"packages=: {name!r} is part of the standard library, which the page has already")
+    return module
+
+
+def _not_top_level(name: str) -> UsageError:
+    return UsageError(
+        f"packages= lists top-level modules and packages, which the page imports from its "
+        f"site-packages: list {name.partition('.')[0]!r} (all of it is shipped), not {name!r}"
+    )
+
+
+def _module_files(module: ModuleType) -> list[tuple[Path, str]]:
+    """(file, name in site-packages) of a top-level module or package, sources on disk only."""
+    name = module.__name__
+    file = getattr(module, "__file__", None)
+    path = Path(file) if file else None
+    if hasattr(module, "__path__"):  # a package
+        if path is None or path.name != "__init__.py" or not path.is_file():
+            what = "a namespace package (no __init__.py)" if path is None else f"not a package of source files ({file})"
+            raise UsageError(f"packages=: cannot ship {name!r} to the page: it is {what}")
+        return _folder_files(path.parent, name)
+    if path is None or path.suffix != ".py" or not path.is_file():
+        raise UsageError(
+            f"packages=: cannot ship {name!r} to the page: it is not a Python source file "
+            f"({file or 'built in'}); only pure-Python modules and packages run there"
+        )
+    return [(path, f"{name}.py")]
+
+
+def _folder_files(root: Path, name: str) -> list[tuple[Path, str]]:
+    resolved_root = root.resolve()
+    files: list[tuple[Path, str]] = []
+    for folder, dirs, names in os.walk(root):  # never into symbolically linked folders
+        dirs[:] = sorted(d for d in dirs if d != "__pycache__" and not d.startswith("."))
+        for file_name in sorted(names):
+            path = Path(folder) / file_name
+            if file_name.startswith(".") or file_name.endswith(_NOT_SHIPPED_SUFFIXES) or not path.is_file():
+                continue
+            if path.is_symlink() and not path.resolve().is_relative_to(resolved_root):
+                continue  # a link out of the package: not part of it
+            files.append((path, f"{name}/{path.relative_to(root).as_posix()}"))
+    return files
 
 
 class WebSocketTransport:
@@ -168,8 +279,10 @@ class WebServer:
         origins: Iterable[str] | None = None,
         ssl: SSLContext | None = None,
         keepalive: float | None = 20.0,
+        shipped: Sequence[tuple[Path, str]] = (),
     ) -> None:
         self._root = root
+        self._shipped = list(shipped)
         self._keepalive = keepalive
         self._token = token
         self._origins = origins
@@ -193,7 +306,7 @@ class WebServer:
 
     async def start(self) -> WebServer:
         self._closed = asyncio.Event()
-        self._zip = package_zip()
+        self._zip = _zip(PACKAGE, self._shipped)
         app = web.Application()
         app.router.add_get("/", self._index)
         app.router.add_get("/index.html", self._index)
@@ -323,20 +436,10 @@ def serve_web(
     port: int = DEFAULT_WEB_PORT,
     *,
     pyodide_dir: str | os.PathLike[str] | None = None,
-    trusted: bool = False,
-    policy: AccessPolicy | None = None,
-    send_tracebacks: bool = False,
-    max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-    timeout: float | None = None,
-    run_sync_in_threads: bool = True,
-    accept_code: bool = False,
-    passing: dict[type, str] | None = None,
-    limits: Limits | None = None,
-    token: str | None = None,
-    origins: Iterable[str] | None = None,
-    ssl: SSLContext | None = None,
-    keepalive: float | None = 20.0,
     index: str | os.PathLike[str] | None = None,
+    packages: Iterable[ModuleType | str] = (),
+    options: Options | None = None,
+    **kwargs: Any,
 ) -> WebServer:
     """Serve the Tether page and endpoint for ``root`` on ``http://host:port/``; await it or
     use ``async with``.
@@ -348,31 +451,38 @@ def serve_web(
     ``token``: a secret every page and client must give; pages get it from the fragment of
     :attr:`WebServer.page_url` (``#token=...``). ``origins``: the browser origins admitted
     besides this server's own pages (default: only its own). ``ssl``: an ``ssl.SSLContext``
-    to serve ``https://`` and ``wss://``. Other options are those of :func:`tether.aio.serve`.
+    to serve ``https://`` and ``wss://``. The options are those of :class:`tether.Options`
+    (as keywords or ``options=``), as for :func:`tether.aio.serve`.
+
+    ``packages``: the page's own Python code, shipped with ``tether`` in ``/tether/tether.zip``
+    and unpacked into the page's ``site-packages`` before its main runs, so the page imports
+    it as usual (name it in ``<meta name="tether-main" content="mypkg.page:main">`` to run it
+    instead of the default main). List top-level modules and packages, as module objects or
+    names (``packages=[mypkg]`` or ``["mypkg"]``); a package is shipped whole, its folder's
+    files except caches, hidden files and compiled extensions (see :func:`shipped_files`).
+    They must be pure Python that runs in Pyodide. They are checked and listed now: a name
+    that does not import, or that cannot be shipped, raises
+    :class:`~tether.exceptions.UsageError` here. Only what is listed here is shipped (nothing
+    a peer or a request says chooses a file), but it is served to anyone who can load the
+    page, like the page itself (no token guards it): keep secrets out of those folders.
     """
-    options = dict(
-        policy=policy,
-        passing=passing,
-        limits=limits,
-        trusted=trusted,
-        send_tracebacks=send_tracebacks,
-        max_frame_size=max_frame_size,
-        timeout=timeout,
-        run_sync_in_threads=run_sync_in_threads,
-        accept_code=accept_code,
-    )
+    o = resolve_options("tether.web.serve_web", True, "web", options, kwargs)
+    if o.transport:
+        raise UsageError("serve_web() takes no transport= (its WebSockets are aiohttp's)")
     page = None if index is None else Path(index)
     if page is not None and not page.is_file():
         raise UsageError(f"no page to serve at {page}")
+    shipped = shipped_files(packages)
     return WebServer(
         root,
         host,
         port,
         find_pyodide(pyodide_dir),
-        options,
+        {**o.session(serving=True), "run_sync_in_threads": o.run_sync_in_threads},
         page,
-        token=token,
-        origins=origins,
-        ssl=ssl,
-        keepalive=keepalive,
+        token=o.token,
+        origins=o.origins,
+        ssl=o.ssl,
+        keepalive=o.keepalive,
+        shipped=shipped,
     )

@@ -1,5 +1,6 @@
 // Boot script of a Tether page: load Pyodide from this server's /pyodide/ folder (never a CDN),
-// install the `tether` package served as /tether/tether.zip, then connect back to /ws.
+// install the `tether` package and the page's own packages (serve_web's packages=), served
+// together as /tether/tether.zip, then connect back to /ws.
 //
 // Query parameters: ?boot=0 loads nothing (call window.tetherBoot() yourself);
 // ?connect=0 boots Python but does not connect (run your own code with window.pyodide).

@@ -1,19 +1,13 @@
-"""``python -m tether demo``: the browser demo, or with ``--native`` the two-process demo.
+"""``python -m tether_demo --native`` (``tether demo --native``): the two-process demo.
 
-``make demo`` runs ``python -m tether demo``: this process serves a page on
-http://127.0.0.1:8765/ whose Python (Pyodide) messages this process's objects and back; on a
-machine with no display it runs the page in headless Chromium itself and prints the
-transcript, then serves on. See :mod:`tether.webdemo`.
-
-``python -m tether demo --native`` starts ``tether serve tether.demo:make_library`` in a child
-process, connects to it exposing a :class:`Console` of its own, and prints what happens on both
-sides: calls each way, a live object by reference, nested calls bouncing between the two
-processes, and a remote error with its remote traceback.
+It starts ``tether serve tether_demo.native:make_library`` in a child process, connects to it
+exposing a :class:`Console` of its own, and prints what happens on both sides: calls each way,
+a live object by reference, nested calls bouncing between the two processes, and a remote
+error with its remote traceback.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import subprocess
 import sys
@@ -88,46 +82,11 @@ def _forward(stream: Any) -> None:
         sys.stdout.flush()
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of ``tether demo``."""
-    parser.add_argument(
-        "--port", type=int, default=None, help="port (default 8765; with --native any free one; 0 picks a free one)"
-    )
-    parser.add_argument("--once", action="store_true", help="exit after the scripted conversation")
-    browser = parser.add_mutually_exclusive_group()
-    browser.add_argument(
-        "--headless", action="store_true", help="run the page in headless Chromium even on a machine with a display"
-    )
-    browser.add_argument(
-        "--no-browser", action="store_true", help="do not start Chromium: wait for you to open the page"
-    )
-    parser.add_argument(
-        "--native", action="store_true", help="the native demo instead: a server process and a client process"
-    )
-
-
-def run(args: argparse.Namespace) -> int:
-    """Run the demo the parsed options ask for."""
-    if args.native:
-        return native_main(port=args.port or 0)
-    from .webdemo import DEFAULT_PORT
-    from .webdemo import main as web_main
-
-    port = DEFAULT_PORT if args.port is None else args.port
-    return web_main(port, headless=args.headless, no_browser=args.no_browser, once=args.once)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tether demo", description=__doc__.split("\n\n")[0])
-    add_arguments(parser)
-    return run(parser.parse_args(argv))
-
-
-def native_main(port: int = 0) -> int:
+def main(port: int = 0) -> int:
     """The native demo: a server process and this process message each other's objects."""
     import tether
 
-    cmd = [sys.executable, "-m", "tether", "serve", "tether.demo:make_library", "--port", str(port), "--tracebacks"]
+    cmd = [sys.executable, "-m", "tether", "serve", "tether_demo.native:make_library", "--port", str(port), "--tracebacks"]
     print(f"$ {' '.join(cmd[2:])}", flush=True)
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     try:

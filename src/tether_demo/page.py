@@ -1,11 +1,13 @@
-"""The Python program of the demo page (``demo.html``), run in the browser by Pyodide.
+"""The Python program of the demo page (``demo.html``), run in the browser by Pyodide: the
+page names :func:`main` in its ``<meta name="tether-main">``, and the server ships this package
+to the page (``serve_web(..., packages=[tether_demo])``).
 
 It connects back to the native peer that served the page, exposing a :class:`DemoPage` (the
 DOM, plus the methods below), and lists every message of the connection in the page. Its
 methods use the async face (``await library.add(3, 4)``), which works in every browser; plain
 ``def`` code could block for answers instead, through JSPI, where the browser has it.
 
-The native side's half is ``tether/webdemo.py``.
+The native side's half is :mod:`tether_demo.web`.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from tether.aio.session import open_async_session
 from tether.browser import page as tether_page
 from tether.browser.session import BrowserSession, page_ws_url
 from tether.browser.transport import BrowserTransport
-from tether.webdemo import Entry, Trace
+from tether.trace import Entry, Trace
+
+from . import UNTRACED
 
 
 class PageLog:
@@ -154,7 +158,7 @@ async def main() -> Any:
     """Connect back to the server that served the page, tracing every message into the panel.
 
     ``tether.aio.connect(root=page)`` is all a page needs to connect; the demo opens the
-    session itself only to attach its :class:`~tether.webdemo.Trace` before the first frame.
+    session itself only to attach its :class:`~tether.trace.Trace` before the first frame.
     """
     log = PageLog(js.document)
     page = DemoPage(log)
@@ -163,7 +167,7 @@ async def main() -> Any:
     class TracedSession(BrowserSession):
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            trace = Trace(self, "page", "native", log.message)
+            trace = Trace(self, "page", "native", log.message, quiet=UNTRACED)
             trace.name(page, "page")
             trace.name(page.document, "document")
             traces.append(trace)

@@ -1,8 +1,8 @@
 """Headless Chromium for pages that run Tether: which binary, which flags, and a route guard
 that keeps a page on one host.
 
-Used by ``tether demo``, the browser tests and the browser benchmark. Playwright drives
-Debian's Chromium through ``executable_path``; nothing here downloads a browser.
+Used by the demo (``tether demo``), the browser tests and the browser benchmark. Playwright
+drives Debian's Chromium through ``executable_path``; nothing here downloads a browser.
 """
 
 from __future__ import annotations

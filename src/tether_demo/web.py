@@ -1,9 +1,10 @@
 """The browser demo of ``make demo``: this process and a web page message each other's objects.
 
-``python -m tether demo`` serves ``web/static/demo.html`` on http://127.0.0.1:8765/ (the page
-and the Tether WebSocket on one port, see :mod:`tether.web`). The page boots Python (Pyodide)
-and runs its program, ``web/static/demo_page.py`` (through :func:`page_main`), which connects
-back exposing the DOM and a few methods of its own. Each page that connects gets a
+``python -m tether_demo`` serves ``demo.html`` on http://127.0.0.1:8765/ (the page and the
+Tether WebSocket on one port, see :mod:`tether.web`), with this package shipped to the page
+(``serve_web(..., packages=[tether_demo])``). The page boots Python (Pyodide) and runs its
+program, :mod:`tether_demo.page` (its ``<meta name="tether-main">``), which connects back
+exposing the DOM and a few methods of its own. Each page that connects gets a
 :class:`Library` as the native side's root, and asks for a scripted :class:`Conversation`:
 
 1. the native side edits the page through a proxy to ``js.document``, and reads it back;
@@ -11,14 +12,11 @@ back exposing the DOM and a few methods of its own. Each page that connects gets
 3. a nested call: native -> page -> native -> page -> native -> page, each waiting for the next;
 4. remote errors both ways, with the remote traceback.
 
-Both sides trace every message they send and receive (:class:`Trace`): the native side prints
-its trace in the terminal, the page lists its own in the page. Without a display the demo
-runs the page itself in headless Chromium (Playwright, Debian's ``/usr/bin/chromium``), prints
-the transcript, and keeps serving for anyone who opens the URL.
-
-This module is also imported inside the page (the whole ``tether`` package is), so only the
-standard library is imported at module level: ``aiohttp`` and ``playwright`` natively, when
-used, and ``js`` never.
+Both sides trace every message they send and receive (:class:`tether.trace.Trace`): the native
+side prints its trace in the terminal, the page lists its own in the page. Without a display
+the demo runs the page itself in headless Chromium (Playwright, Debian's ``/usr/bin/chromium``),
+prints the transcript, and keeps serving for anyone who opens the URL. ``aiohttp`` and
+``playwright`` are imported when used.
 """
 
 from __future__ import annotations
@@ -30,296 +28,20 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 from urllib.parse import urlsplit
 
-from .exceptions import ConnectionLost, RemoteError
+import tether_demo
+from tether.exceptions import ConnectionLost, RemoteError, UsageError
+from tether.trace import Entry, Trace, exception_text, without_tether_frames
+
+from . import UNTRACED
 from .headless import CHROMIUM, CHROMIUM_ARGS, async_host_guard
-from .proxy import _state, is_proxy
 
 DEFAULT_PORT = 8765
-PAGE = Path(__file__).with_name("web") / "static" / "demo.html"
+PAGE = Path(__file__).with_name("demo.html")
 HEADLESS_TIMEOUT = 75.0  # seconds for Chromium to start, boot Pyodide and finish the conversation
-
-# -- the message trace (both sides) ---------------------------------------------------------------
-
-
-class Entry(NamedTuple):
-    """One traced message: ``sent`` or ``received`` by this side."""
-
-    direction: str  # "sent" | "received"
-    exchange: str  # "N7": the native side's 7th call (its answer has the same label); "" one-way
-    kind: str  # "call" | "answer" | "error"
-    text: str
-    depth: int  # how many calls were waiting for answers: nesting
-    traceback: str | None = None
-
-
-# Messages that are the demo's own commentary (section titles shown in the page) and the
-# garbage collector's batched releases: not part of the conversation, so not traced.
-QUIET = frozenset({"note", "release"})
-
-
-class Trace:
-    """Readable :class:`Entry` records of every message a session sends and receives.
-
-    It wraps the session's protocol object (``encode_call``, ``encode_answer``,
-    ``encode_error`` and ``receive``), so it must be made before the session reads its first
-    frame. ``me`` and ``peer`` name the two sides; a call is labelled with the caller's initial
-    and how many calls it has made (traced ones: both sides skip the same ones), so both
-    sides give it the same label, and so does its answer. Values are shown without sending a
-    single message: a proxy by the name given with :meth:`name`, by the expression that
-    fetched it, or by its class and key.
-    """
-
-    def __init__(self, session: Any, me: str, peer: str, emit: Callable[[Entry], None]) -> None:
-        self.protocol = protocol = session.protocol
-        self.emit = emit
-        self._me, self._peer = me[:1].upper(), peer[:1].upper()
-        self._calls = {"sent": 0, "received": 0}
-        self._labels: dict[bytes, str] = {}  # exchange id -> label, until answered
-        self._open: set[bytes] = set()  # calls sent or received, not answered yet
-        self._quiet: set[bytes] = set()
-        self._fetches: dict[bytes, str] = {}  # calls sent: answer proxies are named after them
-        self._remote: dict[int, str] = {}  # the peer's object key -> label
-        self._local: dict[int, tuple[object, str]] = {}  # id -> (object, label)
-        self._lock = threading.Lock()
-        encode_call, encode_answer, encode_error = protocol.encode_call, protocol.encode_answer, protocol.encode_error
-        receive = protocol.receive
-
-        def traced_call(
-            receiver: int,
-            selector: str,
-            args: Any,
-            kwargs: Any = None,
-            one_way: bool = False,
-            on_behalf: bytes | None = None,
-        ) -> tuple[bytes | None, bytes]:
-            exchange_id, frame = encode_call(receiver, selector, args, kwargs, one_way, on_behalf)
-            self._sent_call(exchange_id, receiver, selector, args, kwargs or {})
-            return exchange_id, frame
-
-        def traced_answer(exchange_id: bytes, value: object) -> bytes:
-            frame = encode_answer(exchange_id, value)
-            if frame[:4] == _ANSWER_TAG:  # else encode_error ran (and traced) instead
-                self._answer("sent", exchange_id, "answer", f"= {self.show(value)}")
-            return frame
-
-        def traced_error(exchange_id: bytes, exc: BaseException) -> bytes:
-            self._answer("sent", exchange_id, "error", f"raised {_exception_text(exc)}")
-            return encode_error(exchange_id, exc)  # type: ignore[no-any-return]
-
-        def traced_receive(data: bytes) -> list[Any]:
-            events = receive(data)
-            for event in events:
-                self._received(event)
-            return events  # type: ignore[no-any-return]
-
-        setattr(protocol, "encode_call", traced_call)  # noqa: B010
-        setattr(protocol, "encode_answer", traced_answer)  # noqa: B010
-        setattr(protocol, "encode_error", traced_error)  # noqa: B010
-        setattr(protocol, "receive", traced_receive)  # noqa: B010
-
-    # -- naming -------------------------------------------------------------------------------
-
-    def name(self, obj: Any, label: str) -> Any:
-        """Show ``obj`` (a proxy or a local object) as ``label`` from now on; return it."""
-        if is_proxy(obj):
-            self._remote[_state(obj).key] = label
-        else:
-            self._local[id(obj)] = (obj, label)
-        return obj
-
-    def label(self, obj: Any) -> str:
-        if is_proxy(obj):
-            state = _state(obj)
-            known = self._remote.get(state.key)
-            if known is None:
-                name = state.info.qualname if state.info else "object"
-                known = self._remote[state.key] = f"{name}#{state.key}"
-            return known
-        if obj is self.protocol.tether:
-            return "tether"
-        entry = self._local.get(id(obj))
-        if entry is not None and entry[0] is obj:
-            return entry[1]
-        return _local_label(obj)
-
-    def show(self, value: Any, depth: int = 0) -> str:
-        """A short, readable form of ``value`` that sends no message."""
-        if is_proxy(value):
-            return f"<{self.label(value)}>"
-        kind = type(value)
-        if value is None or kind in (bool, int, float, complex):
-            return repr(value)
-        if kind is str:
-            return repr(value if len(value) <= 60 else value[:57] + "...")
-        if kind is bytes:
-            return f"<{len(value)} bytes>"
-        if kind in (list, tuple, set, frozenset, dict):
-            if depth >= 2:
-                return "[...]" if kind is list else "(...)" if kind is tuple else "{...}"
-            items = list(value.items() if kind is dict else value)
-            shown = [
-                f"{self.show(k, depth + 1)}: {self.show(v, depth + 1)}" if kind is dict else self.show(k, depth + 1)
-                for k, v in (items[:6] if kind is dict else [(i, None) for i in items[:6]])
-            ]
-            if len(items) > 6:
-                shown.append(f"... {len(items) - 6} more")
-            inner = ", ".join(shown)
-            if kind is list:
-                return f"[{inner}]"
-            if kind is tuple:
-                return f"({inner}{',' if len(items) == 1 else ''})"
-            if kind is dict:
-                return f"{{{inner}}}"
-            return f"{kind.__name__}({{{inner}}})" if items else f"{kind.__name__}()"
-        if isinstance(value, BaseException):
-            return _exception_text(value)
-        return f"<{self.label(value)}>"
-
-    def call_text(self, receiver: str, selector: str, args: Any, kwargs: dict[str, Any]) -> str:
-        if selector == "__getattribute__" and len(args) == 1 and not kwargs:
-            return f"{receiver}.{args[0]}"
-        if selector == "__setattr__" and len(args) == 2 and not kwargs:
-            return f"{receiver}.{args[0]} = {self.show(args[1])}"
-        shown = ", ".join([self.show(a) for a in args] + [f"{k}={self.show(v)}" for k, v in kwargs.items()])
-        if selector == "__call__":
-            return f"{receiver}({shown})"
-        if selector == "__getitem__" and len(args) == 1:
-            return f"{receiver}[{shown}]"
-        return f"{receiver}.{selector}({shown})"
-
-    # -- events ---------------------------------------------------------------------------------
-
-    def _label_call(self, direction: str, exchange_id: bytes | None) -> str:
-        self._calls[direction] += 1
-        label = f"{self._me if direction == 'sent' else self._peer}{self._calls[direction]}"
-        if exchange_id is not None:
-            self._labels[exchange_id] = label
-        return label
-
-    def _sent_call(self, exchange_id: bytes | None, receiver: int, selector: str, args: Any, kwargs: Any) -> None:
-        with self._lock:
-            if selector in QUIET:
-                if exchange_id is not None:
-                    self._quiet.add(exchange_id)
-                return
-            tether = receiver == self.protocol.peer_tether_key
-            target = "tether" if tether else self._remote.get(receiver, f"#{receiver}")
-            text = self.call_text(target, selector, args, kwargs)
-            depth = len(self._open)
-            label = self._label_call("sent", exchange_id)
-            if exchange_id is not None and not tether:
-                self._open.add(exchange_id)
-                if "<" not in text and len(text) <= 40:
-                    self._fetches[exchange_id] = text
-        self.emit(Entry("sent", label, "call", text, depth))
-
-    def _answer(self, direction: str, exchange_id: bytes, kind: str, text: str, tb: str | None = None) -> None:
-        with self._lock:
-            if exchange_id in self._quiet:
-                self._quiet.discard(exchange_id)
-                return
-            self._open.discard(exchange_id)
-            depth = len(self._open)
-            label = self._labels.pop(exchange_id, "?")
-        self.emit(Entry(direction, label, kind, text, depth, tb))
-
-    def _received(self, event: Any) -> None:
-        from .protocol import AnswerReceived, ErrorReceived, Incoming
-
-        kind = type(event)
-        if kind is Incoming:
-            message = event.message
-            eid = message.exchange_id
-            with self._lock:
-                if message.selector in QUIET:
-                    if eid is not None:
-                        self._quiet.add(eid)
-                    return
-                text = self.call_text(self.label(message.receiver), message.selector, message.args, message.kwargs)
-                depth = len(self._open)
-                label = self._label_call("received", eid)
-                if eid is not None and message.receiver is not self.protocol.tether:
-                    self._open.add(eid)
-            self.emit(Entry("received", label, "call", text, depth))
-        elif kind is AnswerReceived:
-            value = event.value
-            fetched = self._fetches.pop(event.exchange_id, None)
-            if fetched is not None and is_proxy(value) and _state(value).key not in self._remote:
-                self._remote[_state(value).key] = fetched
-            self._answer("received", event.exchange_id, "answer", f"= {self.show(value)}")
-        elif kind is ErrorReceived:
-            error = event.error
-            self._fetches.pop(event.exchange_id, None)
-            tb = getattr(error, "remote_traceback", None)
-            tb = without_tether_frames(tb) if tb else None
-            self._answer("received", event.exchange_id, "error", f"raised {_exception_text(error)}", tb)
-
-
-_ANSWER_TAG = (0x2000001D).to_bytes(4, "big")
-
-
-def without_tether_frames(traceback: str | None) -> str:
-    """A remote traceback without the frames of Tether's runtime, and without ``^^^`` lines.
-
-    Tether leaves its own frames out of the tracebacks it sends unless no other frame would
-    remain, and the demo's code lives in the ``tether`` package, so here they come along.
-    When the error was raised in Tether's code (a JavaScript error thrown by a call it made),
-    the last frame stays: the call that raised.
-    """
-    if not traceback:
-        return "(none)"
-    head: list[str] = []
-    frames: list[list[str]] = []
-    tail: list[str] = []
-    for line in traceback.rstrip().splitlines():
-        if line.strip() and not line.strip().strip("^~"):
-            continue
-        if line.startswith('  File "'):
-            frames.append([line])
-        elif line.startswith("    ") and frames and not tail:
-            frames[-1].append(line)
-        elif frames:
-            tail.append(line)
-        else:
-            head.append(line)
-
-    def ours(frame: list[str]) -> bool:
-        path = frame[0].split('"')[1].replace("\\", "/")
-        return "/tether/" not in path or path.endswith(("/webdemo.py", "/demo_page.py"))
-
-    kept = [frame for frame in frames if ours(frame)] or frames[-1:]
-    return "\n".join(head + [line for frame in kept for line in frame] + tail)
-
-
-def _exception_text(exc: BaseException) -> str:
-    if isinstance(exc, RemoteError):
-        return f"{exc.remote_type}: {exc.message}"
-    text = str(exc) if not isinstance(exc, KeyError) else repr(exc.args[0]) if exc.args else ""
-    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
-
-
-def _local_label(obj: Any) -> str:
-    """A name for a local object; for a JavaScript object (in the page) its id, tag or kind."""
-    kind = type(obj)
-    if kind.__module__.startswith("pyodide"):
-        try:
-            if str(obj.typeof) == "function":
-                return str(obj.name)
-            if getattr(obj, "id", None):
-                return f"#{obj.id}"
-            tag = getattr(obj, "tagName", None)
-            if tag:
-                return str(tag).lower()
-            return str(obj.constructor.name)
-        except Exception:
-            return "JavaScript object"
-    return getattr(obj, "__name__", None) or kind.__name__
-
 
 # -- the native side ----------------------------------------------------------------------------
 
@@ -396,7 +118,7 @@ class Conversation:
         self.number = number
         self.tag = "" if number == 1 else f"[page {number}]"
         self.say(f"page {number} connected ({peer.url}); the native side's view of each message:")
-        self.trace = Trace(peer.session, "native", "page", self._message)
+        self.trace = Trace(peer.session, "native", "page", self._message, quiet=UNTRACED)
         self.library = self.trace.name(Library(self), "library")
         self.page: Any = None
         self._running = threading.Lock()
@@ -424,7 +146,7 @@ class Conversation:
         except Exception as exc:
             import traceback
 
-            self.say(f"the conversation with page {self.number} failed: {_exception_text(exc)}")
+            self.say(f"the conversation with page {self.number} failed: {exception_text(exc)}")
             for line in traceback.format_exc().rstrip().splitlines():
                 self.say(f"  {line}")
         finally:
@@ -602,16 +324,17 @@ async def serve_demo(port: int, headless: bool, no_browser: bool, once: bool) ->
     terminal = Terminal()
     say = terminal.line
     try:
-        from .web import serve_web
+        from tether.web import serve_web
     except ImportError as exc:
         say(f"tether demo: the browser demo needs aiohttp (pip install 'tether[web]'): {exc}")
         say("  python -m tether demo --native runs the native demo (two processes) without it")
         return 2
-    from .exceptions import UsageError
 
     demo = Demo(terminal)
     try:
-        server = serve_web(demo.root_for, "127.0.0.1", port, send_tracebacks=True, index=PAGE)
+        server = serve_web(
+            demo.root_for, "127.0.0.1", port, send_tracebacks=True, index=PAGE, packages=[tether_demo]
+        )
     except UsageError as exc:
         say(f"tether demo: {exc}")
         say("  python -m tether demo --native runs the native demo (two processes) without it")
@@ -643,7 +366,7 @@ async def serve_demo(port: int, headless: bool, no_browser: bool, once: bool) ->
             if isinstance(ok, TimeoutError):
                 say(f"tether demo: the headless page did not finish within {HEADLESS_TIMEOUT:.0f} s")
             elif isinstance(ok, BaseException):
-                say(f"tether demo: running the page in headless Chromium failed: {_exception_text(ok)}")
+                say(f"tether demo: running the page in headless Chromium failed: {exception_text(ok)}")
             elif ok is None:
                 say(f"  open {server.url} in a browser to see the demo")
             if ok is None:  # no browser to run the page in: with --once, nothing was shown
@@ -688,24 +411,3 @@ async def _until(stop: asyncio.Event, awaitable: Any) -> tuple[bool, Any]:
 
 def main(port: int = DEFAULT_PORT, headless: bool = False, no_browser: bool = False, once: bool = False) -> int:
     return asyncio.run(serve_demo(port, headless, no_browser, once))
-
-
-# -- the page side (runs in Pyodide) ------------------------------------------------------------
-
-
-async def page_main() -> Any:
-    """The demo page's entry point (its ``<meta name="tether-main">``): run ``demo_page.py``.
-
-    The page's program is a module of its own, ``demo_page``, not part of ``tether``: the
-    browser session tells the async face from the sync face by the first frame outside
-    ``tether`` (see :func:`tether.browser.session.in_async_code`), so page code must not be
-    a ``tether`` module.
-    """
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("demo_page", PAGE.with_name("demo_page.py"))
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["demo_page"] = module
-    spec.loader.exec_module(module)
-    return await module.main()
