@@ -3,6 +3,7 @@ its session from websockets' own receiving thread (no reader thread, no queue)."
 
 from __future__ import annotations
 
+import mmap
 import threading
 from typing import Any
 
@@ -85,13 +86,45 @@ class _Pushing:
         return describe_peer_close(rcvd.code, rcvd.reason)
 
 
+class _ExactRecv:
+    """A connection's socket whose ``recv`` returns a bytes object of exactly the size received.
+
+    ``websockets.sync`` reads with ``socket.recv(65536)``, which makes CPython allocate 64 KiB
+    with glibc's malloc and shrink it to what arrived: done for every message, from every
+    connection's thread, that fragments glibc's heaps, and a long-running server's RSS creeps up
+    with free memory glibc keeps (+14% over a million calls; ``docs/benchmarks.md``, "Load and
+    soak"). Here the data is read into a buffer the connection owns and copied out at its size
+    (a small message then comes from Python's own allocator). One reader thread per connection
+    calls ``recv``, so one buffer is enough. Everything else is the socket's own."""
+
+    __slots__ = ("_recv_into", "_size", "_sock", "_view")
+
+    def __init__(self, sock: Any, size: int = 65536) -> None:
+        self._sock = sock
+        self._size = size
+        # An anonymous mapping: only the pages that data reaches become resident (a bytearray
+        # is zero-filled: 64 KiB resident per connection from the start).
+        self._view = memoryview(mmap.mmap(-1, size))
+        self._recv_into = getattr(sock, "recv_into", None)
+
+    def recv(self, bufsize: int, flags: int = 0) -> bytes:
+        if self._recv_into is None or bufsize > self._size:
+            return self._sock.recv(bufsize, flags)  # type: ignore[no-any-return]
+        view = self._view
+        n = self._recv_into(view[:bufsize], bufsize, flags)
+        return bytes(view[:n])
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
 class PushingClientConnection(_Pushing, ClientConnection):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         self._init_push()
-        super().__init__(*args, **kwargs)
+        super().__init__(_ExactRecv(sock), *args, **kwargs)  # type: ignore[arg-type]
 
 
 class PushingServerConnection(_Pushing, ServerConnection):
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
         self._init_push()
-        super().__init__(*args, **kwargs)
+        super().__init__(_ExactRecv(sock), *args, **kwargs)  # type: ignore[arg-type]
