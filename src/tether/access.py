@@ -41,14 +41,7 @@ from typing import Any
 from . import exceptions as _exceptions
 from .exceptions import AccessDenied, EncodeError
 
-__all__ = [
-    "SAFE_ATTRIBUTES",
-    "AccessPolicy",
-    "is_application_class",
-    "is_registered",
-    "refused_type",
-    "register",
-]
+__all__ = ["CONTAINER_TYPES", "SAFE_ATTRIBUTES", "STDLIB", "AccessPolicy", "is_application_class", "is_registered", "reachable_names", "refused_object", "refused_type", "register"]
 
 # Attributes that any peer may read even though they start with an underscore.
 SAFE_ATTRIBUTES = frozenset({"__doc__", "__name__", "__qualname__", "__module__"})

@@ -23,14 +23,7 @@ from .exceptions import UsageError
 if TYPE_CHECKING:  # ssl is an optional package in Pyodide: the page never needs it
     from ssl import SSLContext
 
-__all__ = [
-    "CLOSE_FORBIDDEN_ORIGIN",
-    "CLOSE_UNAUTHORIZED",
-    "SUBPROTOCOL",
-    "Admission",
-    "client_subprotocols",
-    "select_subprotocol",
-]
+__all__ = ["CLOSE_FORBIDDEN_ORIGIN", "CLOSE_UNAUTHORIZED", "FORBIDDEN_ORIGIN_REASON", "REFUSAL_CODES", "SUBPROTOCOL", "TOKEN_PREFIX", "UNAUTHORIZED_REASON", "Admission", "client_subprotocols", "offered_subprotocols", "own_origins", "select_subprotocol", "tls_server_context"]
 
 SUBPROTOCOL = "tether"
 TOKEN_PREFIX = "tether.token."

@@ -48,6 +48,23 @@ from typing import Any
 
 from .exceptions import EncodeError, ProtocolError
 
+__all__ = [
+    "STDLIB",
+    "Kind",
+    "by_value_class",
+    "class_record",
+    "copy_kind",
+    "define_class",
+    "define_function",
+    "fingerprint",
+    "function_record",
+    "global_names",
+    "importable_name",
+    "resolve_name",
+    "source_of",
+    "value_kind",
+]
+
 STDLIB = frozenset(sys.stdlib_module_names) | {"builtins"}
 
 

@@ -25,6 +25,11 @@ from typing import Any
 from . import __version__
 from .websocket import DEFAULT_PORT
 
+__all__ = [
+    "cmd_demo", "cmd_serve", "cmd_shell", "load_object", "main", "read_token", "server_options",
+    "server_ssl",
+]
+
 
 def load_object(spec: str) -> Any:
     """Import ``MODULE:OBJECT`` (the object part may be dotted) and return the object."""

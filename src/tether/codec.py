@@ -51,6 +51,19 @@ from .words import (  # noqa: F401 - the words are part of the codec's interface
 )  # fmt: skip
 # isort: on
 
+__all__ = [
+    "LITERAL_TYPES",
+    "Decoder",
+    "Encoder",
+    "Reader",
+    "decode_value",
+    "encode_value",
+    "register_reader",
+    "write_bytes",
+    "write_int",
+    "write_str",
+]
+
 _MODULE_TYPE = _ModuleType
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from .access import SAFE_ATTRIBUTES, AccessPolicy
 
-__all__ = ["OPERATIONS", "SAFE_ATTRIBUTES", "AccessPolicy", "class_specials", "perform", "python_name"]
+__all__ = ["ATTRIBUTE_OPERATIONS", "BINARY_SELECTORS", "OBJECT_SPECIALS", "OPERATIONS", "SAFE_ATTRIBUTES", "AccessPolicy", "class_specials", "perform", "python_name"]
 
 _BINARY = {
     "add": operator.add,

@@ -18,6 +18,8 @@ from typing import Any
 from .codec import KEY_LIMIT, ClassInfo
 from .exceptions import EncodeError, ProtocolError
 
+__all__ = ["TETHER_KEY", "ExportTable", "ImportTable"]
+
 TETHER_KEY = 0
 
 

@@ -45,6 +45,25 @@ from .codec import (
 from .exceptions import DecodeError, ProtocolError
 from .words import TAG_ON_BEHALF
 
+__all__ = [
+    "ID_SIZE",
+    "Answer",
+    "ErrorAnswer",
+    "Exposure",
+    "FrameBodyError",
+    "FrameKind",
+    "MessageSend",
+    "answer_bytes",
+    "error_answer_bytes",
+    "expect_end",
+    "exposure_bytes",
+    "message_send_bytes",
+    "new_id_source",
+    "parse_frame",
+    "read_exchange_id",
+    "register_frame_kind",
+]
+
 ID_SIZE = 16
 
 

@@ -27,7 +27,7 @@ from .exceptions import UsageError
 from .limits import Limits
 from .protocol import DEFAULT_MAX_FRAME_SIZE
 
-__all__ = ["DEFAULT_KEEPALIVE", "DEFAULT_MAX_FRAME_SIZE", "Options", "resolve_options"]
+__all__ = ["CONNECTING_ONLY", "DEFAULT_KEEPALIVE", "DEFAULT_MAX_FRAME_SIZE", "FACE_ONLY", "NAMES", "SERVING_ONLY", "Options", "resolve_options"]
 
 DEFAULT_KEEPALIVE = 20.0
 

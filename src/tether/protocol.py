@@ -68,6 +68,26 @@ from .tether_object import TetherObject
 from .transfer import ClassTransfer
 from .values import write_class_info
 
+__all__ = [
+    "CLOSE_PROTOCOL_ERROR",
+    "CLOSE_TOO_BIG",
+    "DEFAULT_MAX_FRAME_SIZE",
+    "VERSION",
+    "AnswerReceived",
+    "ErrorReceived",
+    "Event",
+    "Incoming",
+    "Observer",
+    "Opened",
+    "Protocol",
+    "Violation",
+    "class_info_for",
+    "error_parts",
+    "make_exception",
+    "register_exception",
+    "register_runtime_file",
+]
+
 VERSION = "0.1.0"
 _reading = threading.local()  # .active: this thread is decoding a frame
 _PROXY_COST = 768  # a proxy, its state, its weak reference and callback, its import-table entry

@@ -28,6 +28,12 @@ from typing import TYPE_CHECKING, Any
 from .codec import ClassInfo
 from .dispatch import OBJECT_SPECIALS, OPERATIONS
 
+__all__ = [
+    "AsyncRemoteIterator", "AsyncStream", "AwaitableProxy", "CallableAwaitableProxy", "CallableProxy",
+    "Proxy", "ProxyState", "RemoteIterator", "RemoteMethod", "describe", "fetch", "help", "is_proxy",
+    "make_proxy", "needs_await", "proxy_class",
+]
+
 if TYPE_CHECKING:
     from .session import BaseSession
 

@@ -26,6 +26,11 @@ from .exceptions import ConnectionLost
 from .session import is_factory
 from .sync.session import Peer, Session, open_session
 
+__all__ = [
+    "AsyncMemoryTransport", "MemoryTransport", "async_memory_pair", "async_pair", "memory_pair", "pair",
+    "run_in_thread",
+]
+
 _CLOSED = object()
 
 

@@ -30,6 +30,8 @@ from .codec import (
 from .exceptions import AccessDenied, DecodeError, ProtocolError
 from .limits import Limits
 
+__all__ = ["ClassTransfer"]
+
 log = logging.getLogger("tether")
 
 

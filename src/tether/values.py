@@ -39,6 +39,11 @@ from .codec import (
 )
 from .exceptions import DecodeError, EncodeError
 
+__all__ = [
+    "ByReference", "ByValue", "Named", "PlainReferences", "by_reference", "by_value", "global_value",
+    "register", "write_class_info",
+]
+
 
 class ByReference:
     """Wraps an object so that it travels by reference, even a list or dict (a live, shared

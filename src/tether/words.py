@@ -6,6 +6,52 @@ from __future__ import annotations
 
 import struct
 
+__all__ = [
+    "COMPACT_LIMIT",
+    "COMPACT_OBJECT",
+    "COMPACT_STRING",
+    "DEFAULT_MAX_DEPTH",
+    "KEY_LIMIT",
+    "MY_OBJECT_BASE",
+    "MY_OBJECT_END",
+    "SMALLINT_BASE",
+    "SMALLINT_LIMIT",
+    "TAG_ANSWER",
+    "TAG_ARRAY",
+    "TAG_BACKREF",
+    "TAG_BYTEARRAY",
+    "TAG_CLASS",
+    "TAG_CLASS_INFO",
+    "TAG_CLASS_INFO_REF",
+    "TAG_CLASS_REF",
+    "TAG_COMPLEX",
+    "TAG_DESCRIBED_REF",
+    "TAG_DICT",
+    "TAG_ELLIPSIS",
+    "TAG_ERROR_ANSWER",
+    "TAG_FALSE",
+    "TAG_FLOAT",
+    "TAG_FROZENSET",
+    "TAG_FUNCTION",
+    "TAG_INTEGER",
+    "TAG_KWARGS",
+    "TAG_MESSAGE",
+    "TAG_NAMED",
+    "TAG_NIL",
+    "TAG_OBJECT",
+    "TAG_ON_BEHALF",
+    "TAG_SET",
+    "TAG_SLICE",
+    "TAG_STRING",
+    "TAG_SYMBOL",
+    "TAG_TETHER",
+    "TAG_TRUE",
+    "TAG_TUPLE",
+    "TAG_UUID",
+    "TAG_YOUR_CLASS",
+    "ClassInfo",
+]
+
 # Words. The Caffeine Tether words first, then the Python extensions (0x201xxxxx).
 
 TAG_TRUE = 0x20000001

@@ -18,6 +18,8 @@ from typing import Any
 
 from .protocol import register_runtime_file
 
+__all__ = ["ReleaseFlusher", "WorkerPool", "worker_pool"]
+
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 
 

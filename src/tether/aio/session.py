@@ -39,6 +39,8 @@ from ..session import BaseSession, PeerBase, is_factory
 from ..session import describe_close as _describe_close
 from ..waiter import Waiter as _Waiter
 
+__all__ = ["THREADS", "AsyncPeer", "AsyncSession", "ConnectingBase", "open_async_session", "serve_connection"]
+
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 
 log = logging.getLogger("tether")

@@ -20,6 +20,8 @@ from typing import Any
 from ..aio.session import AsyncPeer
 from .session import connect
 
+__all__ = ["Page", "expose", "main"]
+
 peer: AsyncPeer | None = None
 """The connection :func:`main` opened (``None`` before it ran)."""
 

@@ -368,4 +368,4 @@ def connect(url: str | None = None, root: object = None, *, options: Options | N
     return Connecting(url, root, o)
 
 
-__all__ = ["BrowserSession", "Connecting", "can_block", "connect", "in_async_code", "page_ws_url"]
+__all__ = ["BlockingPeer", "BrowserSession", "Connecting", "can_block", "connect", "connect_blocking", "in_async_code", "open_browser_session", "page_token", "page_ws_url"]

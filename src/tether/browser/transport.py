@@ -23,6 +23,8 @@ from typing import Any
 
 from ..exceptions import ConnectionLost
 
+__all__ = ["HIGH_WATER", "BrowserTransport"]
+
 # What JS code may pass to WebSocket.close(): 1000 or 3000..4999 (others throw InvalidAccessError).
 _APP_CODES = range(3000, 5000)
 HIGH_WATER = 4 * 2**20

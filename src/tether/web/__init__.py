@@ -54,7 +54,7 @@ from ..exceptions import ConnectionLost, UsageError
 from ..options import Options, resolve_options
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
 
-__all__ = ["PYODIDE_VERSION", "WebServer", "find_pyodide", "package_zip", "serve_web", "shipped_files"]
+__all__ = ["CONTENT_TYPES", "DEFAULT_WEB_PORT", "MAX_SHIPPED_BYTES", "PACKAGE", "PYODIDE_VERSION", "STATIC", "WebServer", "WebSocketTransport", "find_pyodide", "package_zip", "serve_web", "shipped_files"]
 
 log = logging.getLogger("tether")
 
