@@ -507,13 +507,14 @@ def _compile(record: dict[str, Any]) -> types.CodeType:
     # Annotations stay strings (PEP 563) whatever the two Python versions: the source of a
     # class sent from 3.14 (lazy annotations) or from a module with the __future__ import may
     # name things that only exist later.
-    return compile(
+    code: types.CodeType = compile(
         record["source"],
         f"<tether: {record['module']}.{record['qualname']}>",
         "exec",
         flags=__future__.annotations.compiler_flag,
         dont_inherit=True,
     )
+    return code
 
 
 def define_class(record: dict[str, Any], namespace: dict[str, Any]) -> tuple[type, dict[str, Any]]:

@@ -646,7 +646,7 @@ def _key_hashes(d: Decoder, keys: list[Any], what: str) -> None:
         t = type(key)
         if t is str or t is bytes:  # hashes randomized per process: cannot be made to collide
             continue
-        if t is int and -_HASH_MODULUS < key < _HASH_MODULUS:  # type: ignore[operator]
+        if t is int and -_HASH_MODULUS < key < _HASH_MODULUS:
             continue  # hash(k) is k itself here (but -1 and -2): distinct keys, distinct hashes
         if getattr(t, "__tether_proxy__", False):
             raise DecodeError(

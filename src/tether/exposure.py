@@ -15,8 +15,8 @@ import weakref
 from collections.abc import Callable
 from typing import Any
 
-from .codec import KEY_LIMIT, ClassInfo
 from .exceptions import EncodeError, ProtocolError
+from .words import KEY_LIMIT, ClassInfo
 
 __all__ = ["TETHER_KEY", "ExportTable", "ImportTable"]
 

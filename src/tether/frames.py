@@ -23,7 +23,10 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol
 
-from .codec import (
+from .codec import Decoder, Encoder, write_str
+from .exceptions import DecodeError, ProtocolError
+from .hooks import NeedClasses
+from .words import (
     MY_OBJECT_BASE,
     MY_OBJECT_END,
     TAG_ANSWER,
@@ -32,18 +35,13 @@ from .codec import (
     TAG_KWARGS,
     TAG_MESSAGE,
     TAG_NIL,
+    TAG_ON_BEHALF,
     TAG_STRING,
     TAG_SYMBOL,
     TAG_TETHER,
     TAG_UUID,
-    Decoder,
-    Encoder,
-    NeedClasses,
     pack_word,
-    write_str,
 )
-from .exceptions import DecodeError, ProtocolError
-from .words import TAG_ON_BEHALF
 
 __all__ = [
     "ID_SIZE",

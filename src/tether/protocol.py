@@ -31,21 +31,7 @@ from typing import Any
 from . import dispatch
 from . import exceptions as _exceptions
 from .access import is_application_class, register
-from .codec import (
-    DEFAULT_MAX_DEPTH,
-    MY_OBJECT_BASE,
-    TAG_ANSWER,
-    TAG_DESCRIBED_REF,
-    TAG_ERROR_ANSWER,
-    TAG_MESSAGE,
-    TAG_SYMBOL,
-    TAG_TETHER,
-    ClassInfo,
-    Decoder,
-    Encoder,
-    NeedClasses,
-    pack_word,
-)
+from .codec import Decoder, Encoder
 from .dispatch import AccessPolicy, class_specials, perform
 from .exceptions import AccessDenied, DecodeError, EncodeError, FrameTooLarge, ProtocolError, RemoteError
 from .exposure import TETHER_KEY, ExportTable, ImportTable
@@ -62,11 +48,24 @@ from .frames import (
     new_id_source,
     parse_frame,
 )
+from .hooks import NeedClasses
 from .limits import Limits
 from .proxy import Proxy, _state
 from .tether_object import TetherObject
 from .transfer import ClassTransfer
 from .values import write_class_info
+from .words import (
+    DEFAULT_MAX_DEPTH,
+    MY_OBJECT_BASE,
+    TAG_ANSWER,
+    TAG_DESCRIBED_REF,
+    TAG_ERROR_ANSWER,
+    TAG_MESSAGE,
+    TAG_SYMBOL,
+    TAG_TETHER,
+    ClassInfo,
+    pack_word,
+)
 
 __all__ = [
     "CLOSE_PROTOCOL_ERROR",
@@ -735,7 +734,7 @@ class Protocol(ClassTransfer):
                 self.define_classes(records)
         for class_id in requested:
             if class_id not in self._peer_class_objects:
-                name = ".".join(self._peer_class_names.get(class_id, ("?", "?", None))[:2])  # type: ignore[arg-type]
+                name = ".".join(self._peer_class_names.get(class_id, ("?", "?", None))[:2])
                 self._class_failures.setdefault(class_id, f"the peer could not send class {name}: {error}")
         held, self._held = self._held, None
         events: list[Event] = []

@@ -25,8 +25,8 @@ from collections import deque
 from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
-from .codec import ClassInfo
 from .dispatch import OBJECT_SPECIALS, OPERATIONS
+from .words import ClassInfo
 
 __all__ = [
     "AsyncRemoteIterator", "AsyncStream", "AwaitableProxy", "CallableAwaitableProxy", "CallableProxy",

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from typing import Any
 
 from .admission import CLOSE_UNAUTHORIZED, REFUSAL_CODES
-from .codec import ClassInfo
 from .dispatch import AccessPolicy
 from .exceptions import ConnectionLost, HandshakeFailed, Refused
 from .frames import MessageSend
@@ -35,6 +34,7 @@ from .protocol import (
     register_runtime_file,
 )
 from .proxy import make_proxy
+from .words import ClassInfo
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 

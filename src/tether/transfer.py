@@ -14,7 +14,11 @@ from typing import Any
 
 from . import classes as _classes
 from .access import AccessPolicy
-from .codec import (
+from .codec import Encoder, write_str
+from .exceptions import AccessDenied, DecodeError, ProtocolError
+from .hooks import NeedClasses
+from .limits import Limits
+from .words import (
     COMPACT_LIMIT,
     COMPACT_OBJECT,
     TAG_CLASS,
@@ -22,13 +26,8 @@ from .codec import (
     TAG_OBJECT,
     TAG_STRING,
     TAG_YOUR_CLASS,
-    Encoder,
-    NeedClasses,
     pack_word,
-    write_str,
 )
-from .exceptions import AccessDenied, DecodeError, ProtocolError
-from .limits import Limits
 
 __all__ = ["ClassTransfer"]
 

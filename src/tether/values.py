@@ -15,6 +15,15 @@ from .codec import (
     _MODULE_TYPE,
     _PENDING,
     LITERAL_TYPES,
+    Decoder,
+    Encoder,
+    _compact_reader,
+    register_reader,
+    write_str,
+)
+from .exceptions import DecodeError, EncodeError
+from .hooks import ReferenceHooks
+from .words import (
     MY_OBJECT_BASE,
     MY_OBJECT_END,
     TAG_CLASS,
@@ -29,15 +38,8 @@ from .codec import (
     TAG_SYMBOL,
     TAG_YOUR_CLASS,
     ClassInfo,
-    Decoder,
-    Encoder,
-    ReferenceHooks,
-    _compact_reader,
     pack_word,
-    register_reader,
-    write_str,
 )
-from .exceptions import DecodeError, EncodeError
 
 __all__ = [
     "ByReference", "ByValue", "Named", "PlainReferences", "by_reference", "by_value", "global_value",

@@ -31,6 +31,7 @@ LAYER_OF = {
     "tether.access": "core", "tether.admission": "core", "tether.dispatch": "core", "tether.exposure": "core",
     "tether.frames": "core", "tether.transfer": "core", "tether.tether_object": "core",
     "tether.protocol": "core", "tether.proxy": "core", "tether.gate": "core", "tether.options": "core",
+    "tether.transports": "core",
     "tether.session": "runtime", "tether.workers": "runtime", "tether.waiter": "runtime",
     "tether.websocket": "flavour", "tether.web": "edge", "tether.testing": "edge", "tether.trace": "edge",
     "tether.cli": "edge", "tether.__main__": "edge", "tether": "edge",

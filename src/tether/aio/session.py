@@ -30,13 +30,14 @@ from ..gate import current_exchange, current_gate, nested_in, waiting
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
     Event,
-    TetherObject,
     Violation,
     register_runtime_file,
 )
 from ..proxy import needs_await
 from ..session import BaseSession, PeerBase, is_factory
 from ..session import describe_close as _describe_close
+from ..tether_object import TetherObject
+from ..transports import fit_close_reason
 from ..waiter import Waiter as _Waiter
 
 __all__ = ["THREADS", "AsyncPeer", "AsyncSession", "ConnectingBase", "open_async_session", "serve_connection"]
@@ -147,7 +148,7 @@ class AsyncSession(BaseSession):
         log.warning("closing connection to %s: %s", self.describe(), reason)
         self.close_reason = f"protocol error: {reason}"
         try:
-            await self.transport.close(code, reason[:120])
+            await self.transport.close(code, fit_close_reason(reason))
         except Exception:
             pass
 
@@ -160,7 +161,7 @@ class AsyncSession(BaseSession):
             if code == 1000 and not reason:
                 await self.transport.close()
             else:
-                await self.transport.close(code, reason)
+                await self.transport.close(code, fit_close_reason(reason))
         except Exception:
             pass
         if self._reader is not None and not self._reader.done():

@@ -36,12 +36,13 @@ from ..gate import current_exchange, current_gate, nested_in
 from ..protocol import (
     CLOSE_PROTOCOL_ERROR,
     Event,
-    TetherObject,
     register_runtime_file,
 )
 from ..proxy import needs_await
 from ..session import BaseSession, PeerBase
 from ..session import describe_close as _describe_close
+from ..tether_object import TetherObject
+from ..transports import fit_close_reason
 from ..waiter import MAX_INLINE_NESTING, inline_nesting
 from ..waiter import Waiter as _Waiter
 from ..workers import release_flusher, worker_pool
@@ -182,7 +183,7 @@ class Session(BaseSession):
         log.warning("closing connection to %s: %s", self.describe(), reason)
         self.close_reason = f"protocol error: {reason}"
         try:
-            self.transport.close(code, reason[:120])
+            self.transport.close(code, fit_close_reason(reason))
         except TypeError:
             self.transport.close()
         except Exception:
@@ -197,7 +198,7 @@ class Session(BaseSession):
             if code == 1000 and not reason:
                 self.transport.close()
             else:
-                self.transport.close(code, reason)
+                self.transport.close(code, fit_close_reason(reason))
         except Exception:
             pass
         self._shutdown()

@@ -53,6 +53,7 @@ from ..aio.session import AsyncPeer, serve_connection
 from ..exceptions import ConnectionLost, UsageError
 from ..options import Options, resolve_options
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
+from ..transports import fit_close_reason
 
 __all__ = ["CONTENT_TYPES", "DEFAULT_WEB_PORT", "MAX_SHIPPED_BYTES", "PACKAGE", "PYODIDE_VERSION", "STATIC", "WebServer", "WebSocketTransport", "find_pyodide", "package_zip", "serve_web", "shipped_files"]
 
@@ -251,7 +252,7 @@ class WebSocketTransport:
         raise ConnectionLost(self._closed_text())
 
     async def close(self, code: int = 1000, reason: str = "") -> None:
-        await self.ws.close(code=code, message=reason.encode()[:123])
+        await self.ws.close(code=code, message=fit_close_reason(reason).encode())
 
     def _closed_text(self) -> str:
         code = self.ws.close_code
