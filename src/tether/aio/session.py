@@ -20,7 +20,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Generator
-from typing import Any
+from typing import Any, cast
 
 from ..deadline import remaining
 from ..dispatch import OPERATIONS, python_name
@@ -37,7 +37,7 @@ from ..proxy import needs_await
 from ..session import BaseSession, PeerBase, is_factory
 from ..session import describe_close as _describe_close
 from ..tether_object import TetherObject
-from ..transports import fit_close_reason
+from ..transports import AsyncPushTransport, AsyncTransport, fit_close_reason
 from ..waiter import Waiter as _Waiter
 
 __all__ = ["THREADS", "AsyncPeer", "AsyncSession", "ConnectingBase", "open_async_session", "serve_connection"]
@@ -53,7 +53,9 @@ _ASYNC_SELECTORS = frozenset({"__aenter__", "__aexit__", "__anext__", "__await__
 class AsyncSession(BaseSession):
     """One connection in the asyncio runtime. ``await run()`` reads until it closes."""
 
-    def __init__(self, transport: Any, *, run_sync_in_threads: bool = THREADS, **options: Any) -> None:
+    def __init__(
+        self, transport: AsyncTransport | AsyncPushTransport, *, run_sync_in_threads: bool = THREADS, **options: Any
+    ) -> None:
         super().__init__(**options)
         self.transport = transport
         self.loop = asyncio.get_running_loop()
@@ -102,7 +104,7 @@ class AsyncSession(BaseSession):
     async def run(self) -> None:
         """Read and handle frames until the connection closes."""
         try:
-            recv = self.transport.recv
+            recv = cast(AsyncTransport, self.transport).recv  # run() reads transports that do not push
             receive = self.protocol.receive
             while True:
                 data = await recv()

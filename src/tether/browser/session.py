@@ -23,7 +23,7 @@ import inspect
 import logging
 import sys
 from types import FrameType
-from typing import Any
+from typing import Any, cast
 from urllib.parse import parse_qs
 
 from ..admission import client_subprotocols
@@ -198,7 +198,7 @@ class BrowserSession(AsyncSession):
             if self._flushing:
                 self._outq.append(frame)  # behind the frames being flushed: wire order
             else:
-                self.transport.send_nowait(frame)
+                cast(BrowserTransport, self.transport).send_nowait(frame)  # checked in call()
         except Exception as exc:
             self._pending.pop(exchange_id, None)
             if self.close_reason is None:

@@ -27,7 +27,7 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any
+from typing import Any, cast
 
 from ..deadline import remaining
 from ..exceptions import ConnectionLost, HandshakeFailed, ProtocolError
@@ -42,7 +42,7 @@ from ..proxy import needs_await
 from ..session import BaseSession, PeerBase
 from ..session import describe_close as _describe_close
 from ..tether_object import TetherObject
-from ..transports import fit_close_reason
+from ..transports import PushTransport, Transport, fit_close_reason
 from ..waiter import MAX_INLINE_NESTING, inline_nesting
 from ..waiter import Waiter as _Waiter
 from ..workers import release_flusher, worker_pool
@@ -74,7 +74,7 @@ class Session(BaseSession):
     """One connection in the threading runtime. Start it with :meth:`start` (a reader thread)
     or run the reader in the current thread with :meth:`run`."""
 
-    def __init__(self, transport: Any, **options: Any) -> None:
+    def __init__(self, transport: Transport | PushTransport, **options: Any) -> None:
         super().__init__(**options)
         _open_sessions.add(self)
         self.transport = transport
@@ -142,7 +142,7 @@ class Session(BaseSession):
     def run(self) -> None:
         """Read and handle frames until the connection closes (the reader loop)."""
         try:
-            recv = self.transport.recv
+            recv = cast(Transport, self.transport).recv  # run() reads transports that do not push
             receive = self.protocol.receive
             while True:
                 data = recv()
@@ -211,8 +211,9 @@ class Session(BaseSession):
         if self.closed:
             return
         self.close_reason = "this process is exiting"
-        if getattr(self.transport, "close_timeout", None) is not None:
-            self.transport.close_timeout = 0.2
+        transport: Any = self.transport  # websockets' connections have close_timeout
+        if getattr(transport, "close_timeout", None) is not None:
+            transport.close_timeout = 0.2
         self.close()
 
     def _shutdown(self) -> None:
