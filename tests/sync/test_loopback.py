@@ -19,7 +19,7 @@ import tether
 from tether.codec import Encoder
 from tether.frames import message_send_bytes
 
-from .services import Calculator, make_service
+from ..native.services import Calculator, make_service
 
 ID = bytes(range(16))
 

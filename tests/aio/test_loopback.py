@@ -13,7 +13,7 @@ import pytest
 import tether
 import tether.aio
 
-from .services import Calculator
+from ..native.services import Calculator
 
 
 class AsyncCalculator(Calculator):
