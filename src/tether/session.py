@@ -18,7 +18,7 @@ from typing import Any
 
 from .admission import CLOSE_UNAUTHORIZED, REFUSAL_CODES
 from .dispatch import AccessPolicy
-from .exceptions import ConnectionLost, HandshakeFailed, Refused
+from .exceptions import ConnectionLost, HandshakeFailed, ProtocolError, Refused
 from .frames import MessageSend
 from .gate import CallGate
 from .limits import Limits
@@ -222,6 +222,30 @@ class BaseSession:
             f"connection to {self.describe()} is closed"
             + (f": {self.close_reason}" if self.close_reason else "")
         )
+
+    # -- the handshake: every flavour sends hello and root back to back, then reads both -------
+
+    def take_hello(self, outcome: object) -> None:
+        """Apply the peer's answer to ``hello`` (its description) or accept its absence: a peer
+        without ``hello`` (a Smalltalk Tether) answers an error, and then gets plain references.
+        A lost connection is raised as the handshake's failure."""
+        if isinstance(outcome, dict):
+            self.protocol.apply_hello(outcome)
+        elif isinstance(outcome, ConnectionLost):
+            raise self.handshake_broken(outcome)
+        elif isinstance(outcome, BaseException) and not isinstance(outcome, (AttributeError, ProtocolError)):
+            raise outcome
+
+    def handshake_timed_out(self) -> HandshakeFailed:
+        return HandshakeFailed(
+            f"{self.describe()} exposed its Tether but did not answer hello and root within the open_timeout"
+        )
+
+    def handshake_broken(self, error: ConnectionLost) -> HandshakeFailed:
+        """The peer broke off the handshake: say so as a handshake failure."""
+        if isinstance(error, HandshakeFailed):
+            return error
+        return HandshakeFailed(f"no Tether conversation with {self.describe()}: {self.close_reason}")
 
     def _fail_pending(self) -> list[Any]:
         """Mark closed and take every pending waiter (the caller fails them)."""

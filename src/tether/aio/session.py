@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from ..deadline import remaining
 from ..dispatch import OPERATIONS, python_name
-from ..exceptions import ConnectionLost, HandshakeFailed, ProtocolError, UsageError
+from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
 from ..frames import MessageSend
 from ..gate import current_exchange, current_gate, nested_in, waiting
 from ..protocol import (
@@ -622,20 +622,11 @@ async def open_async_session(
         )
     except TimeoutError:
         await session.close()
-        raise HandshakeFailed(
-            f"{session.describe()} exposed its Tether but did not answer hello and root within the "
-            "open_timeout"
-        ) from None
-    for result in results:  # the peer broke off the handshake: say so as a handshake failure
-        if isinstance(result, ConnectionLost) and not isinstance(result, HandshakeFailed):
-            raise HandshakeFailed(f"no Tether conversation with {session.describe()}: {session.close_reason}")
+        raise session.handshake_timed_out() from None
     info, root_proxy = results
-    if isinstance(info, dict):
-        session.protocol.apply_hello(info)
-    elif isinstance(info, ConnectionLost):
-        raise info
-    elif not isinstance(info, (AttributeError, ProtocolError)) and isinstance(info, BaseException):
-        raise info
+    session.take_hello(info)
+    if isinstance(root_proxy, ConnectionLost):
+        raise session.handshake_broken(root_proxy)
     if isinstance(root_proxy, BaseException):
         raise root_proxy
     peer._root = root_proxy

@@ -483,22 +483,16 @@ def _handshake(session: Session, peer: Peer, deadline: float) -> None:
             session.transport.send(frame)
     try:
         try:
-            info = hello_waiter.wait(max(0.0, deadline - time.monotonic()))
-            if isinstance(info, dict):
-                session.protocol.apply_hello(info)
-        except (AttributeError, ProtocolError):
-            pass  # a peer without hello (a Smalltalk Tether): plain references only
+            info: object = hello_waiter.wait(max(0.0, deadline - time.monotonic()))
+        except (AttributeError, ProtocolError, ConnectionLost) as exc:
+            info = exc
+        session.take_hello(info)
         peer._root = root_waiter.wait(max(0.0, deadline - time.monotonic()))
     except TimeoutError:
         session.close()
-        raise HandshakeFailed(
-            f"{session.describe()} exposed its Tether but did not answer hello and root within the "
-            "open_timeout"
-        ) from None
-    except ConnectionLost as exc:  # the peer broke off the handshake: say so as a handshake failure
-        if isinstance(exc, HandshakeFailed):
-            raise
-        raise HandshakeFailed(f"no Tether conversation with {session.describe()}: {session.close_reason}") from None
+        raise session.handshake_timed_out() from None
+    except ConnectionLost as exc:
+        raise session.handshake_broken(exc) from None
     peer._root_fetched = True
 
 
