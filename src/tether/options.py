@@ -100,8 +100,10 @@ NAMES = tuple(f.name for f in dataclasses.fields(Options))
 
 def resolve_options(where: str, serving: bool, face: str, options: Options | None, given: Mapping[str, Any]) -> Options:
     """The options for one entry point (``where``, e.g. ``"tether.connect"``): ``options``
-    with the keywords ``given`` on top; raises UsageError naming any option that is unknown or
-    does not apply here (``face`` is ``"sync"``, ``"aio"``, ``"browser"`` or ``"web"``)."""
+    with the keywords ``given`` on top; raises UsageError naming any keyword that is unknown or
+    does not apply here (``face`` is ``"sync"``, ``"aio"``, ``"browser"`` or ``"web"``). An
+    :class:`Options` object may hold options for other sides too (one object for a program's
+    servers and clients): each entry point uses what applies to it."""
     if options is not None and not isinstance(options, Options):
         raise UsageError(f"{where}(options=...) takes a tether.Options, not {type(options).__name__}")
     for name in given:
@@ -116,10 +118,9 @@ def resolve_options(where: str, serving: bool, face: str, options: Options | Non
     if chosen.get("origins") is not None:
         chosen["origins"] = tuple(chosen["origins"])
     resolved = dataclasses.replace(options, **chosen) if options is not None else Options(**chosen)
-    defaults = Options()
-    for name in NAMES:
-        if getattr(resolved, name) == getattr(defaults, name):
-            continue  # left as it is everywhere
+    for name in given:  # a keyword out of place is a mistake; an Options object serves every side
+        if given[name] is None or given[name] == getattr(_DEFAULTS, name):
+            continue
         if name in SERVING_ONLY and not serving:
             raise UsageError(f"{where}() got {name}=, which only a server takes (it says whom a server admits)")
         if name in CONNECTING_ONLY and serving:
@@ -160,3 +161,6 @@ def _check(o: Options) -> None:
         raise UsageError(f"ssl= takes an ssl.SSLContext, not {type(o.ssl).__name__}")
     if not isinstance(o.transport, Mapping):
         raise UsageError(f"transport= is a dict of websockets settings, not {type(o.transport).__name__}")
+
+
+_DEFAULTS = Options()

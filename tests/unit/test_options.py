@@ -64,7 +64,16 @@ def test_tracebacks_default_off_when_serving_and_on_when_connecting() -> None:
 
 
 def test_every_face_takes_the_same_options_object() -> None:
-    opts = Options(token="s3cret", timeout=10.0, limits=tether.Limits(max_concurrency=8))
+    """One object for a program's servers and clients: each side uses what applies to it
+    (open_timeout is a client's, origins a server's, run_sync_in_threads the async face's)."""
+    opts = Options(
+        token="s3cret",
+        timeout=10.0,
+        limits=tether.Limits(max_concurrency=8),
+        open_timeout=5.0,
+        origins=("https://app.example",),
+        run_sync_in_threads=False,
+    )
 
     class Root:
         def add(self, a: int, b: int) -> int:
