@@ -40,8 +40,8 @@ class Waiter:
 
     While the caller waits, its session may hand it a message that the peer sent on behalf of
     this call (a callback or a nested call made by the handler of this call; see
-    ``MessageSend.on_behalf``) and runs it on its own thread, then waits again. It takes one such
-    message at a time (``idle``); others go to workers as usual.
+    ``MessageSend.on_behalf``); the waiting thread runs it, then waits again. A waiter takes one
+    such message at a time (``idle``); others go to workers as usual.
     """
 
     __slots__ = ("_lock", "done", "error", "idle", "job", "value")
