@@ -30,6 +30,7 @@ class _Pushing:
         self._on_message: Any = None
         self._on_closed: Any = None
         self._early: list[bytes | str] = []
+        self._socket_closed = False
         self._fragments: list[bytes] = []
         self._fragment_opcode: Opcode | None = None
 
@@ -38,9 +39,11 @@ class _Pushing:
             for data in self._early:
                 on_message(data)
             self._early = []
-            self._on_closed = on_closed
             self._on_message = on_message
-        if self.state.name == "CLOSED":  # type: ignore[attr-defined]
+            closed_already = self._socket_closed
+            if not closed_already:
+                self._on_closed = on_closed  # close_socket calls it, once
+        if closed_already:
             on_closed(self._close_description())
 
     def process_event(self, event: Any) -> None:
@@ -72,6 +75,7 @@ class _Pushing:
     def close_socket(self) -> None:
         super().close_socket()  # type: ignore[misc]
         with self._push_lock:
+            self._socket_closed = True
             on_closed, self._on_closed = self._on_closed, None
         if on_closed is not None:
             on_closed(self._close_description())
