@@ -16,7 +16,7 @@ from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatu
 from websockets.typing import Subprotocol
 
 from .admission import Admission, offered_subprotocols, select_subprotocol
-from .exceptions import ConnectionLost, HandshakeFailed, UsageError
+from .exceptions import ConnectionLost, HandshakeFailed
 from .options import DEFAULT_KEEPALIVE
 
 __all__ = ["DEFAULT_KEEPALIVE", "DEFAULT_PORT", "admit", "handshake_error", "keepalive_options", "select_ws_subprotocol"]
@@ -40,9 +40,8 @@ _WS_LOGGER.addFilter(_QuietKeepalive())
 def keepalive_options(keepalive: float | None) -> dict[str, Any]:
     """websockets options for a ping every ``keepalive`` seconds, a peer that has not answered
     one within ``keepalive`` seconds more counted as gone (so detected within about twice
-    ``keepalive``), and nothing printed when that happens. ``None`` turns pings off."""
-    if keepalive is not None and (not isinstance(keepalive, (int, float)) or keepalive <= 0):
-        raise UsageError(f"keepalive= is a number of seconds above 0, or None for no pings; not {keepalive!r}")
+    ``keepalive``), and nothing printed when that happens. ``None`` turns pings off.
+    (``keepalive`` was checked with the other options: :class:`tether.Options`.)"""
     close_timeout = 10.0 if keepalive is None else min(10.0, keepalive)
     return dict(ping_interval=keepalive, ping_timeout=keepalive, close_timeout=close_timeout, logger=_WS_LOGGER)
 

@@ -247,7 +247,6 @@ class AsyncSession(BaseSession):
             raise self._lost_error()
         wait = remaining(self.timeout)
         waiter = _Waiter()
-        waiter.idle = False  # this runtime runs every incoming message as a task or in a worker
         on_behalf = nested_in(self, threading.get_ident())
         self.loop.call_soon_threadsafe(self._call_from_thread, waiter, receiver, selector, args, kwargs, on_behalf)
         try:
