@@ -17,6 +17,7 @@ from __future__ import annotations
 import sys
 from typing import TYPE_CHECKING, Any
 
+from ._version import __version__ as __version__
 from .exceptions import (
     AccessDenied,
     Busy,
@@ -31,8 +32,6 @@ from .exceptions import (
     TetherError,
     UsageError,
 )
-
-__version__ = "0.1.0"
 
 __all__ = [
     "AccessDenied",
@@ -80,7 +79,7 @@ _LAZY = {
     "Limits": ".limits",
     "Options": ".options",
     "timeout": ".deadline",
-    "register_exception": ".protocol",
+    "register_exception": ".errors",
     "by_reference": ".values",
     "by_value": ".values",
     "by_value_class": ".classes",
@@ -95,9 +94,9 @@ if TYPE_CHECKING:
     from .access import AccessPolicy, register
     from .classes import by_value_class
     from .deadline import timeout
+    from .errors import register_exception
     from .limits import Limits
     from .options import Options
-    from .protocol import register_exception
     from .proxy import Proxy, describe, fetch, help, is_proxy
     from .sync.client import connect
     from .sync.server import Server, serve

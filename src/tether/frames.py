@@ -341,7 +341,7 @@ def answer_bytes(encoder: Encoder, exchange_id: bytes, value: object) -> bytes:
 def error_answer_bytes(
     exchange_id: bytes, type_name: str, message: str, args: list[Any], traceback: str | None
 ) -> bytes:
-    """Encode an error answer. ``args`` must be by-value literals (see ``protocol.error_parts``)."""
+    """Encode an error answer. ``args`` must be by-value literals (see ``errors.error_parts``)."""
     out = bytearray(_ERROR_UUID_HEAD)
     out += exchange_id
     write_str(out, TAG_STRING, type_name)

@@ -4,12 +4,17 @@ common face.
 
 A flavour (``tether.sync.session`` for threads, ``tether.aio.session`` for asyncio,
 ``tether.browser.session`` for Pyodide) subclasses :class:`BaseSession` and adds only how it
-waits for an answer, how it runs an incoming message (``_start_message``) and how it sends.
+sends what the protocol queued (``_flush``), where it runs an incoming message
+(``_start_message``: a worker thread or a task), how a thread waits for a coroutine
+(``_await_in_thread``) and how its own callers wait. The rest is here, once: registering a call
+and queueing it, routing answers, dispatching and performing incoming messages, queueing their
+answers, cancelling, releases, the handshake's outcome and what a lost connection is called.
 Nothing here starts a thread or needs an event loop.
 """
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import threading
@@ -17,10 +22,12 @@ from collections.abc import Callable
 from typing import Any
 
 from .admission import CLOSE_UNAUTHORIZED, REFUSAL_CODES
+from .deadline import remaining
 from .dispatch import AccessPolicy
+from .errors import register_runtime_file
 from .exceptions import ConnectionLost, HandshakeFailed, ProtocolError, Refused
 from .frames import MessageSend
-from .gate import CallGate
+from .gate import CallGate, current_exchange, current_gate, nested_in
 from .limits import Limits
 from .protocol import (
     DEFAULT_MAX_FRAME_SIZE,
@@ -30,10 +37,12 @@ from .protocol import (
     Incoming,
     Opened,
     Protocol,
+    State,
     Violation,
-    register_runtime_file,
 )
-from .proxy import make_proxy
+from .proxy import make_proxy, needs_await
+from .tether_object import TetherObject
+from .waiter import MAX_INLINE_NESTING, Waiter, inline_nesting
 from .words import ClassInfo
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
@@ -89,13 +98,19 @@ class BaseSession:
         self.timeout = timeout
         limits = self.protocol.limits
         self.gate = CallGate(limits.max_concurrency, limits.max_queued, self._start_message, self._refuse_message)
-        self.closed = False
         self.close_reason: str | None = None
         self._pending: dict[bytes, Any] = {}
         self._pending_lock = threading.Lock()
         self._running: set[bytes] = set()  # exchange ids of the peer's calls running here
         self._cancelled: set[bytes] = set()  # ... whose caller no longer waits
+        self._release_requested = False
         self.protocol.on_cancel = self._cancel_incoming
+        self.protocol.on_release_queued = self._release_queued
+
+    @property
+    def closed(self) -> bool:
+        """Whether the connection is gone (pending calls have failed; new ones fail at once)."""
+        return self.protocol.state is State.CLOSED
 
     def route(self, events: list[Event]) -> Violation | None:
         """Act on what the protocol made of one frame, in order: an answer or error goes to the
@@ -128,10 +143,6 @@ class BaseSession:
         else:
             waiter.set_exception(error)
 
-    def _dispatch(self, message: MessageSend) -> None:
-        """An incoming message: run it (each flavour says how; the gate bounds them)."""
-        raise NotImplementedError
-
     def _on_opened(self) -> None:
         """The peer exposed its Tether: the conversation has started."""
         raise NotImplementedError
@@ -139,13 +150,189 @@ class BaseSession:
     def _make_proxy(self, key: int, info: ClassInfo | None) -> Any:
         return make_proxy(self, key, info)
 
-    def _start_message(self, message: MessageSend) -> None:
-        """Run a message the gate admitted (each runtime says how)."""
+    # -- what each flavour supplies -----------------------------------------------------------
+
+    def _flush(self) -> None:
+        """Send what the protocol's outbox holds, in order (called from any thread after
+        queueing; a flavour must never let two flushes overtake each other). Must not raise:
+        a send that fails closes the session (every waiting caller is told)."""
         raise NotImplementedError
+
+    def _start_message(self, message: MessageSend) -> None:
+        """Run a message the gate admitted: in a worker thread (:meth:`_run_in_worker`) or a
+        task of the flavour's own."""
+        raise NotImplementedError
+
+    def _await_in_thread(self, awaitable: Any) -> Any:
+        """A handler running in a thread returned an awaitable (an ``async def``): wait for it."""
+        raise NotImplementedError
+
+    def _schedule_release_flush(self) -> None:
+        """Arrange for :meth:`_flush_releases` to run soon (releases go out in batches)."""
+        raise NotImplementedError
+
+    # -- calls to the peer ----------------------------------------------------------------
+
+    def _queue_call(
+        self,
+        waiter: Any,
+        receiver: int,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None,
+        on_behalf: bytes | None = None,
+    ) -> bytes:
+        """Register ``waiter`` for a new call's answer, then queue the call (not yet sent:
+        :meth:`_flush`). Raises the lost-connection error when closed, or what encoding raised
+        (then nothing is registered)."""
+        exchange_id = self.protocol.next_id()
+        with self._pending_lock:
+            if self.closed:
+                raise self._lost_error()
+            self._pending[exchange_id] = waiter
+        try:
+            self.protocol.queue_call(receiver, selector, args, kwargs, exchange_id=exchange_id, on_behalf=on_behalf)
+        except BaseException:
+            self._pending.pop(exchange_id, None)
+            raise
+        return exchange_id
+
+    def _call_and_block(
+        self,
+        receiver: int,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None,
+    ) -> Any:
+        """Send a call and block this thread until its answer comes back (or raise its error).
+
+        Waits at most the connection's ``timeout`` or the current :func:`tether.timeout`,
+        whichever is sooner; then raises TimeoutError and cancels the call remotely. While it
+        waits, the thread runs the messages the peer sends on behalf of this call (see
+        ``tether.waiter``)."""
+        wait = remaining(self.timeout)
+        if wait is not None and wait <= 0:
+            raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
+        waiter = Waiter()
+        if inline_nesting.depth >= MAX_INLINE_NESTING:
+            waiter.idle = False  # this stack is deep enough: messages nested in this call go to workers
+        on_behalf = nested_in(self, threading.get_ident())
+        exchange_id = self._queue_call(waiter, receiver, selector, args, kwargs, on_behalf)
+        self._flush()
+        try:
+            return waiter.wait(wait, selector, self._run_nested)
+        except BaseException:  # timed out, or interrupted: nobody waits for the answer now
+            with self._pending_lock:
+                abandoned = self._pending.pop(exchange_id, None) is not None
+                waiter.idle = False
+                job, waiter.job = waiter.job, None
+            if job is not None:  # handed over just now: a worker runs it instead
+                self.gate.submit(job)
+            if abandoned:
+                self.cancel_remote([exchange_id])
+            raise
+
+    def cancel_remote(self, exchange_ids: list[bytes]) -> None:
+        """Tell the peer that nobody waits for these calls' answers any more (one-way)."""
+        key = self.protocol.peer_tether_key
+        if key is None or self.closed:
+            return
+        try:
+            self.protocol.queue_call(key, "cancel", (exchange_ids,))
+        except Exception:
+            return
+        self._flush()
+
+    def _abandon(self, exchange_id: bytes) -> None:
+        """Nobody waits for this call any more: free its entry and cancel it remotely."""
+        if self._pending.pop(exchange_id, None) is not None:
+            self.cancel_remote([exchange_id])
+
+    # -- incoming messages ----------------------------------------------------------------
+
+    def _dispatch(self, message: MessageSend) -> None:
+        """An incoming message: the Tether object's quick selectors run at once (their answers
+        are flushed after routing); a message sent on behalf of one of our calls goes to the
+        thread waiting for that call if it is idle; anything else to the gate, which bounds
+        how many run at once and starts them with :meth:`_start_message`."""
+        if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
+            self.protocol.perform(message)
+        elif message.on_behalf is None or message.exchange_id is None or not self._hand_to_waiter(message):
+            self.gate.submit(message)
+
+    def _hand_to_waiter(self, message: MessageSend) -> bool:
+        """Give a message sent on behalf of one of our calls to the thread waiting for that
+        call's answer, if it is idle; False: it runs as usual."""
+        with self._pending_lock:
+            waiter = self._pending.get(message.on_behalf)  # type: ignore[arg-type]
+            if type(waiter) is not Waiter or not waiter.idle:
+                return False
+            waiter.give(message)
+        return True
 
     def _refuse_message(self, message: MessageSend, error: BaseException) -> None:
         """Answer a message the gate cannot queue with ``error``."""
-        raise NotImplementedError
+        self.protocol.fail(message, error)
+        self._flush()
+
+    def _run_in_worker(self, message: MessageSend) -> None:
+        """Perform a message the gate admitted on this (worker) thread, then let the gate start
+        the next one."""
+        token = current_gate.set(self.gate)
+        exchange_id = message.exchange_id
+        exchange = current_exchange.set((self, exchange_id, threading.get_ident()) if exchange_id else None)
+        try:
+            self._perform_blocking(message)
+        finally:
+            current_exchange.reset(exchange)
+            current_gate.reset(token)
+            if not self.closed:
+                self.gate.done()
+
+    def _run_nested(self, message: MessageSend) -> None:
+        """Run a message on the thread of the call it is nested in, as a worker would but in a
+        context of its own (not the waiting caller's deadline). It takes no slot of the gate:
+        it holds no thread of its own, and each waiting caller runs at most one at a time."""
+        depth = inline_nesting.depth
+        inline_nesting.depth = depth + 1
+        try:
+            contextvars.Context().run(self._run_inline, message)
+        finally:
+            inline_nesting.depth = depth
+
+    def _run_inline(self, message: MessageSend) -> None:
+        exchange_id = message.exchange_id
+        assert exchange_id is not None  # only calls are handed to a waiting caller
+        current_exchange.set((self, exchange_id, threading.get_ident()))
+        self._perform_blocking(message)
+
+    def _perform_blocking(self, message: MessageSend) -> None:
+        """Run ``message`` on this thread to its end and answer it."""
+        exchange_id = message.exchange_id
+        if exchange_id is not None:
+            self._running.add(exchange_id)
+        try:
+            result = self.protocol.start(message)
+            if needs_await(result):
+                result = self._await_in_thread(result)
+        except BaseException as exc:
+            self._answer(message, None, exc)
+            return
+        self._answer(message, result, None)
+
+    def _answer(self, message: MessageSend, result: Any, error: BaseException | None) -> None:
+        """A handler finished: queue its answer (or error) and send it, unless the call was
+        one-way or its caller cancelled it."""
+        if error is not None and isinstance(error, (KeyboardInterrupt, SystemExit)):
+            raise error
+        exchange_id = message.exchange_id
+        if exchange_id is None or self._was_cancelled(exchange_id):
+            return
+        if error is None:
+            self.protocol.queue_answer(exchange_id, result)
+        else:
+            self.protocol.queue_error(exchange_id, error)
+        self._flush()
 
     def _cancel_incoming(self, exchange_ids: list[bytes]) -> None:
         """The peer cancelled these calls: drop the queued ones, mark the running ones (their
@@ -250,10 +437,29 @@ class BaseSession:
     def _fail_pending(self) -> list[Any]:
         """Mark closed and take every pending waiter (the caller fails them)."""
         with self._pending_lock:
-            self.closed = True
+            self.protocol.state = State.CLOSED
             waiters = list(self._pending.values())
             self._pending.clear()
         return waiters
+
+    # -- releases: batched, one-way --------------------------------------------------------
+
+    def _release_queued(self) -> None:
+        """A proxy died (any thread, perhaps inside the garbage collector): flush soon."""
+        if not self._release_requested:
+            self._release_requested = True
+            self._schedule_release_flush()
+
+    def _flush_releases(self) -> None:
+        self._release_requested = False
+        if self.closed:
+            return
+        try:
+            queued = self.protocol.queue_releases()
+        except Exception:
+            return  # the connection is going: the peer forgets its table anyway
+        if queued:
+            self._flush()
 
 
 def _check_passing(passing: dict[type, str] | None) -> dict[type, str] | None:

@@ -76,7 +76,7 @@ class TetherObject:
             raise ProtocolError("get_classes takes an Array of class ids")
         if len(class_ids) > 1024:
             raise ProtocolError(f"get_classes asks for {len(class_ids)} classes; at most 1024 at once")
-        return PlainReferences(self._protocol.class_records(class_ids))
+        return PlainReferences(self._protocol.references.class_records(class_ids))
 
     def fetch(self, obj: Any) -> Any:
         """A copy of ``obj`` (what :func:`tether.fetch` asks for). An untrusted peer may copy

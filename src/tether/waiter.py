@@ -14,9 +14,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from .errors import register_runtime_file
 from .frames import MessageSend
 from .gate import current_gate
-from .protocol import register_runtime_file
 from .workers import worker_pool
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from .protocol import register_runtime_file
+from .errors import register_runtime_file
 
 __all__ = ["ReleaseFlusher", "WorkerPool", "worker_pool"]
 

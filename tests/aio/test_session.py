@@ -141,3 +141,30 @@ async def test_close_fails_pending_calls() -> None:
             await asyncio.wait_for(pending, 1)
         with pytest.raises(tether.ConnectionLost):
             await client.root.add(1, 2)
+
+
+class _ThreadRecorder:
+    """A plain-method bouncer (so each side runs it in a worker thread) noting its threads."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.threads: set[int] = set()
+        self._ident = threading.get_ident
+
+    def bounce(self, n: int, other: Any) -> int:
+        self.threads.add(self._ident())
+        return 0 if n == 0 else 1 + other.bounce(n - 1, self)
+
+
+async def test_nested_calls_between_worker_threads_run_on_the_waiting_threads() -> None:
+    """The asyncio runtime's thread callers wait as the threading runtime's do: a hop sent on
+    behalf of their call runs on their thread, so 200 hops hold a few threads a side, not 100."""
+    from tether.waiter import MAX_INLINE_NESTING
+
+    server_side, client_side = _ThreadRecorder(), _ThreadRecorder()
+    async with async_pair(server_side) as (client, _):
+        assert await client.root.bounce(200, client_side) == 200
+    bound = 100 // MAX_INLINE_NESTING + 3
+    assert len(server_side.threads) <= bound, f"{len(server_side.threads)} server threads for 100 hops"
+    assert len(client_side.threads) <= bound, f"{len(client_side.threads)} client threads for 100 hops"

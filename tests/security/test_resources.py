@@ -170,7 +170,7 @@ def test_class_names_beyond_the_limit_are_refused_and_not_kept(server: tether.Se
     for k in range(5000, 5100):  # one more name per frame
         with pytest.raises(tether.ProtocolError, match=r"Limits\.max_class_infos"):
             raw.call_root("echo", by_value(k, "builtins", "ValueError", tuple_()))
-    kept = len(session_of(server, raw).protocol._peer_class_names)
+    kept = len(session_of(server, raw).protocol.references._peer_class_names)
     assert kept <= 4096, f"the server keeps {kept} class names for this peer, over Limits.max_class_infos"
     still_answers(raw)
 
@@ -181,7 +181,7 @@ def test_refused_class_names_are_not_kept(server: tether.Server, raw: RawPeer) -
     for k in range(1, 65):
         with pytest.raises(tether.ProtocolError, match=r"cannot be received: this side does not let untrusted peers"):
             raw.call_root("echo", by_value(k, f"m{k}" + "x" * 262_144, "C", dict_()))
-    names = session_of(server, raw).protocol._peer_class_names.values()
+    names = session_of(server, raw).protocol.references._peer_class_names.values()
     kept = sum(len(module) + len(qualname) for module, qualname, _ in names)
     assert kept < 1 << 20, f"the server keeps {kept} bytes of refused class names for this peer"
     still_answers(raw)

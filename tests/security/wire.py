@@ -15,9 +15,9 @@ from typing import Any
 from websockets.sync.client import connect as ws_connect
 
 from tether.codec import Decoder
+from tether.errors import make_exception
 from tether.exceptions import DecodeError
 from tether.frames import ErrorAnswer, parse_frame
-from tether.protocol import make_exception
 
 # Words of section 3 and 4.
 TRUE, FALSE, NIL = 0x20000001, 0x20000002, 0x20000003

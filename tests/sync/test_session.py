@@ -307,3 +307,60 @@ def test_closing_fails_pending_calls_and_later_use() -> None:
             root.add(1, 2)
         assert client.stats()["pending"] == 0
 
+
+
+class _Breaking:
+    """A memory transport whose sends start failing (the network went away under it) while
+    its receiving side stays open: only the failed send tells the session."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.broken = False
+
+    def send(self, data: bytes) -> None:
+        if self.broken:
+            raise OSError("network is unreachable")
+        self.inner.send(data)
+
+    def recv(self) -> bytes | str:
+        return self.inner.recv()  # type: ignore[no-any-return]
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        self.inner.close(code, reason)
+
+
+def test_a_failed_send_fails_every_waiting_caller_and_closes_the_session() -> None:
+    from tether.sync.session import Peer, Session, open_session
+    from tether.testing import memory_pair
+
+    a, b = memory_pair()
+    gate = threading.Event()
+    server = Session(b, client=False, url="memory server")
+    server.protocol.root = type("Slow", (), {"wait": lambda self: gate.wait(10)})()
+    Peer(server)
+    server.start()
+    transport = _Breaking(a)
+    client = open_session(transport, url="memory client")
+    errors: list[BaseException] = []
+
+    def wait_long() -> None:
+        try:
+            client.root.wait()
+        except BaseException as exc:
+            errors.append(exc)
+
+    waiting = threading.Thread(target=wait_long)
+    waiting.start()
+    deadline = time.monotonic() + 5
+    while client.stats()["pending"] == 0 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    transport.broken = True
+    started = time.monotonic()
+    with pytest.raises(tether.ConnectionLost, match="network is unreachable"):
+        client.root.wait()
+    waiting.join(5)
+    assert time.monotonic() - started < 2
+    assert len(errors) == 1 and isinstance(errors[0], tether.ConnectionLost)
+    assert client.closed
+    gate.set()
+    server.close()

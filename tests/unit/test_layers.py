@@ -11,7 +11,8 @@ Layers, lowest first (``docs/architecture.md`` draws them):
 - ``flavour``: ``sync/`` (threads), ``aio/`` (asyncio), ``browser/`` (Pyodide), and what the
   native ones share about ``websockets`` (``websocket.py``).
 - ``edge``: what plugs flavours into the world or into users' hands: the page server
-  (``web/``), testing helpers, tracing, the CLI, the package face.
+  (``web/``), the ASGI application (``asgi/``) and the page files both serve (``pagefiles``),
+  testing helpers, tracing, the CLI, the package face.
 """
 
 from __future__ import annotations
@@ -26,14 +27,16 @@ PACKAGE = SRC / "tether"
 
 LAYERS = {"base": 0, "core": 1, "runtime": 2, "flavour": 3, "edge": 4}
 LAYER_OF = {
-    "tether.exceptions": "base", "tether.words": "base", "tether.limits": "base", "tether.deadline": "base",
+    "tether._version": "base", "tether.exceptions": "base", "tether.words": "base", "tether.limits": "base", "tether.deadline": "base",
     "tether.hooks": "core", "tether.codec": "core", "tether.values": "core", "tether.classes": "core",
     "tether.access": "core", "tether.admission": "core", "tether.dispatch": "core", "tether.exposure": "core",
-    "tether.frames": "core", "tether.transfer": "core", "tether.tether_object": "core",
+    "tether.frames": "core", "tether.transfer": "core", "tether.tether_object": "core", "tether.errors": "core",
+    "tether.references": "core",
     "tether.protocol": "core", "tether.proxy": "core", "tether.gate": "core", "tether.options": "core",
     "tether.transports": "core",
     "tether.session": "runtime", "tether.workers": "runtime", "tether.waiter": "runtime",
     "tether.websocket": "flavour", "tether.web": "edge", "tether.testing": "edge", "tether.trace": "edge",
+    "tether.asgi": "edge", "tether.pagefiles": "edge",
     "tether.cli": "edge", "tether.__main__": "edge", "tether": "edge",
 }  # fmt: skip
 FLAVOURS = ("tether.sync", "tether.aio", "tether.browser")

@@ -19,6 +19,7 @@ from tether.codec import (
     encode_value,
     pack_word,
 )
+from tether.errors import error_parts
 from tether.frames import (
     Answer,
     ErrorAnswer,
@@ -30,7 +31,6 @@ from tether.frames import (
     message_send_bytes,
     parse_frame,
 )
-from tether.protocol import error_parts
 from tether.values import write_class_info
 
 DOC = (Path(__file__).parents[2] / "docs" / "protocol.md").read_text()
@@ -201,6 +201,6 @@ def test_objects_by_value() -> None:
         "20000005 00000005 506F696E74", "20000003", "40000001 40000002",
     )  # fmt: skip
     assert protocol.encoder.encode(Point(3, 4)) == hexlines("20000111 20000113 00000001 40000003 40000004")
-    protocol.peer_is_python = True  # after hello: the compact forms
+    protocol.references.peer_is_python = True  # after hello: the compact forms
     assert protocol.encoder.encode(Point(3, 4)) == hexlines("21000001 40000003 40000004")
     assert protocol.encoder.encode("ab") == bytes.fromhex("2200000261 62".replace(" ", ""))

@@ -2,8 +2,9 @@
 
 Incoming messages to ``async def`` methods run as tasks on the loop; messages to plain
 methods run on worker threads (natively), so a blocking handler never stalls the loop, or as
-tasks where there are no threads (Pyodide). Everything that encodes and sends runs on the
-loop's thread and in order, so class info is always defined on the wire before it is used.
+tasks where there are no threads (Pyodide). Frames are encoded where they arise (the loop, a
+worker thread) into the protocol's one ordered outbox; only the loop's thread sends, one flush
+at a time, so the wire order is the protocol's.
 
 A transport has ``async send(bytes)``, ``async recv() -> bytes`` and ``async close()``, and its
 ``send`` must hand the frame to the connection before its first suspension point (true of
@@ -18,25 +19,19 @@ import logging
 import sys
 import threading
 import time
-from collections import deque
 from collections.abc import Generator
 from typing import Any, cast
 
 from ..deadline import remaining
 from ..dispatch import OPERATIONS, python_name
+from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
 from ..frames import MessageSend
 from ..gate import current_exchange, current_gate, nested_in, waiting
-from ..protocol import (
-    CLOSE_PROTOCOL_ERROR,
-    Event,
-    Violation,
-    register_runtime_file,
-)
+from ..protocol import CLOSE_PROTOCOL_ERROR, Event, Violation
 from ..proxy import needs_await
 from ..session import BaseSession, PeerBase, is_factory
 from ..session import describe_close as _describe_close
-from ..tether_object import TetherObject
 from ..transports import AsyncPushTransport, AsyncTransport, fit_close_reason
 from ..waiter import Waiter as _Waiter
 
@@ -61,14 +56,11 @@ class AsyncSession(BaseSession):
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._threads = run_sync_in_threads and THREADS
-        self._outq: deque[bytes] = deque()
         self._flushing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tasks_by_id: dict[bytes, asyncio.Task[Any]] = {}  # the peer's calls running as tasks
         self._opened = self.loop.create_future()
         self._done = self.loop.create_future()
-        self._release_requested = False
-        self.protocol.on_release_queued = self._release_queued
         self._reader: asyncio.Task[Any] | None = None
         if self._threads:
             from ..workers import worker_pool
@@ -80,12 +72,9 @@ class AsyncSession(BaseSession):
     async def start(self) -> None:
         """Send the opening frame if we are the client and start reading in a task."""
         if self.protocol.client:
-            try:
-                await self._send(self.protocol.opening())
-            except Exception as exc:  # closed at once (a refusal): wait_opened reports it
-                if self.close_reason is None:
-                    self.close_reason = _describe_close(exc)
-                self._shutdown()
+            self.protocol.queue_opening()
+            await self._drain()  # closed at once (a refusal): the session is closed, wait_opened reports it
+            if self.closed:
                 return
         self._reader = self._spawn(self.run())
 
@@ -133,9 +122,10 @@ class AsyncSession(BaseSession):
         """Act on what the protocol made of one frame (loop thread, synchronously): send what
         it produced, route answers, dispatch incoming messages. Returns a violation, if any,
         for the caller to close the connection with."""
-        for frame in self.protocol.data_to_send():
-            self._queue_frame(frame)
-        return self.route(events)
+        violation = self.route(events)
+        if self.protocol.has_data_to_send():
+            self._flush()
+        return violation
 
     def _settle(self, waiter: Any, value: Any, error: BaseException | None) -> None:
         if type(waiter) is not _Waiter and waiter.done():
@@ -196,32 +186,39 @@ class AsyncSession(BaseSession):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    # -- sending (loop thread only) -------------------------------------------------------
+    # -- sending: the loop's thread sends, one flush at a time -------------------------------
 
-    async def _send(self, frame: bytes) -> None:
-        """Send now, or behind frames already queued, keeping wire order = encoding order."""
-        self.protocol.count_sent(frame)
-        if self._flushing:
-            self._outq.append(frame)
+    def _flush(self) -> None:
+        """Send what the protocol queued (any thread): a flush task on the loop, unless one runs."""
+        if threading.get_ident() != self._loop_thread:
+            try:
+                self.loop.call_soon_threadsafe(self._flush)
+            except RuntimeError:
+                pass  # the loop is closed: so is the connection
             return
-        await self.transport.send(frame)
-
-    def _queue_frame(self, frame: bytes) -> None:
-        """Send from a synchronous context on the loop thread, in order."""
-        self.protocol.count_sent(frame)
-        self._outq.append(frame)
         if not self._flushing:
             self._flushing = True
-            self._spawn(self._flush())
+            self._spawn(self._drain_owned())
 
-    async def _flush(self) -> None:
+    async def _drain(self) -> None:
+        """Send what the protocol queued, from a coroutine on the loop (at once, unless a flush
+        already runs: it sends these frames too)."""
+        if not self._flushing:
+            self._flushing = True
+            await self._drain_owned()
+
+    async def _drain_owned(self) -> None:
         try:
-            while self._outq:
-                await self.transport.send(self._outq.popleft())
-        except Exception as exc:
-            self._outq.clear()
+            while True:
+                frames = self.protocol.data_to_send()
+                if not frames:
+                    break
+                for frame in frames:
+                    await self.transport.send(frame)
+        except Exception as exc:  # a send failed: the connection is gone, tell every caller
             if self.close_reason is None:
                 self.close_reason = _describe_close(exc)
+            self._shutdown()
         finally:
             self._flushing = False
 
@@ -243,17 +240,7 @@ class AsyncSession(BaseSession):
                     f"event loop; in async code use: await tether.aio.call(proxy, {selector!r})"
                 )
             return self.acall(receiver, selector, args, kwargs)
-        if self.closed:
-            raise self._lost_error()
-        wait = remaining(self.timeout)
-        waiter = _Waiter()
-        on_behalf = nested_in(self, threading.get_ident())
-        self.loop.call_soon_threadsafe(self._call_from_thread, waiter, receiver, selector, args, kwargs, on_behalf)
-        try:
-            return waiter.wait(wait, selector)
-        except TimeoutError:
-            self.loop.call_soon_threadsafe(self._abandon_waiter, waiter)
-            raise
+        return self._call_and_block(receiver, selector, args, kwargs)
 
     async def acall(
         self,
@@ -268,83 +255,30 @@ class AsyncSession(BaseSession):
         wait = remaining(self.timeout)
         if wait is not None and wait <= 0:
             raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
-        on_behalf = nested_in(self, asyncio.current_task())
-        exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs, on_behalf=on_behalf)
         future = self._new_future()
-        with self._pending_lock:
-            if self.closed:
-                raise self._lost_error()
-            self._pending[exchange_id] = future  # type: ignore[index]
-        try:
-            await self._send(frame)
-        except Exception as exc:
-            self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
-            if self.close_reason is None:
-                self.close_reason = _describe_close(exc)
-            raise self._lost_error() from None
+        on_behalf = nested_in(self, asyncio.current_task())
+        exchange_id = self._queue_call(future, receiver, selector, args, kwargs, on_behalf)
+        await self._drain()
         with waiting():
             try:
                 if wait is None:
                     return await future
                 return await asyncio.wait_for(future, wait)
             except TimeoutError:
-                self._abandon(exchange_id)  # type: ignore[arg-type]
+                self._abandon(exchange_id)
                 raise TimeoutError(
                     f"no answer to {selector!r} within {round(wait or 0.0, 2):g} s (timeout= or tether.timeout): "
                     "the call was cancelled on the other side"
                 ) from None
             except asyncio.CancelledError:
-                self._abandon(exchange_id)  # type: ignore[arg-type]
+                self._abandon(exchange_id)
                 raise
 
     def _new_future(self) -> asyncio.Future[Any]:
         """The future an answer is set on (a runtime may make a cheaper one)."""
         return self.loop.create_future()
 
-    def _abandon(self, exchange_id: bytes) -> None:
-        """Nobody waits for this call any more: free its entry and cancel it remotely."""
-        if self._pending.pop(exchange_id, None) is not None:
-            self._send_cancel([exchange_id])
-
-    def _abandon_waiter(self, waiter: _Waiter) -> None:
-        for exchange_id, pending in list(self._pending.items()):
-            if pending is waiter:
-                self._abandon(exchange_id)
-
-    def _send_cancel(self, exchange_ids: list[bytes]) -> None:
-        key = self.protocol.peer_tether_key
-        if key is None or self.closed:
-            return
-        try:
-            _, frame = self.protocol.encode_call(key, "cancel", (exchange_ids,), one_way=True)
-        except Exception:
-            return
-        self._queue_frame(frame)
-
-    def _call_from_thread(
-        self, waiter: _Waiter, receiver: int, selector: str, args: Any, kwargs: Any, on_behalf: bytes | None
-    ) -> None:
-        try:
-            exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs, on_behalf=on_behalf)
-        except BaseException as exc:
-            waiter.set_exception(exc)
-            return
-        with self._pending_lock:
-            if self.closed:
-                waiter.set_exception(self._lost_error())
-                return
-            self._pending[exchange_id] = waiter  # type: ignore[index]
-        self._queue_frame(frame)
-
-    # -- incoming messages ----------------------------------------------------------------
-
-    def _dispatch(self, message: MessageSend) -> None:
-        if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
-            frame = self.protocol.perform(message)
-            if frame is not None:
-                self._queue_frame(frame)
-        else:
-            self.gate.submit(message)
+    # -- incoming messages: tasks for async def (and where there are no threads), else workers --
 
     def _start_message(self, message: MessageSend) -> None:
         """Run a message the gate admitted: a task for ``async def`` (or without threads),
@@ -359,26 +293,27 @@ class AsyncSession(BaseSession):
         if not self._threads or _is_async_target(message):
             self._spawn(self._run_task(message))
         else:
-            self._pool.submit(self._run_in_thread, message)
-
-    def _refuse_message(self, message: MessageSend, error: BaseException) -> None:
-        frame = self.protocol.fail(message, error)
-        if frame is not None:
-            self._queue_frame(frame)
+            self._pool.submit(self._run_in_worker, message)
 
     async def _run_task(self, message: MessageSend) -> None:
         current_gate.set(self.gate)  # this task's own context
         exchange_id = message.exchange_id
         if exchange_id is not None:
             current_exchange.set((self, exchange_id, asyncio.current_task()))
-        if exchange_id is not None:
             self._running.add(exchange_id)
             self._tasks_by_id[exchange_id] = asyncio.current_task()  # type: ignore[assignment]
         try:
-            await self._perform_task(message)
-        except asyncio.CancelledError:
-            if exchange_id is None or exchange_id not in self._cancelled:
-                raise  # the connection closes: not a cancel from the peer
+            try:
+                result = self.protocol.start(message)
+                if needs_await(result):
+                    result = await result
+            except asyncio.CancelledError:
+                if exchange_id is None or exchange_id not in self._cancelled:
+                    raise  # the connection closes: not a cancel from the peer
+            except BaseException as exc:
+                self._answer(message, None, exc)
+            else:
+                self._answer(message, result, None)
         finally:
             if exchange_id is not None:
                 self._tasks_by_id.pop(exchange_id, None)
@@ -391,94 +326,18 @@ class AsyncSession(BaseSession):
         if task is not None:
             task.cancel()  # a coroutine handler stops at its next await
 
-    async def _perform_task(self, message: MessageSend) -> None:
-        protocol = self.protocol
-        try:
-            result = protocol.start(message)
-            if needs_await(result):
-                result = await result
-        except BaseException as exc:
-            if isinstance(exc, asyncio.CancelledError):
-                raise
-            frame = protocol.fail(message, exc)
-        else:
-            if message.exchange_id is None:
-                return
-            frame = protocol.encode_answer(message.exchange_id, result)
-        if frame is not None and not self.closed and message.exchange_id not in self._cancelled:
-            try:
-                await self._send(frame)
-            except Exception:
-                pass  # the reader reports the lost connection
+    def _await_in_thread(self, awaitable: Any) -> Any:
+        future = asyncio.run_coroutine_threadsafe(_await(awaitable), self.loop)
+        with self._pool.blocked():
+            return future.result()
 
-    def _run_in_thread(self, message: MessageSend) -> None:
-        error: BaseException | None = None
-        result: Any = None
-        if message.exchange_id is not None:
-            self._running.add(message.exchange_id)
-        token = current_gate.set(self.gate)
-        exchange = current_exchange.set(
-            (self, message.exchange_id, threading.get_ident()) if message.exchange_id else None
-        )
-        try:
-            result = self.protocol.start(message)
-            if needs_await(result):
-                future = asyncio.run_coroutine_threadsafe(_await(result), self.loop)
-                with self._pool.blocked():
-                    result = future.result()
-        except BaseException as exc:
-            error = exc
-        finally:
-            current_exchange.reset(exchange)
-            current_gate.reset(token)
-        if self.closed:
-            return
-        try:
-            self.loop.call_soon_threadsafe(self._finish_from_thread, message, result, error)
-        except RuntimeError:
-            pass  # the loop is closed
-
-    def _finish_from_thread(self, message: MessageSend, result: Any, error: BaseException | None) -> None:
-        if self.closed:
-            return
-        self.gate.done()
-        if self._was_cancelled(message.exchange_id):
-            return  # its caller cancelled it: the thread ran on, its answer goes nowhere
-        if error is not None:
-            frame = self.protocol.fail(message, error)
-        elif message.exchange_id is None:
-            return
-        else:
-            frame = self.protocol.encode_answer(message.exchange_id, result)
-        if frame is not None:
-            self._queue_frame(frame)
-
-    # -- releases -------------------------------------------------------------------------
-
-    def _release_queued(self) -> None:
-        if self._release_requested:
-            return
-        self._release_requested = True
+    def _schedule_release_flush(self) -> None:
         if THREADS:
             from ..workers import release_flusher
 
-            release_flusher.request(self._request_flush_on_loop)
+            release_flusher.request(self._flush_releases)
         else:
             self.loop.call_later(0.005, self._flush_releases)
-
-    def _request_flush_on_loop(self) -> None:
-        try:
-            self.loop.call_soon_threadsafe(self._flush_releases)
-        except RuntimeError:
-            pass  # the loop is closed
-
-    def _flush_releases(self) -> None:
-        self._release_requested = False
-        if self.closed:
-            return
-        frame = self.protocol.take_releases()
-        if frame is not None:
-            self._queue_frame(frame)
 
 
 async def _await(awaitable: Any) -> Any:

@@ -29,13 +29,11 @@ from urllib.parse import parse_qs
 from ..admission import client_subprotocols
 from ..aio.session import AsyncPeer, AsyncSession, ConnectingBase, open_async_session
 from ..deadline import remaining
+from ..errors import register_runtime_file
 from ..exceptions import UsageError
 from ..gate import nested_in
 from ..options import Options, resolve_options
-from ..protocol import (
-    CLOSE_PROTOCOL_ERROR,
-    register_runtime_file,
-)
+from ..protocol import CLOSE_PROTOCOL_ERROR, State
 from ..session import PeerBase
 from ..session import describe_close as _describe_close
 from .transport import HIGH_WATER, BrowserTransport
@@ -92,8 +90,6 @@ class BrowserSession(AsyncSession):
     before); see :meth:`acall` and :meth:`_call_blocking`.
     """
 
-    _closing = False  # a protocol violation is being closed: ignore further frames
-
     # -- receiving from a pushing transport -----------------------------------------------
 
     async def start(self) -> None:
@@ -105,8 +101,10 @@ class BrowserSession(AsyncSession):
             return
         attach(self._feed, self._transport_closed)
         if self.protocol.client:
+            self.protocol.queue_opening()
             try:
-                await self._send(self.protocol.opening())
+                for frame in self.protocol.data_to_send():
+                    await self.transport.send(frame)
             except Exception:  # the server closed at once (a refusal): learn its close code
                 wait_closed = getattr(self.transport, "wait_closed", None)
                 if wait_closed is not None:
@@ -119,9 +117,9 @@ class BrowserSession(AsyncSession):
         What :meth:`AsyncSession.run` does for each frame, minus the awaiting: a protocol
         violation closes the connection from a task. It must never raise (the browser would
         only log it)."""
-        if self._closing or self.closed:
-            return
         if isinstance(data, str):
+            if self.protocol.state is State.CLOSING or self.closed:
+                return
             self._stop(CLOSE_PROTOCOL_ERROR, "Tether frames are binary messages, got a text message")
             return
         try:
@@ -132,12 +130,12 @@ class BrowserSession(AsyncSession):
             log.exception("error while handling a frame from %s", self.describe())
             if self.close_reason is None:
                 self.close_reason = f"internal error: {exc!r}"
-            self._closing = True
+            self.protocol.state = State.CLOSING
             self._spawn(self.close())
 
     def _stop(self, code: int, reason: str) -> None:
         """Close the connection for a protocol violation (from a task: closing waits)."""
-        self._closing = True
+        self.protocol.state = State.CLOSING
 
         async def stop() -> None:
             await self._violate(code, reason)
@@ -185,25 +183,16 @@ class BrowserSession(AsyncSession):
         ``run_sync`` of a coroutine). Needs a transport with ``send_nowait`` and no timeout."""
         from pyodide.ffi import run_sync
 
-        on_behalf = nested_in(self, asyncio.current_task())
-        exchange_id, frame = self.protocol.encode_call(receiver, selector, args, kwargs, on_behalf=on_behalf)
-        assert exchange_id is not None  # not one-way: an answer comes
         answer = _BoxedAnswer(self.loop)
-        with self._pending_lock:
-            if self.closed:
-                raise self._lost_error()
-            self._pending[exchange_id] = answer
-        try:
-            self.protocol.count_sent(frame)
-            if self._flushing:
-                self._outq.append(frame)  # behind the frames being flushed: wire order
-            else:
-                cast(BrowserTransport, self.transport).send_nowait(frame)  # checked in call()
-        except Exception as exc:
-            self._pending.pop(exchange_id, None)
-            if self.close_reason is None:
-                self.close_reason = _describe_close(exc)
-            raise self._lost_error() from None
+        self._queue_call(answer, receiver, selector, args, kwargs, nested_in(self, asyncio.current_task()))
+        if not self._flushing:  # else the running flush sends it, behind the frames before it
+            try:
+                for frame in self.protocol.data_to_send():
+                    cast(BrowserTransport, self.transport).send_nowait(frame)  # checked in call()
+            except Exception as exc:
+                if self.close_reason is None:
+                    self.close_reason = _describe_close(exc)
+                self._shutdown()
         return run_sync(answer.future).value
 
     @staticmethod

@@ -22,28 +22,19 @@ Open one with :func:`open_session`; ``tether.sync.client.connect`` and
 from __future__ import annotations
 
 import atexit
-import contextvars
 import logging
 import threading
 import time
 import weakref
 from typing import Any, cast
 
-from ..deadline import remaining
+from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed, ProtocolError
 from ..frames import MessageSend
-from ..gate import current_exchange, current_gate, nested_in
-from ..protocol import (
-    CLOSE_PROTOCOL_ERROR,
-    Event,
-    register_runtime_file,
-)
-from ..proxy import needs_await
+from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State
 from ..session import BaseSession, PeerBase
 from ..session import describe_close as _describe_close
-from ..tether_object import TetherObject
 from ..transports import PushTransport, Transport, fit_close_reason
-from ..waiter import MAX_INLINE_NESTING, inline_nesting
 from ..waiter import Waiter as _Waiter
 from ..workers import release_flusher, worker_pool
 
@@ -81,9 +72,6 @@ class Session(BaseSession):
         self._send_lock = threading.Lock()
         self._opened = threading.Event()
         self._done = threading.Event()
-        self._release_requested = False
-        self._closing = False
-        self.protocol.on_release_queued = self._release_queued
         self._pool = worker_pool()
         self._reader: threading.Thread | None = None
 
@@ -96,12 +84,9 @@ class Session(BaseSession):
         if attach is not None:
             attach(self._feed, self._transport_closed)
         if self.protocol.client:
-            try:
-                self._send(self.protocol.opening())
-            except Exception as exc:  # closed at once (a refusal): wait_opened reports it
-                if self.close_reason is None:
-                    self.close_reason = _describe_close(exc)
-                self._shutdown()
+            self.protocol.queue_opening()
+            self._flush()  # closed at once (a refusal): the session is closed, wait_opened reports it
+            if self.closed:
                 return
         if attach is None:
             self._reader = threading.Thread(target=self.run, name="tether-reader", daemon=True)
@@ -109,10 +94,10 @@ class Session(BaseSession):
 
     def _feed(self, data: bytes | str) -> None:
         """Handle one message pushed by the transport (from its receiving thread)."""
-        if self._closing:
-            return
         if isinstance(data, str):
-            self._closing = True
+            if self.protocol.state is State.CLOSING:
+                return
+            self.protocol.state = State.CLOSING
             violation = "Tether frames are binary messages, got a text message"
             self._pool.submit(self._violate, CLOSE_PROTOCOL_ERROR, violation)
             return
@@ -158,23 +143,16 @@ class Session(BaseSession):
             self._shutdown()
 
     def _handle(self, events: list[Event], deferred_close: bool = False) -> bool:
-        for frame in self.protocol.data_to_send():
-            self._send(frame)
         violation = self.route(events)
+        if self.protocol.has_data_to_send():
+            self._flush()
         if violation is None:
             return False
-        self._closing = True
         if deferred_close:  # closing waits for the reply our receiving thread reads
             self._pool.submit(self._violate, violation.code, violation.reason)
         else:
             self._violate(violation.code, violation.reason)
         return True
-
-    def _dispatch(self, message: MessageSend) -> None:
-        if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
-            self._perform_message(message)
-        elif message.on_behalf is None or message.exchange_id is None or not self._hand_to_waiter(message):
-            self.gate.submit(message)
 
     def _on_opened(self) -> None:
         self._opened.set()
@@ -229,10 +207,20 @@ class Session(BaseSession):
 
     # -- sending --------------------------------------------------------------------------
 
-    def _send(self, frame: bytes) -> None:
+    def _flush(self) -> None:
+        """Send what the protocol queued, in order, under the send lock (any thread). A send
+        that fails ends the session: every waiting caller is told."""
         with self._send_lock:
-            self.protocol.count_sent(frame)
-            self.transport.send(frame)
+            try:
+                for frame in self.protocol.data_to_send():
+                    self.transport.send(frame)
+                return
+            except Exception as exc:
+                reason = _describe_close(exc)
+        if self.close_reason is None:
+            self.close_reason = reason
+        self._shutdown()
+        self._pool.submit(self.close)  # and let the transport go (it may not know yet)
 
     def call(
         self,
@@ -246,153 +234,18 @@ class Session(BaseSession):
 
         Waits at most the connection's ``timeout`` or the current :func:`tether.timeout`,
         whichever is sooner; then raises TimeoutError and cancels the call remotely."""
-        wait = remaining(self.timeout)
-        if wait is not None and wait <= 0:
-            raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
-        waiter = _Waiter()
-        if inline_nesting.depth >= MAX_INLINE_NESTING:
-            waiter.idle = False  # this stack is deep enough: messages nested in this call go to workers
-        protocol = self.protocol
-        on_behalf = nested_in(self, threading.get_ident())
-        with self._send_lock:
-            exchange_id, frame = protocol.encode_call(receiver, selector, args, kwargs, on_behalf=on_behalf)
-            with self._pending_lock:
-                if self.closed:
-                    raise self._lost_error()
-                self._pending[exchange_id] = waiter  # type: ignore[index]
-            protocol.frames_sent += 1
-            protocol.bytes_sent += len(frame)
-            try:
-                self.transport.send(frame)
-            except Exception as exc:
-                self._pending.pop(exchange_id, None)  # type: ignore[arg-type]
-                if self.close_reason is None:
-                    self.close_reason = _describe_close(exc)
-                raise self._lost_error() from None
-        try:
-            return waiter.wait(wait, selector, self._run_nested)
-        except BaseException:  # timed out, or interrupted: nobody waits for the answer now
-            with self._pending_lock:
-                abandoned = self._pending.pop(exchange_id, None) is not None  # type: ignore[arg-type]
-                waiter.idle = False
-                job, waiter.job = waiter.job, None
-            if job is not None:  # handed over just now: a worker runs it instead
-                self.gate.submit(job)
-            if abandoned:
-                self.cancel_remote([exchange_id])  # type: ignore[list-item]
-            raise
+        return self._call_and_block(receiver, selector, args, kwargs)
 
-    def cancel_remote(self, exchange_ids: list[bytes]) -> None:
-        """Tell the peer that nobody waits for these calls' answers any more (one-way)."""
-        key = self.protocol.peer_tether_key
-        if key is None or self.closed:
-            return
-        try:
-            self.send_one_way(key, "cancel", (exchange_ids,))
-        except Exception:
-            pass  # the connection is gone: nothing runs there any more
-
-    def send_one_way(self, receiver: int, selector: str, args: tuple[Any, ...]) -> None:
-        with self._send_lock:
-            _, frame = self.protocol.encode_call(receiver, selector, args, one_way=True)
-            self.protocol.count_sent(frame)
-            self.transport.send(frame)
-
-    # -- incoming messages ----------------------------------------------------------------
+    # -- incoming messages: each in a worker thread ---------------------------------------
 
     def _start_message(self, message: MessageSend) -> None:
-        self._pool.submit(self._run_message, message)
+        self._pool.submit(self._run_in_worker, message)
 
-    def _refuse_message(self, message: MessageSend, error: BaseException) -> None:
-        frame = self.protocol.fail(message, error)
-        if frame is not None:
-            self._send_quietly(frame)
+    def _await_in_thread(self, awaitable: Any) -> Any:
+        return _run_awaitable(awaitable)
 
-    def _run_message(self, message: MessageSend) -> None:
-        """Perform a message the gate admitted, then let the gate start the next one."""
-        token = current_gate.set(self.gate)
-        exchange_id = message.exchange_id
-        exchange = current_exchange.set((self, exchange_id, threading.get_ident()) if exchange_id else None)
-        try:
-            self._perform_message(message)
-        finally:
-            current_exchange.reset(exchange)
-            current_gate.reset(token)
-            if not self.closed:
-                self.gate.done()
-
-    def _hand_to_waiter(self, message: MessageSend) -> bool:
-        """Give a message sent on behalf of one of our calls to the thread waiting for that
-        call's answer, if it is idle; False: it runs in a worker as usual."""
-        with self._pending_lock:
-            waiter = self._pending.get(message.on_behalf)  # type: ignore[arg-type]
-            if waiter is None or not waiter.idle:
-                return False
-            waiter.give(message)
-        return True
-
-    def _run_nested(self, message: MessageSend) -> None:
-        """Run a message on the thread of the call it is nested in, as a worker would but in a
-        context of its own (not the waiting caller's deadline). It takes no slot of the gate:
-        it holds no thread of its own, and each waiting caller runs at most one at a time."""
-        depth = inline_nesting.depth
-        inline_nesting.depth = depth + 1
-        try:
-            contextvars.Context().run(self._run_inline, message)
-        finally:
-            inline_nesting.depth = depth
-
-    def _run_inline(self, message: MessageSend) -> None:
-        exchange_id = message.exchange_id
-        assert exchange_id is not None  # only calls are handed to a waiting caller
-        current_exchange.set((self, exchange_id, threading.get_ident()))
-        self._perform_message(message)
-
-    def _perform_message(self, message: MessageSend) -> None:
-        protocol = self.protocol
-        exchange_id = message.exchange_id
-        if exchange_id is not None:
-            self._running.add(exchange_id)
-        try:
-            result = protocol.start(message)
-            if needs_await(result):
-                result = _run_awaitable(result)
-        except BaseException as exc:
-            frame = protocol.fail(message, exc)
-            del exc
-            if frame is not None and not self._was_cancelled(exchange_id):
-                self._send_quietly(frame)
-            return
-        if exchange_id is None or self._was_cancelled(exchange_id):
-            return
-        try:
-            with self._send_lock:
-                frame = protocol.encode_answer(exchange_id, result)
-                protocol.count_sent(frame)
-                self.transport.send(frame)
-        except Exception:
-            pass  # the connection is gone; the reader reports it
-
-    def _send_quietly(self, frame: bytes) -> None:
-        try:
-            self._send(frame)
-        except Exception:
-            pass
-
-    # -- releases -------------------------------------------------------------------------
-
-    def _release_queued(self) -> None:
-        if not self._release_requested:
-            self._release_requested = True
-            release_flusher.request(self._flush_releases)
-
-    def _flush_releases(self) -> None:
-        self._release_requested = False
-        if self.closed:
-            return
-        frame = self.protocol.take_releases()
-        if frame is not None:
-            self._send_quietly(frame)
+    def _schedule_release_flush(self) -> None:
+        release_flusher.request(self._flush_releases)
 
 
 def _run_awaitable(awaitable: Any) -> Any:
@@ -469,18 +322,9 @@ def _handshake(session: Session, peer: Peer, deadline: float) -> None:
     hello_waiter, root_waiter = _Waiter(), _Waiter()
     key = session.protocol.peer_tether_key
     assert key is not None
-    for selector, args, waiter in (
-        ("hello", (session.protocol.hello_info(),), hello_waiter),
-        ("root", (), root_waiter),
-    ):
-        with session._send_lock:
-            exchange_id, frame = session.protocol.encode_call(key, selector, args)
-            with session._pending_lock:
-                if session.closed:
-                    raise session._lost_error()
-                session._pending[exchange_id] = waiter  # type: ignore[index]
-            session.protocol.count_sent(frame)
-            session.transport.send(frame)
+    session._queue_call(hello_waiter, key, "hello", (session.protocol.hello_info(),), None)
+    session._queue_call(root_waiter, key, "root", (), None)
+    session._flush()
     try:
         try:
             info: object = hello_waiter.wait(max(0.0, deadline - time.monotonic()))

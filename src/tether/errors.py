@@ -1,0 +1,109 @@
+"""Errors that cross the wire: what an error answer carries for an exception raised here, and
+the local exception made from one received (the same type where that is safe, else
+:class:`~tether.exceptions.RemoteError`).
+
+A peer's error type is rebuilt only for built-in exceptions, Tether's own and the classes
+registered with :func:`register_exception`; nothing is imported by name. Runtime modules call
+:func:`register_runtime_file` so their frames stay out of the tracebacks sent to peers.
+"""
+
+from __future__ import annotations
+
+import builtins
+import traceback
+from typing import Any
+
+from . import dispatch
+from . import exceptions as _exceptions
+from .access import register
+from .codec import Encoder
+from .exceptions import EncodeError, RemoteError
+from .frames import ErrorAnswer
+
+__all__ = ["error_parts", "make_exception", "register_exception", "register_runtime_file"]
+
+
+_REGISTERED_EXCEPTIONS: dict[str, type[BaseException]] = {}
+
+
+def register_exception(cls: type[BaseException]) -> type[BaseException]:
+    """Let errors of type ``cls`` from a peer be raised here as ``cls`` (not ``RemoteError``).
+
+    Use it as a class decorator on both sides. ``cls(*args)`` must rebuild the exception from
+    its by-value arguments. It also registers the class (:func:`tether.register`), so that its
+    instances may arrive by value inside other values.
+    """
+    _REGISTERED_EXCEPTIONS[f"{cls.__module__}.{cls.__qualname__}"] = cls
+    register(cls)
+    return cls
+
+
+def error_parts(exc: BaseException, with_traceback: bool) -> tuple[str, str, list[Any], str | None]:
+    """Split an exception into what an error answer carries."""
+    cls = type(exc)
+    type_name = f"{cls.__module__}.{cls.__qualname__}"
+    try:
+        message = str(exc)
+    except Exception:  # a broken __str__ must not stop the error from travelling
+        message = f"<{cls.__qualname__} whose str() failed>"
+    plain = Encoder()
+    args: list[Any] = []
+    for arg in exc.args:
+        try:
+            plain.encode(arg)
+            args.append(arg)
+        except (EncodeError, RecursionError):
+            args.append(_safe_repr(arg))
+    tb = _format_remote_traceback(exc) if with_traceback else None
+    return type_name, message, args, tb
+
+
+_RUNTIME_FILES: set[str] = {__file__, dispatch.__file__}
+
+
+def register_runtime_file(path: str) -> None:
+    """Leave the frames of the module at ``path`` out of tracebacks sent to peers: a runtime
+    module calls this with its ``__file__`` (its frames say nothing about the error)."""
+    _RUNTIME_FILES.add(path)
+
+
+def _format_remote_traceback(exc: BaseException) -> str:
+    """The traceback text, without the frames of Tether's runtime (they say nothing about the
+    error); frames of any other code, Tether's demos included, stay."""
+    te = traceback.TracebackException.from_exception(exc)
+    frames = [f for f in te.stack if (f.filename or "") not in _RUNTIME_FILES]
+    if frames and len(frames) < len(te.stack):
+        te.stack = traceback.StackSummary.from_list(frames)
+    return "".join(te.format())
+
+
+def _safe_repr(value: object) -> str:
+    try:
+        return repr(value)
+    except Exception:
+        return f"<{type(value).__qualname__}>"
+
+
+def make_exception(frame: ErrorAnswer) -> BaseException:
+    """The local exception for an error answer: the same type where that is safe."""
+    type_name = frame.type_name
+    cls: Any = None
+    module, _, name = type_name.rpartition(".")
+    if module == "builtins":
+        cls = getattr(builtins, name, None)
+    elif module == "tether.exceptions":
+        cls = getattr(_exceptions, name, None)
+    else:
+        cls = _REGISTERED_EXCEPTIONS.get(type_name)
+    exc: BaseException | None = None
+    if isinstance(cls, type) and issubclass(cls, Exception):
+        try:
+            exc = cls(*frame.args)
+        except Exception:
+            exc = None
+    if exc is None:
+        exc = RemoteError(type_name, frame.message, tuple(frame.args), frame.traceback)
+    exc.remote_traceback = frame.traceback  # type: ignore[attr-defined]
+    if frame.traceback:
+        exc.add_note("Remote traceback (most recent call last is the remote one):\n" + frame.traceback.rstrip())
+    return exc
