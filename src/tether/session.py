@@ -434,13 +434,19 @@ class BaseSession:
             return error
         return HandshakeFailed(f"no Tether conversation with {self.describe()}: {self.close_reason}")
 
-    def _fail_pending(self) -> list[Any]:
-        """Mark closed and take every pending waiter (the caller fails them)."""
+    def _end(self) -> None:
+        """The connection is gone: mark it closed, tell every waiting caller (ConnectionLost
+        saying why) and let the protocol forget its tables. Each flavour's ``_shutdown`` calls
+        this, then wakes what waits for the close itself."""
         with self._pending_lock:
             self.protocol.state = State.CLOSED
             waiters = list(self._pending.values())
             self._pending.clear()
-        return waiters
+        if waiters:
+            error = self._lost_error()
+            for waiter in waiters:
+                self._settle(waiter, None, error)
+        self.protocol.close()
 
     # -- releases: batched, one-way --------------------------------------------------------
 

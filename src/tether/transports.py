@@ -9,7 +9,8 @@ A transport carries one WebSocket-like connection: whole messages, binary (``byt
   ``PushingServerConnection`` (what ``tether.connect`` and ``tether.serve`` use).
 - :class:`AsyncTransport`: ``tether.testing.AsyncMemoryTransport``; ``websockets.asyncio``
   connections (``tether.aio.connect`` and ``tether.aio.serve``); ``tether.web.WebSocketTransport``
-  (aiohttp, the ``/ws`` endpoint of ``tether.web.serve_web``).
+  (aiohttp, the ``/ws`` endpoint of ``tether.web.serve_web``); ``tether.asgi.ASGITransport``
+  (an ASGI server's WebSocket, the endpoint of ``tether.asgi.app``).
 - :class:`AsyncPushTransport`: ``tether.browser.BrowserTransport`` (a page's WebSocket).
 
 A threading :class:`~tether.sync.session.Session` takes a :class:`Transport` or a
@@ -279,9 +280,10 @@ class CloseDetails(Protocol):
     """What a transport may tell about how its connection closed (optional; the sessions do
     not need it, tests and tools read it).
 
-    ``websockets`` connections, :class:`tether.testing.MemoryTransport` and the browser's
-    transport have both attributes; ``AsyncMemoryTransport`` and ``tether.web``'s
-    ``WebSocketTransport`` do not (the latter says the code in its ``ConnectionLost``).
+    ``websockets`` connections, :class:`tether.testing.MemoryTransport`,
+    ``tether.asgi.ASGITransport`` and the browser's transport have both attributes;
+    ``AsyncMemoryTransport`` and ``tether.web``'s ``WebSocketTransport`` do not (the latter
+    says the code in its ``ConnectionLost``).
     """
 
     @property

@@ -16,6 +16,9 @@ transport tether ships (each connected pair is a fixture parameter):
   end is a ``websockets.asyncio`` client. Its Pyodide folder is a stand-in (``serve_web``
   only checks that two files exist), so neither Pyodide nor a browser is needed; it is
   skipped when ``aiohttp`` is missing.
+- ``asgi-uvicorn``: ``tether.asgi.ASGITransport`` on the ``/ws`` endpoint of a real
+  ``tether.asgi.app`` under ``uvicorn.Server`` (run on the test's loop), its session replaced
+  the same way; the other end is a ``websockets.asyncio`` client. Skipped without uvicorn.
 
 The browser's transport (``tether.browser.BrowserTransport``, an ``AsyncPushTransport``) needs
 Pyodide in Chromium, so it cannot run here; only its shape is checked
@@ -626,6 +629,63 @@ def web_aiohttp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pai
         loop.stop()
 
 
+@contextlib.contextmanager
+def asgi_uvicorn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
+    uvicorn = pytest.importorskip("uvicorn", reason="the ASGI transport is tested under uvicorn")
+    import tether.asgi
+
+    loop = LoopThread()
+    state: dict[str, Any] = {}
+
+    async def start() -> tuple[Any, Any]:
+        accepted: asyncio.Queue[Any] = asyncio.Queue()
+        release = state["release"] = asyncio.Event()
+
+        async def serve_connection(transport: Any, root: Any, url: str, peers: Any, options: Any) -> None:
+            """In place of the session: hand the endpoint's transport to the test."""
+            await accepted.put(transport)
+            await release.wait()
+
+        monkeypatch.setattr(tether.asgi, "serve_connection", serve_connection)
+        config = uvicorn.Config(tether.asgi.app(None), host="127.0.0.1", port=0, lifespan="off",
+                                log_level="warning", ws_max_size=DEFAULT_MAX_FRAME_SIZE)  # fmt: skip
+        server = state["server"] = uvicorn.Server(config)
+        state["task"] = asyncio.ensure_future(server.serve())  # on this loop, as the transport's calls are
+        while not server.started:
+            assert not state["task"].done(), "uvicorn exited while starting"
+            await asyncio.sleep(0.01)
+        port = server.servers[0].sockets[0].getsockname()[1]
+        client = state["client"] = await _aio_client(f"ws://127.0.0.1:{port}/ws", ["tether"])
+        served = await asyncio.wait_for(accepted.get(), WAIT)
+        return served, client
+
+    async def stop() -> None:
+        if "release" in state:
+            state["release"].set()
+        if "client" in state:
+            await state["client"].close()
+        if "server" in state:
+            state["server"].should_exit = True
+            await asyncio.wait_for(state["task"], WAIT)
+
+    try:
+        served, client = loop.run(start())
+        assert isinstance(served, tether.asgi.ASGITransport)
+        yield Pair(
+            "asgi-uvicorn",
+            End("tether.asgi.ASGITransport", served, send_error=ConnectionLost, loop=loop,
+                close_details=True, code_seen=True, reason_seen=True,
+                send_text=lambda text: loop.run(served._send({"type": "websocket.send", "text": text}))),
+            End("websockets.asyncio ClientConnection", client, send_error=ConnectionClosed, loop=loop,
+                close_details=True, code_seen=True, reason_seen=True,
+                send_text=lambda text: loop.run(client.send(text))),
+        )  # fmt: skip
+    finally:
+        with contextlib.suppress(Exception):
+            loop.run(stop())
+        loop.stop()
+
+
 PAIRS: dict[str, PairFactory] = {
     "memory": memory,
     "async-memory": async_memory,
@@ -633,6 +693,7 @@ PAIRS: dict[str, PairFactory] = {
     "sync-websockets-plain": _sync_websockets(pushing=False),
     "aio-websockets": aio_websockets,
     "web-aiohttp": web_aiohttp,
+    "asgi-uvicorn": asgi_uvicorn,
 }
 
 
@@ -672,6 +733,9 @@ def test_the_shipped_classes_have_the_shape_of_their_contracts() -> None:
     assert not inspect.iscoroutinefunction(BrowserTransport.attach)
     assert not inspect.iscoroutinefunction(BrowserTransport.send_nowait)  # the optional extras
     assert inspect.iscoroutinefunction(BrowserTransport.wait_closed)
+    from tether.asgi import ASGITransport
+
+    assert issubclass(ASGITransport, AsyncTransport)
     try:
         from tether.web import WebSocketTransport
     except ImportError:

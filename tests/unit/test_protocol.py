@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from tether.codec import TAG_DESCRIBED_REF, pack_word
-from tether.words import TAG_ERROR_ANSWER
 from tether.protocol import AnswerReceived, Incoming, Opened, Protocol, State
+from tether.words import TAG_ERROR_ANSWER
 
 
 class Thing:

@@ -21,6 +21,7 @@ import pytest
 
 pytest.importorskip("aiohttp")
 
+import tether.pagefiles
 import tether.web
 from tether.exceptions import UsageError
 from tether.web import package_zip, serve_web, shipped_files
@@ -184,5 +185,5 @@ def test_the_total_size_is_bounded(site: Path, tmp_path: Path, pyodide_dir: Path
     outside = tmp_path / "outside"
     outside.mkdir()
     name = make_package(site, outside)
-    monkeypatch.setattr(tether.web, "MAX_SHIPPED_BYTES", 10)
+    monkeypatch.setattr(tether.pagefiles, "MAX_SHIPPED_BYTES", 10)  # where shipped_files reads it
     assert "more than the 0 MiB allowed" in refused(pyodide_dir, [name])

@@ -168,14 +168,7 @@ class AsyncSession(BaseSession):
         await asyncio.shield(self._done)
 
     def _shutdown(self) -> None:
-        waiters = self._fail_pending()
-        error = self._lost_error()
-        for waiter in waiters:
-            if type(waiter) is _Waiter:
-                waiter.set_exception(error)
-            elif not waiter.done():
-                waiter.set_exception(error)
-        self.protocol.close()
+        self._end()
         for future in (self._opened, self._done):
             if not future.done():
                 future.set_result(None)

@@ -291,12 +291,14 @@ def connect_blocking(url: str | None = None, root: object = None, **options: Any
 
 
 def page_ws_url() -> str:
-    """The Tether endpoint of the server that served this page: ``ws://<host>/ws``."""
+    """The Tether endpoint of the server that served this page: ``ws`` next to the page
+    (``ws://<host>/ws`` for a page at ``/``; ``ws://<host>/tether/ws`` for a page at ``/tether/``,
+    as an ASGI app mounted there serves it)."""
     import js
 
-    location = js.location
-    scheme = "wss" if str(location.protocol) == "https:" else "ws"
-    return f"{scheme}://{location.host}/ws"
+    url = js.URL.new("ws", js.document.baseURI)
+    scheme = "wss" if str(url.protocol) == "https:" else "ws"
+    return f"{scheme}://{url.host}{url.pathname}"
 
 
 def page_token() -> str | None:

@@ -196,12 +196,7 @@ class Session(BaseSession):
 
     def _shutdown(self) -> None:
         _open_sessions.discard(self)
-        waiters = self._fail_pending()
-        if waiters:
-            error = self._lost_error()
-            for waiter in waiters:
-                waiter.set_exception(error)
-        self.protocol.close()
+        self._end()
         self._opened.set()
         self._done.set()
 
