@@ -5,9 +5,10 @@ VENV    := .venv
 BIN     := $(VENV)/bin
 PYODIDE := .cache/pyodide/314.0.7/pyodide.mjs
 
-.PHONY: demo test lint unit browser-deps bench fuzz load clean
+.PHONY: demo test lint unit wheel-check browser-deps bench fuzz load clean
 
-$(VENV)/.test-installed: pyproject.toml
+# (_version.py too: the installed metadata says the version, tests/unit/test_version.py checks it)
+$(VENV)/.test-installed: pyproject.toml src/tether/_version.py
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,browser-test]'
@@ -37,9 +38,15 @@ lint: $(VENV)/.test-installed
 
 test: lint $(PYODIDE) browser-deps
 	$(BIN)/python -m pytest
+	BUILD_PYTHON=$(BIN)/python scripts/check_wheel.sh
 
 unit: $(VENV)/.test-installed
 	$(BIN)/python -m pytest tests/unit tests/session -q
+
+# Build the sdist and the wheel, install the wheel in a fresh venv, run tests against it (not
+# against src/): scripts/check_wheel.sh says what it checks. `make test` runs it last.
+wheel-check: $(VENV)/.test-installed
+	BUILD_PYTHON=$(BIN)/python scripts/check_wheel.sh
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py
