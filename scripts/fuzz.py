@@ -295,7 +295,7 @@ def make_protocol(client: bool) -> tuple[Protocol, FuzzSession]:
         protocol.queue_opening()
         assert protocol.receive(words(W.MY_OBJECT_BASE)) == [Opened(0)]
         exchange_id = protocol.next_id()
-        protocol.queue_call(0, "hello", (protocol.hello_info(),), exchange_id=exchange_id)
+        protocol.queue_call(0, "hello", (protocol.hello_argument(),), exchange_id=exchange_id)
         assert exchange_id == HELLO_ID
         protocol.exports.export(Root())  # key 1: an object the server may name
     else:

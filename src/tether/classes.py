@@ -41,6 +41,7 @@ import itertools
 import pathlib
 import sys
 import textwrap
+import threading
 import types
 import weakref
 from collections.abc import Callable
@@ -314,11 +315,19 @@ def importable_name(obj: Any) -> tuple[str, str] | None:
     return (module, qualname) if found is obj else None
 
 
+# inspect.getsource parses the module (ast); CPython 3.11 can fail with "SystemError: AST
+# constructor recursion depth mismatch" when two threads do that at once (cpython#106905).
+_SOURCE_LOCK = threading.Lock()
+
+
 def source_of(obj: Any) -> str | None:
+    """The source text of a class or function (dedented), or None where there is none."""
     try:
-        return textwrap.dedent(inspect.getsource(obj))
+        with _SOURCE_LOCK:
+            source = inspect.getsource(obj)
     except (OSError, TypeError):
         return None
+    return textwrap.dedent(source)
 
 
 _FINGERPRINTS: weakref.WeakKeyDictionary[Any, bytes | None] = weakref.WeakKeyDictionary()

@@ -21,7 +21,7 @@ from typing import Any
 
 from .access import SAFE_ATTRIBUTES, AccessPolicy
 
-__all__ = ["ATTRIBUTE_OPERATIONS", "BINARY_SELECTORS", "OBJECT_SPECIALS", "OPERATIONS", "SAFE_ATTRIBUTES", "AccessPolicy", "class_specials", "perform", "python_name"]
+__all__ = ["ATTRIBUTE_OPERATIONS", "BINARY_SELECTORS", "OBJECT_SPECIALS", "OPERATIONS", "SAFE_ATTRIBUTES", "AccessPolicy", "class_specials", "perform", "python_name", "smalltalk_selector"]
 
 _BINARY = {
     "add": operator.add,
@@ -263,6 +263,29 @@ BINARY_SELECTORS = {
     "&": "__and__",
     "|": "__or__",
 }
+
+
+_SMALLTALK_BINARY = {name: selector for selector, name in BINARY_SELECTORS.items()}
+
+
+def smalltalk_selector(name: str, arity: int) -> str:
+    """The selector a Smalltalk peer understands for the Python call ``name(*arity args)``: the
+    inverse of :func:`python_name`. An operation's name gives its binary selector (``__add__``
+    -> ``+``); a name of ``arity`` parts joined by underscores gives a keyword selector
+    (``at_put`` with 2 arguments -> ``at:put:``), as does a one-part name with one argument
+    (``add`` with 1 -> ``add:``); a name without arguments stays unary (``size``); any other
+    name is sent as it is (a Smalltalk peer answers ``doesNotUnderstand``, naming it)."""
+    binary = _SMALLTALK_BINARY.get(name)
+    if binary is not None and arity == 1:
+        return binary
+    if arity == 0 or name.startswith("_") or name.endswith("_"):
+        return name
+    parts = name.split("_")
+    if len(parts) == arity and all(parts):
+        return ":".join(parts) + ":"
+    if arity == 1 and len(parts) == 1:
+        return name + ":"
+    return name
 
 
 def python_name(selector: str) -> str:

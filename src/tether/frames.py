@@ -288,8 +288,9 @@ _MESSAGE = pack_word(TAG_MESSAGE)
 _ARRAY = pack_word(TAG_ARRAY)
 
 
-def exposure_bytes(key: int) -> bytes:
-    return pack_word(MY_OBJECT_BASE + key)
+def exposure_bytes(key: int, base: int = MY_OBJECT_BASE) -> bytes:
+    """The exposure frame of ``key``: one "my object" word in the connection's marker base."""
+    return pack_word(base + key)
 
 
 def message_send_bytes(

@@ -35,7 +35,7 @@ from typing import Any
 
 from ._version import __version__
 from .codec import Decoder
-from .dispatch import AccessPolicy, perform
+from .dispatch import AccessPolicy, perform, smalltalk_selector
 from .errors import error_parts, make_exception, register_runtime_file
 from .exceptions import AccessDenied, DecodeError, EncodeError, FrameTooLarge, ProtocolError
 from .exposure import TETHER_KEY, ExportTable, ImportTable
@@ -64,6 +64,7 @@ from .words import (
     TAG_MESSAGE,
     TAG_SYMBOL,
     TAG_TETHER,
+    TAG_UUID,
     ClassInfo,
     pack_word,
 )
@@ -177,7 +178,7 @@ class Protocol:
         policy: AccessPolicy | None = None,
         send_tracebacks: bool = True,
         max_frame_size: int = DEFAULT_MAX_FRAME_SIZE,
-        marker_base: int = MY_OBJECT_BASE,
+        marker_base: int | None = None,
         max_depth: int = DEFAULT_MAX_DEPTH,
         accept_code: bool = False,
         passing: dict[type, str] | None = None,
@@ -190,7 +191,10 @@ class Protocol:
         self.policy = policy or AccessPolicy()
         self.send_tracebacks = send_tracebacks
         self.max_frame_size = max_frame_size
-        self.marker_base = marker_base
+        # The "my object" base read and written on this connection: given, or taken from the
+        # peer's first exposure frame when that is unambiguous (docs/protocol.md 2.5).
+        self.marker_base = MY_OBJECT_BASE if marker_base is None else marker_base
+        self._detect_base = marker_base is None
         self.max_depth = max_depth
         self.tether = TetherObject(self)
         self.releases: deque[tuple[int, int]] = deque()
@@ -205,6 +209,7 @@ class Protocol:
             max_depth=max_depth,
             passing=passing,
         )
+        refs.marker_base = self.marker_base
         self.exports: ExportTable = refs.exports
         self.imports: ImportTable = refs.imports
         self._lock = threading.Lock()  # encoding a frame and putting it in the outbox: one step
@@ -225,6 +230,10 @@ class Protocol:
         self.on_release_queued: Callable[[], None] | None = None
         self.on_cancel: Callable[[list[bytes]], None] | None = None  # the runtime cancels handlers
         self.observer: Observer | None = None  # a tracer, told of what is sent and received
+        # Whether an answer to this exchange id is awaited (the runtime's pending calls); an
+        # answer or error to any other id is dropped unread, so it creates no proxies.
+        self.expects: Callable[[bytes], bool] | None = None
+        self.answers_dropped = 0
         self.frames_sent = 0
         self.bytes_sent = 0
         self.frames_received = 0
@@ -279,9 +288,16 @@ class Protocol:
 
     def queue_opening(self) -> None:
         """Queue the conversation-start frame (the connecting side sends it first)."""
-        self._queue(exposure_bytes, TETHER_KEY)
+        self._queue(exposure_bytes, TETHER_KEY, self.marker_base)
+
+    def hello_argument(self) -> list[Any]:
+        """What ``hello`` carries on the wire: :meth:`hello_info` as a flat Array of keys and
+        values (``#('language' 'python' 'tether' '0.1.0' ...)``), in Caffeine's words only, so
+        that a Smalltalk peer can read the frame even if it does not understand ``hello``."""
+        return [item for pair in self.hello_info().items() for item in pair]
 
     def hello_info(self) -> dict[str, Any]:
+        """What this side says about itself in ``hello`` (``docs/protocol.md`` section 7)."""
         return {
             "language": "python",
             "tether": VERSION,
@@ -321,6 +337,13 @@ class Protocol:
             )
         if not self.peer_reads_nesting:
             on_behalf = None
+        if not self.peer_is_python and receiver != self.peer_tether_key:  # a Smalltalk peer
+            if kwargs:
+                raise EncodeError(
+                    f"{selector}(...) to {self.describe_peer()}, which is not a Python Tether (it sent "
+                    f"no hello): keyword arguments {sorted(kwargs)} have no Smalltalk form; pass them in order"
+                )
+            selector = smalltalk_selector(selector, len(args))
         self._queue(self._call_frame, receiver, selector, args, kwargs, exchange_id, on_behalf)
         if self.observer is not None:
             self.observer.call_sent(exchange_id, receiver, selector, args, kwargs or {})
@@ -349,7 +372,10 @@ class Protocol:
         return frame
 
     def apply_hello(self, info: object) -> None:
-        """Take what the peer says about itself (its hello, or its answer to ours)."""
+        """Take what the peer says about itself (its hello, or its answer to ours): a flat
+        Array of keys and values (:meth:`hello_argument`), or a Dictionary."""
+        if type(info) is list and len(info) % 2 == 0 and all(type(k) is str for k in info[::2]):
+            info = dict(zip(info[::2], info[1::2], strict=True))
         if isinstance(info, dict):
             self.peer_info = info
             language = info.get("language")
@@ -408,6 +434,9 @@ class Protocol:
         """Queue one one-way ``release`` message for every release queued so far; False when
         there was none."""
         if self.peer_tether_key is None:
+            return False
+        if not self.peer_is_python:  # a Smalltalk peer reads no one-way messages: it keeps its objects
+            self.releases.clear()
             return False
         pairs: list[int] = []
         pop = self.releases.popleft
@@ -471,6 +500,20 @@ class Protocol:
                     f"{self.max_frame_size} bytes",
                 )
             ]
+        if self._detect_base and self.peer_tether_key is None and data in _TETHER_EXPOSURES:
+            # The peer's Tether is key 0 in either convention: its first exposure frame says
+            # which base it uses; read and write that one from now on.
+            self.marker_base = self.references.marker_base = int.from_bytes(data, "big")
+        expects = self.expects
+        if (
+            expects is not None
+            and data[:4] in (_ANSWER_TAG_BYTES, _ERROR_TAG_BYTES)
+            and data[4:12] == _UUID_HEAD
+            and not expects(exchange_id := data[12:28])
+            and exchange_id not in self._class_requests
+        ):
+            self.answers_dropped += 1  # nobody waits for it (never sent, or given up on)
+            return []
         refs = self.references
         decoder = Decoder(data, 0, refs, self.max_depth, self.marker_base, self.limits)
         imports: list[int] = []
@@ -534,8 +577,9 @@ class Protocol:
             self.peer_tether_key = frame.key
             if self.state is State.CONNECTING:
                 self.state = State.OPEN
+            self._detect_base = False
             if not self.client:
-                self._queue(exposure_bytes, TETHER_KEY)
+                self._queue(exposure_bytes, TETHER_KEY, self.marker_base)
             return [Opened(frame.key)]
         handle = getattr(frame, "handle", None)  # a user-registered frame kind
         if handle is None:
@@ -622,7 +666,9 @@ class Protocol:
         self.releases.clear()
 
 
+_TETHER_EXPOSURES = (pack_word(MY_OBJECT_BASE), pack_word(MY_OBJECT_BASE + 1))
 _TETHER_TAG_BYTES = pack_word(TAG_TETHER)
+_UUID_HEAD = pack_word(TAG_UUID) + pack_word(16)
 _ANSWER_TAG_BYTES = pack_word(TAG_ANSWER)
 _ERROR_TAG_BYTES = pack_word(TAG_ERROR_ANSWER)
 _GET_CLASSES_SELECTOR = (

@@ -94,6 +94,7 @@ class References(ClassTransfer):
         passing: dict[type, str] | None,
     ) -> None:
         self.owner = owner
+        self.marker_base = MY_OBJECT_BASE  # "my object" words written: base + key (the protocol sets it)
         self.policy = policy
         self.limits = limits
         self.accept_code = accept_code
@@ -155,7 +156,7 @@ class References(ClassTransfer):
             if isinstance(obj, type) and is_application_class(obj):
                 self.described[(obj.__module__, obj.__qualname__)] = obj
         key, _ = self.exports.export(obj)
-        marker = MY_OBJECT_BASE + key
+        marker = self.marker_base + key
         if not self.encoder.compact or self.plain_references:
             out += pack_word(marker)
             return

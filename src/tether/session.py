@@ -106,6 +106,7 @@ class BaseSession:
         self._release_requested = False
         self.protocol.on_cancel = self._cancel_incoming
         self.protocol.on_release_queued = self._release_queued
+        self.protocol.expects = self._pending.__contains__
 
     @property
     def closed(self) -> bool:
@@ -235,7 +236,7 @@ class BaseSession:
     def cancel_remote(self, exchange_ids: list[bytes]) -> None:
         """Tell the peer that nobody waits for these calls' answers any more (one-way)."""
         key = self.protocol.peer_tether_key
-        if key is None or self.closed:
+        if key is None or self.closed or not self.protocol.peer_is_python:  # a Smalltalk peer reads no cancel
             return
         try:
             self.protocol.queue_call(key, "cancel", (exchange_ids,))
@@ -412,11 +413,27 @@ class BaseSession:
 
     # -- the handshake: every flavour sends hello and root back to back, then reads both -------
 
-    def take_hello(self, outcome: object) -> None:
-        """Apply the peer's answer to ``hello`` (its description) or accept its absence: a peer
-        without ``hello`` (a Smalltalk Tether) answers an error, and then gets plain references.
-        A lost connection is raised as the handshake's failure."""
-        if isinstance(outcome, dict):
+    def _queue_handshake(self, hello_waiter: Any, root_waiter: Any) -> bytes:
+        """Queue ``hello`` and ``root`` to the peer's Tether back to back (one round trip) and
+        send them; returns hello's exchange id. The flavour waits for root's answer, then calls
+        :meth:`take_hello`."""
+        key = self.protocol.peer_tether_key
+        assert key is not None  # the peer exposed its Tether
+        hello_id = self._queue_call(hello_waiter, key, "hello", (self.protocol.hello_argument(),), None)
+        self._queue_call(root_waiter, key, "root", (), None)
+        self._flush()
+        return hello_id
+
+    def take_hello(self, hello_id: bytes, answered: bool, outcome: object) -> None:
+        """Root's answer is in: apply the peer's answer to ``hello`` (a peer answers in order,
+        so a hello answer came first), or accept its absence. A Smalltalk peer answers hello
+        with an error, or not at all (then the call is forgotten and a late answer dropped
+        unread); either way it then gets Caffeine words only. A lost connection is raised as
+        the handshake's failure."""
+        if not answered:
+            self._pending.pop(hello_id, None)
+            return
+        if isinstance(outcome, (dict, list)):
             self.protocol.apply_hello(outcome)
         elif isinstance(outcome, ConnectionLost):
             raise self.handshake_broken(outcome)

@@ -41,9 +41,9 @@ class TetherObject:
     def root(self) -> object:
         return self._protocol.root
 
-    def hello(self, info: object) -> dict[str, Any]:
+    def hello(self, info: object) -> list[Any]:
         self._protocol.apply_hello(info)
-        return self._protocol.hello_info()
+        return self._protocol.hello_argument()
 
     def release(self, pairs: object) -> None:
         if not isinstance(pairs, list) or len(pairs) % 2:

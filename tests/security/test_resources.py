@@ -28,6 +28,7 @@ from .wire import (
     SMALLINT,
     STRING,
     RawPeer,
+    answer,
     array,
     by_value,
     by_value_again,
@@ -325,3 +326,18 @@ def test_a_value_whose_rebuild_raises_gets_an_error_answer_not_a_closed_connecti
     with pytest.raises(tether.ProtocolError, match=rf"cannot read the message-send: {error}"):
         raw.call_root("echo", value)
     still_answers(raw)
+
+
+def test_forged_answers_to_ids_never_sent_are_dropped_unread(server: tether.Server, raw: RawPeer) -> None:
+    """Answers and error answers the server never asked for (any id, any content: 10,000
+    markers, a deep array) are dropped before they are decoded: no proxy, no release, no reply."""
+    session = session_of(server, raw)
+    before = session.protocol.answers_dropped
+    markers = words(ARRAY, 10_000, *range(0x60000001, 0x60000001 + 10_000))
+    for n in range(50):
+        forged = bytes([n]) * 16
+        raw.send(answer(forged, markers))
+        raw.send(words(0x20000109, 0x20000011, 16) + forged + words(0x20000005, 1) + b"x")
+    still_answers(raw)
+    assert session.protocol.answers_dropped - before == 100
+    assert len(session.protocol.imports) == 0

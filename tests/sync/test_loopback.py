@@ -165,12 +165,14 @@ def test_connecting_to_nothing_is_a_clear_error() -> None:
 # -- the raw conversation, byte for byte --------------------------------------------------
 
 
-def raw_open(url: str, k: int = 5) -> Any:
+def raw_open(url: str, k: int = 5, base: int = 0x60000000) -> Any:
+    """Open a raw conversation exposing our Tether as key ``k`` in the marker ``base`` we use;
+    return the socket and the server's Tether key as read in that base."""
     ws = ws_connect(url, compression=None, legacy=True)
-    ws.send(words(0x60000000 + k))
+    ws.send(words(base + k))
     reply = ws.recv(timeout=5)
-    assert len(reply) == 4 and 0x60000000 <= struct.unpack(">I", reply)[0] < 0x70000000
-    return ws, struct.unpack(">I", reply)[0] - 0x60000000
+    assert len(reply) == 4 and base <= struct.unpack(">I", reply)[0] < 0x70000000
+    return ws, struct.unpack(">I", reply)[0] - base
 
 
 def raw_send(ws: Any, receiver: int, selector: str, args: list[Any]) -> bytes:
@@ -192,14 +194,18 @@ def test_raw_smalltalk_style_conversation(server: tether.Server) -> None:
             assert answer == words(0x2000001D, 0x20000011, 16) + ID + words(0x40000007)
 
 
-def test_raw_peer_may_use_the_javascript_marker_base() -> None:
-    with tether.serve(make_service, host="127.0.0.1", port=0, marker_base=0x60000001) as srv:
-        ws, s = raw_open(srv.url, k=1)  # sends 0x60000001: key 0 in the JavaScript convention
+@pytest.mark.parametrize("given", [True, False], ids=["marker_base given", "marker_base detected"])
+def test_raw_peer_may_use_the_javascript_marker_base(given: bool) -> None:
+    """Caffeine's JavaScript writes and reads "my object" markers as 0x60000001 + key. Given as
+    marker_base=, or detected from the client's first exposure frame (0x60000001 can only be
+    its Tether, key 0, in that convention), the server then writes its own markers in that base."""
+    options = {"marker_base": 0x60000001} if given else {}
+    with tether.serve(make_service, host="127.0.0.1", port=0, **options) as srv:
+        ws, s = raw_open(srv.url, k=0, base=0x60000001)  # sends 0x60000001: key 0 in the JavaScript convention
         with ws:
+            assert s == 0, "the server's Tether (its key 0) must be exposed as 0x60000001"
             root_marker = struct.unpack(">I", raw_send(ws, s, "root", [])[28:32])[0]
-            # With base 0x60000001 the server's markers are read the same way by it, but it
-            # writes its own as 0x60000000 + key; the root is its key 1.
-            assert root_marker == 0x60000001
+            assert root_marker == 0x60000002  # the root is the server's key 1, in the same base
             ws.send(message_send_bytes(Encoder(), ID, 1, "ask_client", ["q"]))
             request = ws.recv(timeout=5)  # the server asks our Tether for our root
             assert request[:8] == words(0x20000007, 0x20000011)

@@ -42,13 +42,14 @@ def test_the_hello_answer_takes_effect_before_the_next_frame_is_read() -> None:
     client, server = connected()
     assert client.peer_tether_key is not None
     hello_id = client.next_id()
-    client.queue_call(client.peer_tether_key, "hello", (client.hello_info(),), exchange_id=hello_id)
+    client.queue_call(client.peer_tether_key, "hello", (client.hello_argument(),), exchange_id=hello_id)
     (incoming,) = server.receive(sent(client))
     assert isinstance(incoming, Incoming)
     server.perform(incoming.message)
     assert server.peer_is_python
     events = client.receive(sent(server))
-    assert events == [AnswerReceived(hello_id, server.hello_info())]
+    assert events == [AnswerReceived(hello_id, server.hello_argument())]
+    assert client.peer_info == server.hello_info()
     # Before the handshake code even sees that answer, the next frame (here: our answer to a
     # request from the server) is written for a Python peer, with class info.
     client.queue_answer(b"\x00" * 16, Thing())

@@ -19,6 +19,7 @@ from tether.codec import (
     encode_value,
     pack_word,
 )
+from tether.dispatch import smalltalk_selector
 from tether.errors import error_parts
 from tether.frames import (
     Answer,
@@ -204,3 +205,24 @@ def test_objects_by_value() -> None:
     protocol.references.peer_is_python = True  # after hello: the compact forms
     assert protocol.encoder.encode(Point(3, 4)) == hexlines("21000001 40000003 40000004")
     assert protocol.encoder.encode("ab") == bytes.fromhex("2200000261 62".replace(" ", ""))
+
+
+def test_a_smalltalk_conversation_in_the_javascript_marker_base() -> None:
+    """9.8: the base taken from the first exposure, plain markers in it, a keyword selector."""
+    from tether.protocol import Opened, Protocol
+
+    server = Protocol(client=False, root=object(), proxy_factory=lambda key, info: None)
+    assert server.receive(hexlines("60000001")) == [Opened(0)]
+    (exposure,) = server.data_to_send()
+    assert exposure == hexlines("60000001")
+    (incoming,) = server.receive(message_send_bytes(Encoder(), ID, 0, "root", []))
+    server.perform(incoming.message)  # type: ignore[union-attr]
+    (answer,) = server.data_to_send()
+    assert answer == hexlines("2000001D", ID_LINE, "60000002")
+    send = hexlines(
+        "20000007", ID_LINE, "00000001", "20000021",
+        "20000004 00000007 61743A7075743A", "20000008 00000002 40000001 40000005",
+    )  # fmt: skip
+    assert message_send_bytes(Encoder(), ID, 1, "at:put:", [1, 5]) == send
+    assert answer_bytes(Encoder(), ID, 5) == hexlines("2000001D", ID_LINE, "40000005")
+    assert smalltalk_selector("at_put", 2) == "at:put:"

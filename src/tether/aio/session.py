@@ -461,25 +461,19 @@ async def open_async_session(
     await session.start()
     await session.wait_opened(open_timeout)
     peer = AsyncPeer(session)
-    key = session.protocol.peer_tether_key
-    assert key is not None  # wait_opened returned: the peer exposed its Tether
-    # acall, not call: the handshake is async whichever face the caller uses (a browser page's
-    # tether.connect runs it from plain code).
-    hello = session.acall(key, "hello", (session.protocol.hello_info(),))
-    root_call = session.acall(key, "root", ())
+    # Futures, not proxies' calls: the handshake is async whichever face the caller uses (a
+    # browser page's tether.connect runs it from plain code).
+    hello, root_call = session._new_future(), session._new_future()
+    hello_id = session._queue_handshake(hello, root_call)
     try:
-        results: Any = await asyncio.wait_for(
-            asyncio.gather(hello, root_call, return_exceptions=True), max(0.0, deadline - time.monotonic())
-        )
+        root_proxy = await asyncio.wait_for(asyncio.shield(root_call), max(0.0, deadline - time.monotonic()))
     except TimeoutError:
         await session.close()
         raise session.handshake_timed_out() from None
-    info, root_proxy = results
-    session.take_hello(info)
-    if isinstance(root_proxy, ConnectionLost):
-        raise session.handshake_broken(root_proxy)
-    if isinstance(root_proxy, BaseException):
-        raise root_proxy
+    except ConnectionLost as exc:
+        raise session.handshake_broken(exc) from None
+    answered = hello.done()
+    session.take_hello(hello_id, answered, (hello.exception() or hello.result()) if answered else None)
     peer._root = root_proxy
     peer._root_fetched = True
     return peer

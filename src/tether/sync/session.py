@@ -29,7 +29,7 @@ import weakref
 from typing import Any, cast
 
 from ..errors import register_runtime_file
-from ..exceptions import ConnectionLost, HandshakeFailed, ProtocolError
+from ..exceptions import ConnectionLost, HandshakeFailed
 from ..frames import MessageSend
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State
 from ..session import BaseSession, PeerBase
@@ -315,18 +315,11 @@ def open_session(
 def _handshake(session: Session, peer: Peer, deadline: float) -> None:
     """Send ``hello`` and ``root`` back to back and wait for both answers (one round trip)."""
     hello_waiter, root_waiter = _Waiter(), _Waiter()
-    key = session.protocol.peer_tether_key
-    assert key is not None
-    session._queue_call(hello_waiter, key, "hello", (session.protocol.hello_info(),), None)
-    session._queue_call(root_waiter, key, "root", (), None)
-    session._flush()
+    hello_id = session._queue_handshake(hello_waiter, root_waiter)
     try:
-        try:
-            info: object = hello_waiter.wait(max(0.0, deadline - time.monotonic()))
-        except (AttributeError, ProtocolError, ConnectionLost) as exc:
-            info = exc
-        session.take_hello(info)
-        peer._root = root_waiter.wait(max(0.0, deadline - time.monotonic()))
+        root = root_waiter.wait(max(0.0, deadline - time.monotonic()))
+        session.take_hello(hello_id, hello_waiter.done, hello_waiter.error or hello_waiter.value)
+        peer._root = root
     except TimeoutError:
         session.close()
         raise session.handshake_timed_out() from None
