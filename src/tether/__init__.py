@@ -52,14 +52,18 @@ __all__ = [
     "Server",
     "TetherError",
     "UsageError",
+    "breakpoint",
     "by_reference",
     "by_value",
     "by_value_class",
     "connect",
     "describe",
     "fetch",
+    "grant_debugging",
     "help",
     "is_proxy",
+    "pm",
+    "post_mortem",
     "register",
     "register_exception",
     "serve",
@@ -85,15 +89,20 @@ _LAZY = {
     "by_value_class": ".classes",
     "fetch": ".proxy",
     "help": ".proxy",
+    "post_mortem": ".debug",
+    "pm": ".debug",
+    "breakpoint": ".debug",
+    "grant_debugging": ".debug",
 }
 
 # Public submodules, imported on first use as attributes of the package.
-_SUBMODULES = frozenset({"aio", "web", "browser", "testing", "access", "admission", "limits", "exceptions"})
+_SUBMODULES = frozenset({"aio", "web", "browser", "testing", "access", "admission", "limits", "exceptions", "debug"})
 
 if TYPE_CHECKING:
     from .access import AccessPolicy, register
     from .classes import by_value_class
     from .deadline import timeout
+    from .debug import breakpoint, grant_debugging, pm, post_mortem
     from .errors import register_exception
     from .limits import Limits
     from .options import Options

@@ -18,6 +18,9 @@ Objects of interpreter types (modules, frames, tracebacks, code, cells, class na
 Tether's own runtime objects (sessions, protocols, servers, peers) never travel by reference to
 an untrusted peer: :meth:`AccessPolicy.check_send` refuses them, and their attributes are not
 reachable. A **trusted** peer (``trusted=True``) reaches everything, as a Python shell would.
+The two debugging objects of ``tether.debug`` (a failure, a lent console) are made only for a
+connection where debugging is on; they may travel on it whatever the policy, and their public
+methods check that the message came over that connection with debugging on.
 
 Applications allow names with :func:`register` (process-wide) or ``AccessPolicy(allow=[...])``
 (one server or connection): a registered class may be named by peers (its instances rebuilt
@@ -145,13 +148,23 @@ def _is_tether_runtime(cls: type) -> bool:
     return (module == "tether" or module.startswith("tether.")) and not module.startswith(_APPLICATION_MODULES)
 
 
+def _is_debugging_object(cls: type) -> bool:
+    """A failure or a lent console of ``tether.debug`` (they check their connection themselves)."""
+    return cls.__module__ == "tether.debug" and vars(cls).get("__tether_debug__") is True
+
+
 def refused_type(cls: type) -> bool:
     """Whether objects of ``cls`` never travel by reference to an untrusted peer."""
     if issubclass(cls, _REFUSED_TYPES):
         return True
     if getattr(cls, "__tether_proxy__", False):
         return False  # a proxy of another connection stands for its remote object
-    return _is_tether_runtime(cls) and not issubclass(cls, BaseException) and cls.__name__ != "TetherObject"
+    return (
+        _is_tether_runtime(cls)
+        and not issubclass(cls, BaseException)
+        and cls.__name__ != "TetherObject"
+        and not _is_debugging_object(cls)
+    )
 
 
 def refused_object(obj: object) -> bool:
@@ -202,6 +215,8 @@ def reachable_names(cls: type) -> tuple[frozenset[str], bool]:
                 names.update(_public_names_of(klass))
                 if "__getattr__" in vars(klass):
                     dynamic = True
+            elif _is_debugging_object(klass):
+                names.update(_public_names_of(klass))
     result = (frozenset(names), dynamic)
     if len(_REACHABLE) >= _REACHABLE_BOUND:
         _REACHABLE.clear()

@@ -13,10 +13,11 @@ import builtins
 import traceback
 from typing import Any
 
-from . import dispatch
+from . import debug, dispatch, proxy, remote_frames
 from . import exceptions as _exceptions
 from .access import register
 from .codec import Encoder
+from .debug import FailurePart, attach_failure, failure_part
 from .exceptions import EncodeError, RemoteError
 from .frames import ErrorAnswer
 
@@ -38,8 +39,12 @@ def register_exception(cls: type[BaseException]) -> type[BaseException]:
     return cls
 
 
-def error_parts(exc: BaseException, with_traceback: bool) -> tuple[str, str, list[Any], str | None]:
-    """Split an exception into what an error answer carries."""
+def error_parts(
+    exc: BaseException, with_traceback: bool
+) -> tuple[str, str, list[Any], str | None, FailurePart | None]:
+    """Split an exception into what an error answer carries: type, message, arguments, the
+    traceback text (when ``with_traceback``, or debugging is on) and the debugging part (when
+    ``exc`` answers the call of a peer that debugging is on with; ``tether.debug``)."""
     cls = type(exc)
     type_name = f"{cls.__module__}.{cls.__qualname__}"
     try:
@@ -54,11 +59,13 @@ def error_parts(exc: BaseException, with_traceback: bool) -> tuple[str, str, lis
             args.append(arg)
         except (EncodeError, RecursionError):
             args.append(_safe_repr(arg))
-    tb = _format_remote_traceback(exc) if with_traceback else None
-    return type_name, message, args, tb
+    part = failure_part(exc, _RUNTIME_FILES)
+    tb = _format_remote_traceback(exc) if with_traceback or part is not None else None
+    return type_name, message, args, tb, part
 
 
-_RUNTIME_FILES: set[str] = {__file__, dispatch.__file__}
+# Tether's own modules whose frames say nothing about an error (proxies re-raise remote errors).
+_RUNTIME_FILES: set[str] = {__file__, dispatch.__file__, proxy.__file__, debug.__file__, remote_frames.__file__}
 
 
 def register_runtime_file(path: str) -> None:
@@ -104,6 +111,8 @@ def make_exception(frame: ErrorAnswer) -> BaseException:
     if exc is None:
         exc = RemoteError(type_name, frame.message, tuple(frame.args), frame.traceback)
     exc.remote_traceback = frame.traceback  # type: ignore[attr-defined]
+    if frame.debug is not None and attach_failure(exc, *frame.debug):
+        return exc  # its traceback is the remote frames, shown as frames
     if frame.traceback:
         exc.add_note("Remote traceback (most recent call last is the remote one):\n" + frame.traceback.rstrip())
     return exc

@@ -30,8 +30,11 @@ from .words import (
     MY_OBJECT_BASE,
     MY_OBJECT_END,
     TAG_ANSWER,
+    TAG_ANSWER_OF,
     TAG_ARRAY,
     TAG_ERROR_ANSWER,
+    TAG_FAILURE,
+    TAG_KEEP_ANSWER,
     TAG_KWARGS,
     TAG_MESSAGE,
     TAG_NIL,
@@ -45,7 +48,10 @@ from .words import (
 
 __all__ = [
     "ID_SIZE",
+    "TAG_FAILURE",
     "Answer",
+    "AnswerOf",
+    "DebugPart",
     "ErrorAnswer",
     "Exposure",
     "FrameBodyError",
@@ -106,7 +112,9 @@ class MessageSend:
 
     ``exchange_id`` is ``None`` for a one-way message (no answer is sent). ``on_behalf`` is
     the exchange id of a call the receiver sent and still waits for, when the sender sends this
-    message while running that call (a nested call or a callback); ``None`` otherwise.
+    message while running that call (a nested call or a callback); ``None`` otherwise. ``keep``:
+    the receiver keeps this call's answer for messages pipelined on it (``AnswerOf``) until the
+    sender drops it. ``receiver`` is an :class:`AnswerOf` for such a pipelined message.
     """
 
     tag: ClassVar[int] = TAG_TETHER
@@ -116,12 +124,19 @@ class MessageSend:
     args: list[Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
     on_behalf: bytes | None = None
+    keep: bool = False
 
     @classmethod
     def read(cls, d: Decoder) -> MessageSend:
         exchange_id = read_exchange_id(d, allow_nil=True)
         try:
-            receiver = d.read_object()
+            if d.remaining >= 4 and d.data[d.pos : d.pos + 4] == _ANSWER_OF_WORD:
+                d.pos += 4
+                target = read_exchange_id(d, allow_nil=False)
+                assert target is not None
+                receiver: object = AnswerOf(target)
+            else:
+                receiver = d.read_object()
             w = d.word("the Message tag 0x20000021")
             if w != TAG_MESSAGE:
                 raise DecodeError(f"expected the Message tag 0x20000021, found {w:#010x}", d.pos - 4)
@@ -135,26 +150,35 @@ class MessageSend:
                 raise exc.prefixed(".args") from None
             kwargs: dict[str, Any] = {}
             on_behalf = None
-            if not d.at_end():
-                w = d.word("keyword arguments, the call it is nested in, or the end")
-                if w == TAG_KWARGS:
-                    n = d.count("keyword arguments", 12)
-                    for _ in range(n):
-                        name = d.read_str((TAG_SYMBOL,), "a keyword Symbol")
-                        try:
-                            kwargs[name] = d.read_object()
-                        except DecodeError as exc:
-                            raise exc.prefixed(f".kwargs[{name!r}]") from None
-                elif w != TAG_ON_BEHALF:
-                    raise DecodeError(
-                        f"expected keyword arguments (0x20000108), the call it is nested in (0x20000117) "
-                        f"or the end of the frame, found word {w:#010x}",
-                        d.pos - 4,
-                    )
-                if w == TAG_ON_BEHALF or (d.remaining >= 4 and d.word() == TAG_ON_BEHALF):
-                    on_behalf = read_exchange_id(d, allow_nil=False)
-                elif not d.at_end():
-                    d.pos -= 4  # not "on behalf": report the bytes left over
+            keep = False
+            # Optional trailers, each at most once and in this order: keyword arguments, the
+            # call it is nested in, keep the answer.
+            t: int | None = d.word("keyword arguments, the call it is nested in, keep, or the end") if not d.at_end() else None
+            first = True  # an unknown word where the first trailer goes is named; later, left over
+            if t == TAG_KWARGS:
+                first = False
+                n = d.count("keyword arguments", 12)
+                for _ in range(n):
+                    name = d.read_str((TAG_SYMBOL,), "a keyword Symbol")
+                    try:
+                        kwargs[name] = d.read_object()
+                    except DecodeError as exc:
+                        raise exc.prefixed(f".kwargs[{name!r}]") from None
+                t = d.word() if not d.at_end() else None
+            if t == TAG_ON_BEHALF:
+                first = False
+                on_behalf = read_exchange_id(d, allow_nil=False)
+                t = d.word() if not d.at_end() else None
+            if t == TAG_KEEP_ANSWER:
+                keep = exchange_id is not None  # on a one-way message there is no answer to keep
+            elif t is not None and not first:
+                d.pos -= 4  # after a trailer: expect_end reports the bytes left over
+            elif t is not None:
+                raise DecodeError(
+                    f"expected keyword arguments (0x20000108), the call it is nested in (0x20000117), "
+                    f"keep (0x20000118) or the end of the frame, found word {t:#010x}",
+                    d.pos - 4,
+                )
             expect_end(d)
         except NeedClasses:
             raise
@@ -163,7 +187,15 @@ class MessageSend:
             if exchange_id is None:
                 raise error from None
             raise FrameBodyError(exchange_id, error) from None
-        return cls(exchange_id, receiver, selector, args, kwargs, on_behalf)
+        return cls(exchange_id, receiver, selector, args, kwargs, on_behalf, keep)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerOf:
+    """A message-send's receiver: the answer to the sender's own call ``exchange_id``, which
+    the receiving side keeps (that call said ``keep``) until the sender drops it."""
+
+    exchange_id: bytes
 
 
 @dataclass(slots=True)
@@ -193,7 +225,10 @@ class ErrorAnswer:
     """The message-send ``exchange_id`` raised an exception.
 
     ``type_name`` is ``module.qualname`` of the exception class, ``args`` its arguments as far
-    as they travel by value, ``traceback`` the remote traceback text or ``None``.
+    as they travel by value, ``traceback`` the remote traceback text or ``None``. ``debug``
+    (only from a peer that debugging is on with, ``docs/protocol.md`` section 10) is the
+    failure, a reference, and the remote frames: a tuple of ``(file, line, function, source
+    line or None)``, outermost first; ``None`` otherwise.
     """
 
     tag: ClassVar[int] = TAG_ERROR_ANSWER
@@ -202,6 +237,7 @@ class ErrorAnswer:
     message: str
     args: list[Any]
     traceback: str | None
+    debug: tuple[object, tuple[tuple[str, int, str, str | None], ...]] | None = None
 
     @classmethod
     def read(cls, d: Decoder) -> ErrorAnswer:
@@ -217,12 +253,44 @@ class ErrorAnswer:
             tb = d.read_object()
             if tb is not None and not isinstance(tb, str):
                 raise DecodeError("the traceback must be a String or nil", d.pos)
+            debug = None
+            if not d.at_end():
+                w = d.word("the debugging part (0x20000120) or the end")
+                if w != TAG_FAILURE:
+                    raise DecodeError(
+                        f"expected the end of the error answer or its debugging part (0x20000120), found word {w:#010x}",
+                        d.pos - 4,
+                    )
+                failure = d.read_object()
+                debug = (failure, _remote_frames(d.read_object(), d))
             expect_end(d)
         except NeedClasses:
             raise
         except Exception as exc:
             raise FrameBodyError(exchange_id, _as_decode_error(exc, d)) from None
-        return cls(exchange_id, type_name, message, args, tb)
+        return cls(exchange_id, type_name, message, args, tb, debug)
+
+
+def _remote_frames(frames: object, d: Decoder) -> tuple[tuple[str, int, str, str | None], ...]:
+    """Check the frames of a debugging part: a Tuple of (file, line, function, line or nil)."""
+    if type(frames) is not tuple:
+        raise DecodeError("the remote frames must be a Tuple", d.pos)
+    for frame in frames:
+        if not (
+            type(frame) is tuple
+            and len(frame) == 4
+            and type(frame[0]) is str
+            and type(frame[1]) is int
+            and 0 <= frame[1] < 2**31
+            and type(frame[2]) is str
+            and (frame[3] is None or type(frame[3]) is str)
+        ):
+            raise DecodeError(
+                "a remote frame is a Tuple: file String, line number (0 to 2**31-1), function String, "
+                "source line String or nil",
+                d.pos,
+            )
+    return frames  # type: ignore[return-value]
 
 
 for _kind in (MessageSend, Answer, ErrorAnswer):
@@ -284,6 +352,9 @@ _ANSWER_UUID_HEAD = pack_word(TAG_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_S
 _ON_BEHALF_UUID_HEAD = pack_word(TAG_ON_BEHALF) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
 _ERROR_UUID_HEAD = pack_word(TAG_ERROR_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
 _ONE_WAY_HEAD = pack_word(TAG_TETHER) + pack_word(TAG_NIL)
+_ANSWER_OF_WORD = pack_word(TAG_ANSWER_OF)
+_ANSWER_OF_UUID_HEAD = _ANSWER_OF_WORD + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_KEEP = pack_word(TAG_KEEP_ANSWER)
 _MESSAGE = pack_word(TAG_MESSAGE)
 _ARRAY = pack_word(TAG_ARRAY)
 
@@ -301,15 +372,21 @@ def message_send_bytes(
     args: tuple[Any, ...] | list[Any],
     kwargs: dict[str, Any] | None = None,
     on_behalf: bytes | None = None,
+    keep: bool = False,
 ) -> bytes:
-    """Encode a message-send. ``receiver`` is an int key (a bare "your object" word) or an object;
-    ``on_behalf`` (Python peers only) the exchange id of the peer's call this one is nested in."""
+    """Encode a message-send. ``receiver`` is an int key (a bare "your object" word), an
+    :class:`AnswerOf` (pipelined on our call's answer) or an object; ``on_behalf`` (Python peers
+    only) the exchange id of the peer's call this one is nested in; ``keep`` (a call, Python
+    peers only): the receiver keeps the answer for messages pipelined on it."""
     encoder.begin()
     out = bytearray(_TETHER_UUID_HEAD if exchange_id is not None else _ONE_WAY_HEAD)
     if exchange_id is not None:
         out += exchange_id
     if type(receiver) is int:
         out += pack_word(receiver)
+    elif type(receiver) is AnswerOf:
+        out += _ANSWER_OF_UUID_HEAD
+        out += receiver.exchange_id
     else:
         encoder.write(receiver, out)
     out += _MESSAGE
@@ -328,6 +405,8 @@ def message_send_bytes(
     if on_behalf is not None:
         out += _ON_BEHALF_UUID_HEAD
         out += on_behalf
+    if keep:
+        out += _KEEP
     return bytes(out)
 
 
@@ -339,10 +418,22 @@ def answer_bytes(encoder: Encoder, exchange_id: bytes, value: object) -> bytes:
     return bytes(out)
 
 
+class DebugPart(Protocol):
+    """What writes the debugging part of an error answer (``tether.debug.FailurePart``)."""
+
+    def write(self, out: bytearray, exchange_id: bytes) -> None: ...
+
+
 def error_answer_bytes(
-    exchange_id: bytes, type_name: str, message: str, args: list[Any], traceback: str | None
+    exchange_id: bytes,
+    type_name: str,
+    message: str,
+    args: list[Any],
+    traceback: str | None,
+    debug: DebugPart | None = None,
 ) -> bytes:
-    """Encode an error answer. ``args`` must be by-value literals (see ``errors.error_parts``)."""
+    """Encode an error answer. ``args`` must be by-value literals (see ``errors.error_parts``);
+    ``debug`` writes the debugging part, if any (``docs/protocol.md`` section 10)."""
     out = bytearray(_ERROR_UUID_HEAD)
     out += exchange_id
     write_str(out, TAG_STRING, type_name)
@@ -352,6 +443,8 @@ def error_answer_bytes(
         out += pack_word(TAG_NIL)
     else:
         write_str(out, TAG_STRING, traceback)
+    if debug is not None:
+        debug.write(out, exchange_id)
     return bytes(out)
 
 

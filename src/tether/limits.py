@@ -31,7 +31,10 @@ class Limits:
     * ``max_concurrency``: the peer's messages running at once; a handler waiting for a
       remote answer gives its place to the next, and running and waiting handlers together
       (threads or tasks) are at most four times this. More wait in a queue of at most
-      ``max_queued``, and beyond that are answered with :class:`~tether.Busy`.
+      ``max_queued``, and beyond that are answered with :class:`~tether.Busy`;
+    * ``max_kept_answers``: the peer's calls whose answers this side keeps at once for messages
+      pipelined on them (until the peer drops them); a call asking for more is answered with
+      :class:`~tether.Busy`. Messages waiting for a kept answer count in ``max_queued``.
     """
 
     memory_factor: int = 48
@@ -43,6 +46,7 @@ class Limits:
     max_exports: int = 65536
     max_concurrency: int = 256
     max_queued: int = 65536
+    max_kept_answers: int = 4096
 
     def __post_init__(self) -> None:
         for name in self.__slots__:

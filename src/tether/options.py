@@ -46,7 +46,8 @@ class Options:
     ``docs/security.md``), ``accept_code`` (define classes and functions the peer sends by
     value: runs its code), ``passing`` (per class, ``"value"`` or ``"reference"``), ``limits``
     (a :class:`~tether.Limits`), ``send_tracebacks`` (default: off when serving, on when
-    connecting).
+    connecting), ``debug`` (ask for remote debugging: where the peer asks too, each side may
+    debug the other and trusts it as with ``trusted``; ``tether.debug``).
 
     The conversation: ``max_frame_size`` (bytes, 16 MiB), ``marker_base`` (0x60000001 for a
     Caffeine JavaScript peer), ``timeout`` (seconds each call this side makes may take; default
@@ -65,6 +66,7 @@ class Options:
     passing: Mapping[type, str] | None = None
     limits: Limits | None = None
     send_tracebacks: bool | None = None
+    debug: bool = False
     max_frame_size: int = DEFAULT_MAX_FRAME_SIZE
     marker_base: int | None = None
     timeout: float | None = None
@@ -92,6 +94,7 @@ class Options:
             "accept_code": self.accept_code,
             "passing": dict(self.passing) if self.passing is not None else None,
             "limits": self.limits,
+            "debug": self.debug,
         }
 
 
@@ -148,6 +151,8 @@ def _check(o: Options) -> None:
         raise UsageError(f"marker_base= is 0x60000000 (Python, Smalltalk) or 0x60000001 (Caffeine JavaScript); not {o.marker_base!r}")
     if o.policy is not None and not isinstance(o.policy, AccessPolicy):
         raise UsageError(f"policy= takes a tether.AccessPolicy, not {type(o.policy).__name__}")
+    if not isinstance(o.debug, bool):
+        raise UsageError(f"debug= is True or False, not {o.debug!r}")
     if o.limits is not None and not isinstance(o.limits, Limits):
         raise UsageError(f"limits= takes a tether.Limits, not {type(o.limits).__name__}")
     for cls, mode in (o.passing or {}).items():

@@ -23,24 +23,34 @@ says where the conversation is (:class:`State`).
 
 from __future__ import annotations
 
-import enum
 import logging
 import sys
 import threading
-import typing
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from ._version import __version__
 from .codec import Decoder
 from .dispatch import AccessPolicy, perform, smalltalk_selector
 from .errors import error_parts, make_exception, register_runtime_file
+from .events import (
+    CLOSE_PROTOCOL_ERROR,
+    CLOSE_TOO_BIG,
+    AnswerReceived,
+    ErrorReceived,
+    Event,
+    Incoming,
+    Observer,
+    Opened,
+    State,
+    Violation,
+)
 from .exceptions import AccessDenied, DecodeError, EncodeError, FrameTooLarge, ProtocolError
 from .exposure import TETHER_KEY, ExportTable, ImportTable
 from .frames import (
     Answer,
+    AnswerOf,
     ErrorAnswer,
     Exposure,
     FrameBodyError,
@@ -91,77 +101,6 @@ log = logging.getLogger("tether")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 
-# ---------------------------------------------------------------------------------------------
-# Events returned by Protocol.receive
-
-
-@dataclass(slots=True)
-class Opened:
-    """The peer exposed its Tether: the conversation has started."""
-
-    peer_tether_key: int
-
-
-@dataclass(slots=True)
-class Incoming:
-    """A message-send to perform: run it in its own task or worker (:meth:`Protocol.start`,
-    then :meth:`Protocol.finish` or :meth:`Protocol.fail`)."""
-
-    message: MessageSend
-
-
-@dataclass(slots=True)
-class AnswerReceived:
-    exchange_id: bytes
-    value: object
-
-
-@dataclass(slots=True)
-class ErrorReceived:
-    exchange_id: bytes
-    error: BaseException
-
-
-@dataclass(slots=True)
-class Violation:
-    """The peer broke the protocol beyond repair: close the connection with ``code``."""
-
-    code: int
-    reason: str
-
-
-Event = Opened | Incoming | AnswerReceived | ErrorReceived | Violation
-
-CLOSE_PROTOCOL_ERROR = 1002
-CLOSE_TOO_BIG = 1009
-
-
-class State(enum.Enum):
-    """Where a connection's conversation is (:attr:`Protocol.state`)."""
-
-    CONNECTING = "connecting"  # the peer has not exposed its Tether yet
-    OPEN = "open"  # it has: messages flow both ways
-    CLOSING = "closing"  # the peer broke the protocol, or the runtime is closing: frames are ignored
-    CLOSED = "closed"  # the connection is gone: nothing more is queued, the tables are empty
-
-
-class Observer(typing.Protocol):
-    """Watches one connection's traffic (``Protocol.observer``): told of every call, answer and
-    error this side encodes and of the events every received frame causes. For tracing and
-    debugging tools; it must not send anything itself, and it runs on the thread that encodes
-    or receives, so keep it quick."""
-
-    def call_sent(
-        self, exchange_id: bytes | None, receiver: int, selector: str, args: Any, kwargs: dict[str, Any]
-    ) -> None: ...
-
-    def answer_sent(self, exchange_id: bytes, value: object) -> None: ...
-
-    def error_sent(self, exchange_id: bytes, exc: BaseException) -> None: ...
-
-    def events_received(self, events: list[Event]) -> None: ...
-
-
 class Protocol:
     """One connection's protocol state. See the module docstring for how a runtime drives it.
 
@@ -198,6 +137,7 @@ class Protocol:
         self.max_depth = max_depth
         self.tether = TetherObject(self)
         self.releases: deque[tuple[int, int]] = deque()
+        self.dropped_answers: deque[bytes] = deque()  # kept answers of ours the peer may forget
         self.references = refs = References(
             owner=self,
             tether=self.tether,
@@ -229,6 +169,7 @@ class Protocol:
         self.peer_reads_nesting = False
         self.on_release_queued: Callable[[], None] | None = None
         self.on_cancel: Callable[[list[bytes]], None] | None = None  # the runtime cancels handlers
+        self.on_drop_answers: Callable[[list[bytes]], None] | None = None  # ... forgets kept answers
         self.observer: Observer | None = None  # a tracer, told of what is sent and received
         # Whether an answer to this exchange id is awaited (the runtime's pending calls); an
         # answer or error to any other id is dropped unread, so it creates no proxies.
@@ -297,8 +238,9 @@ class Protocol:
         return [item for pair in self.hello_info().items() for item in pair]
 
     def hello_info(self) -> dict[str, Any]:
-        """What this side says about itself in ``hello`` (``docs/protocol.md`` section 7)."""
-        return {
+        """What this side says about itself in ``hello`` (``docs/protocol.md`` section 7); with
+        ``"debug": true`` when this side asked for debugging (``tether.debug``)."""
+        info: dict[str, Any] = {
             "language": "python",
             "tether": VERSION,
             "python": ".".join(map(str, sys.version_info[:3])),
@@ -306,16 +248,20 @@ class Protocol:
             "max_frame_size": self.max_frame_size,
             "nesting": True,
         }
+        if self.tether.debug:
+            info["debug"] = True
+        return info
 
     def queue_call(
         self,
-        receiver: int,
+        receiver: int | AnswerOf,
         selector: str,
         args: tuple[Any, ...] | list[Any],
         kwargs: dict[str, Any] | None = None,
         *,
         exchange_id: bytes | None = None,
         on_behalf: bytes | None = None,
+        keep: bool = False,
     ) -> None:
         """Queue a message-send to the peer's object ``receiver`` (a key). With an
         ``exchange_id`` (from :attr:`next_id`; register the caller's waiter under it first, since
@@ -324,6 +270,10 @@ class Protocol:
         ``on_behalf`` is the exchange id of the peer's call that the current handler runs, when
         this message is sent from that handler: a peer whose hello says it reads it runs this
         message on the thread that waits for that call's answer (no new thread per nested hop).
+
+        ``keep`` asks the peer to keep this call's answer, so that messages may be sent to it
+        before it comes back (``receiver=AnswerOf(exchange_id)``: promise pipelining); drop it
+        with :meth:`drop_answer` when no more will be. Python peers only.
 
         Raises :class:`DecodeError` on a thread that is reading a frame: nothing may ask a
         peer anything while a frame is decoded (hashing a key, rebuilding a value), since the
@@ -337,6 +287,11 @@ class Protocol:
             )
         if not self.peer_reads_nesting:
             on_behalf = None
+        if (keep or type(receiver) is AnswerOf) and not self.peer_is_python:
+            raise EncodeError(
+                f"{selector}(...) would be pipelined, which {self.describe_peer()} does not read (it is "
+                "not a Python Tether): await the previous answer first"
+            )
         if not self.peer_is_python and receiver != self.peer_tether_key:  # a Smalltalk peer
             if kwargs:
                 raise EncodeError(
@@ -344,23 +299,26 @@ class Protocol:
                     f"no hello): keyword arguments {sorted(kwargs)} have no Smalltalk form; pass them in order"
                 )
             selector = smalltalk_selector(selector, len(args))
-        self._queue(self._call_frame, receiver, selector, args, kwargs, exchange_id, on_behalf)
+        self._queue(self._call_frame, receiver, selector, args, kwargs, exchange_id, on_behalf, keep)
         if self.observer is not None:
             self.observer.call_sent(exchange_id, receiver, selector, args, kwargs or {})
 
     def _call_frame(
         self,
-        receiver: int,
+        receiver: int | AnswerOf,
         selector: str,
         args: tuple[Any, ...] | list[Any],
         kwargs: dict[str, Any] | None,
         exchange_id: bytes | None,
         on_behalf: bytes | None,
+        keep: bool = False,
     ) -> bytes:
         refs = self.references
         undo = refs.begin_frame()
         try:
-            frame = message_send_bytes(refs.encoder, exchange_id, receiver, selector, args, kwargs, on_behalf)
+            frame = message_send_bytes(
+                refs.encoder, exchange_id, receiver, selector, args, kwargs, on_behalf, keep and exchange_id is not None
+            )
             self._check_size(frame, f"the call {selector}(...)")
         except BaseException:
             refs.undo_frame(undo)
@@ -438,6 +396,13 @@ class Protocol:
         if not self.peer_is_python:  # a Smalltalk peer reads no one-way messages: it keeps its objects
             self.releases.clear()
             return False
+        dropped: list[bytes] = []
+        while self.dropped_answers and len(dropped) < 1024:
+            dropped.append(self.dropped_answers.popleft())
+        if dropped:
+            self.queue_call(self.peer_tether_key, "drop_answers", (dropped,))
+            if self.dropped_answers and self.on_release_queued is not None:
+                self.on_release_queued()  # more than one batch: the next flush sends the rest
         pairs: list[int] = []
         pop = self.releases.popleft
         while True:
@@ -447,9 +412,18 @@ class Protocol:
                 break
             pairs += (key, count)
         if not pairs:
-            return False
+            return bool(dropped)
         self.queue_call(self.peer_tether_key, "release", (pairs,))
         return True
+
+    def drop_answer(self, exchange_id: bytes) -> None:
+        """The peer may forget the answer it keeps for our call ``exchange_id`` (no more messages
+        will be pipelined on it): sent with the next batch of releases (any thread, even inside
+        the garbage collector)."""
+        self.dropped_answers.append(exchange_id)
+        callback = self.on_release_queued
+        if callback is not None:
+            callback()
 
     def _queue_release(self, key: int, count: int) -> None:
         self.releases.append((key, count))
@@ -558,7 +532,10 @@ class Protocol:
             if frame.exchange_id is not None and frame.exchange_id[:8] == self._id_prefix:
                 return [Violation(CLOSE_PROTOCOL_ERROR, "the peer sent our own message back: not a Tether peer (an echo server?)")]
             receiver = frame.receiver
-            if receiver is not self.tether and self.exports.key_of(receiver) is None:
+            if type(receiver) is AnswerOf:
+                if not self.peer_is_python:  # only a Python peer was asked to keep answers
+                    return [Violation(CLOSE_PROTOCOL_ERROR, "a message pipelined on an answer before hello")]
+            elif receiver is not self.tether and self.exports.key_of(receiver) is None:
                 if frame.exchange_id is not None:
                     error = ProtocolError(
                         f"the receiver of a message-send must be an object exposed to the peer "
@@ -664,6 +641,7 @@ class Protocol:
         self._outbox.clear()
         self.references.close()
         self.releases.clear()
+        self.dropped_answers.clear()
 
 
 _TETHER_EXPOSURES = (pack_word(MY_OBJECT_BASE), pack_word(MY_OBJECT_BASE + 1))

@@ -10,6 +10,10 @@ as methods come back as :class:`RemoteMethod` objects without a round trip, so
 The proxy keeps its own state in a slot that no attribute name reaches, so every remote
 attribute name, including ``_Proxy__state``, is forwarded.
 
+Where debugging is on for the connection (``tether.debug``), a remote error that carries the
+remote frames is raised with them right below the caller's frame (Tether's own frames left
+out), and ``__wrapped__`` leads ``inspect.getsource`` to the remote source.
+
 What a proxy does depends on its session's face: on a sync session every operation blocks
 for the answer. On an asyncio session an operation made on the event loop's thread returns an
 awaitable (``await p.add(3, 4)``, ``await p[0]``); operations that Python requires to return a
@@ -26,6 +30,7 @@ from collections.abc import AsyncIterator, Iterator
 from typing import TYPE_CHECKING, Any
 
 from .dispatch import OBJECT_SPECIALS, OPERATIONS
+from .remote_frames import mark, source_code
 from .words import ClassInfo
 
 __all__ = [
@@ -49,13 +54,31 @@ class ProxyState:
 
 def _invoke(proxy: Proxy, selector: str, args: tuple[Any, ...], kwargs: dict[str, Any] | None = None) -> Any:
     state = _state(proxy)
-    return state.session.call(state.key, selector, args, kwargs)
+    try:
+        return state.session.call(state.key, selector, args, kwargs)
+    except BaseException as exc:
+        remote = _remote_frames(exc)
+        if remote is None:
+            raise
+        raise exc.with_traceback(remote)
 
 
 def _invoke_value(proxy: Proxy, selector: str, args: tuple[Any, ...] = ()) -> Any:
     """For operations whose result Python checks (``len``, ``bool``...): must block."""
     state = _state(proxy)
-    return state.session.call(state.key, selector, args, None, must_block=True)
+    try:
+        return state.session.call(state.key, selector, args, None, must_block=True)
+    except BaseException as exc:
+        remote = _remote_frames(exc)
+        if remote is None:
+            raise
+        raise exc.with_traceback(remote)
+
+
+def _remote_frames(exc: BaseException) -> types.TracebackType | None:
+    """The remote frames of an error from a peer that debugging is on with (``tether.debug``):
+    a proxy raises it again with them right below the caller's frames, without Tether's own."""
+    return getattr(exc, "__tether_frames__", None)
 
 
 class RemoteMethod:
@@ -91,9 +114,23 @@ class RemoteMethod:
             self._remote = state.session.call(state.key, "__getattribute__", (self._name,), None, must_block=True)
         return self._remote
 
+    @property
+    def __wrapped__(self) -> _RemoteSource:
+        """On a connection where debugging is on: what ``inspect.getsource`` reads (the remote
+        method's source); elsewhere there is none (``AttributeError``)."""
+        if not _debugging(_state(self._proxy)):
+            raise AttributeError("__wrapped__")
+        return _RemoteSource(self._proxy, self._name)
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         state = _state(self._proxy)
-        return state.session.call(state.key, self._name, args, kwargs)
+        try:
+            return state.session.call(state.key, self._name, args, kwargs)
+        except BaseException as exc:
+            remote = _remote_frames(exc)
+            if remote is None:
+                raise
+            raise exc.with_traceback(remote)
 
     def __repr__(self) -> str:
         state = _state(self._proxy)
@@ -150,9 +187,17 @@ class Proxy:
                 return _remote_signature(self, info)
             if name in _LOCAL_NAMES:
                 return object.__getattribute__(self, name)
+            if name == "__wrapped__" and _debugging(state):
+                return _RemoteSource(self, None)
             if name in OPERATIONS and (name in info.specials or name in OBJECT_SPECIALS):
                 return RemoteMethod(self, name)  # p.__len__() sends __len__, like len(p)
-        return state.session.call(state.key, "__getattribute__", (name,), None)
+        try:
+            return state.session.call(state.key, "__getattribute__", (name,), None)
+        except BaseException as exc:
+            remote = _remote_frames(exc)
+            if remote is None:
+                raise
+            raise exc.with_traceback(remote)
 
     def __setattr__(self, name: str, value: Any) -> None:
         _invoke_value(self, "__setattr__", (name, value))
@@ -340,6 +385,41 @@ _set_state = Proxy.__dict__["_Proxy__state"].__set__
 
 for _cls in (Proxy, CallableProxy, AwaitableProxy, CallableAwaitableProxy):
     _cls.__doc__ = _RemoteDoc(_cls.__doc__)  # type: ignore[assignment]
+
+
+def _debugging(state: ProxyState) -> bool:
+    """Whether debugging is on for the proxy's connection (``tether.debug``)."""
+    tether = getattr(state.session.protocol, "tether", None)
+    return tether is not None and tether.debugging()
+
+
+class _RemoteSource:
+    """What ``inspect.unwrap`` finds behind a proxy (or a remote method) on a connection where
+    debugging is on: its own ``__wrapped__`` is a code object whose source, fetched from the
+    peer when first asked for, is the remote object's. So ``inspect.getsource(proxy)`` and
+    ``inspect.getsourcelines(proxy)`` work as for a local object (``signature`` stops before)."""
+
+    __slots__ = ("_attribute", "_code", "_proxy")
+
+    def __init__(self, proxy: Proxy, attribute: str | None) -> None:
+        self._proxy = proxy
+        self._attribute = attribute
+        self._code: types.CodeType | None = None
+
+    @property
+    def __wrapped__(self) -> types.CodeType:
+        if self._code is None:
+            state = _state(self._proxy)
+            session = state.session
+            try:
+                filename, first, lines, name, block = session.call_tether(
+                    "debug_source", (self._proxy, self._attribute), must_block=True
+                )
+            except AttributeError as exc:  # not "no __wrapped__": there is no source to find
+                raise OSError(f"could not get the remote source: {exc}") from None
+            shown = mark(filename, session.describe())[:-1] + f" ({name})>"
+            self._code = source_code(shown, first, lines, name, block)
+        return self._code
 
 
 def proxy_class(info: ClassInfo | None) -> type[Proxy]:

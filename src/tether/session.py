@@ -23,12 +23,14 @@ from typing import Any
 
 from .admission import CLOSE_UNAUTHORIZED, REFUSAL_CODES
 from .deadline import remaining
+from .debug import offer_debugging
 from .dispatch import AccessPolicy
 from .errors import register_runtime_file
 from .exceptions import ConnectionLost, HandshakeFailed, ProtocolError, Refused
-from .frames import MessageSend
+from .frames import AnswerOf, MessageSend
 from .gate import CallGate, current_exchange, current_gate, nested_in
 from .limits import Limits
+from .pipelining import KeptAnswers
 from .protocol import (
     DEFAULT_MAX_FRAME_SIZE,
     AnswerReceived,
@@ -78,6 +80,7 @@ class BaseSession:
         accept_code: bool = False,
         passing: dict[type, str] | None = None,
         limits: Limits | None = None,
+        debug: bool = False,
     ) -> None:
         kwargs: dict[str, Any] = {}
         if marker_base is not None:
@@ -104,9 +107,14 @@ class BaseSession:
         self._running: set[bytes] = set()  # exchange ids of the peer's calls running here
         self._cancelled: set[bytes] = set()  # ... whose caller no longer waits
         self._release_requested = False
+        # The peer's calls whose answers we keep for messages it pipelines on them (AnswerOf).
+        self.kept = KeptAnswers(self.protocol.limits, self.gate.submit, self._answer)
+        self.protocol.on_drop_answers = self.kept.drop
         self.protocol.on_cancel = self._cancel_incoming
         self.protocol.on_release_queued = self._release_queued
         self.protocol.expects = self._pending.__contains__
+        if debug:  # this side asks for debugging (tether.debug): its hello says so
+            offer_debugging(self.protocol)
 
     @property
     def closed(self) -> bool:
@@ -177,22 +185,25 @@ class BaseSession:
     def _queue_call(
         self,
         waiter: Any,
-        receiver: int,
+        receiver: int | AnswerOf,
         selector: str,
         args: tuple[Any, ...] | list[Any],
         kwargs: dict[str, Any] | None,
         on_behalf: bytes | None = None,
+        keep: bool = False,
     ) -> bytes:
         """Register ``waiter`` for a new call's answer, then queue the call (not yet sent:
         :meth:`_flush`). Raises the lost-connection error when closed, or what encoding raised
-        (then nothing is registered)."""
+        (then nothing is registered). ``keep``: the peer keeps the answer for pipelining."""
         exchange_id = self.protocol.next_id()
         with self._pending_lock:
             if self.closed:
                 raise self._lost_error()
             self._pending[exchange_id] = waiter
         try:
-            self.protocol.queue_call(receiver, selector, args, kwargs, exchange_id=exchange_id, on_behalf=on_behalf)
+            self.protocol.queue_call(
+                receiver, selector, args, kwargs, exchange_id=exchange_id, on_behalf=on_behalf, keep=keep
+            )
         except BaseException:
             self._pending.pop(exchange_id, None)
             raise
@@ -257,7 +268,11 @@ class BaseSession:
         thread waiting for that call if it is idle; anything else to the gate, which bounds
         how many run at once and starts them with :meth:`_start_message`."""
         if message.receiver is self.protocol.tether and message.selector in TetherObject.INLINE:
-            self.protocol.perform(message)
+            self.protocol.perform(message)  # its answer is not kept: nothing pipelines on these
+        elif message.keep and not self.kept.keep(message):
+            return
+        elif type(message.receiver) is AnswerOf:
+            self.kept.pipelined(message)
         elif message.on_behalf is None or message.exchange_id is None or not self._hand_to_waiter(message):
             self.gate.submit(message)
 
@@ -324,6 +339,8 @@ class BaseSession:
     def _answer(self, message: MessageSend, result: Any, error: BaseException | None) -> None:
         """A handler finished: queue its answer (or error) and send it, unless the call was
         one-way or its caller cancelled it."""
+        if message.keep:
+            self.kept.settle(message.exchange_id, result, error)  # type: ignore[arg-type]
         if error is not None and isinstance(error, (KeyboardInterrupt, SystemExit)):
             raise error
         exchange_id = message.exchange_id
@@ -463,6 +480,7 @@ class BaseSession:
             error = self._lost_error()
             for waiter in waiters:
                 self._settle(waiter, None, error)
+        self.kept.clear()
         self.protocol.close()
 
     # -- releases: batched, one-way --------------------------------------------------------

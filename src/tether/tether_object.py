@@ -3,7 +3,8 @@
 Its selectors start a conversation (``root``, ``hello``), keep the reference counts
 (``release``), send classes on demand (``get_classes``), iterate in batches (``iterate``,
 ``next_batch``) and copy or describe an object (``fetch``, ``help``); each obeys the
-connection's access policy (``docs/security.md`` section 5).
+connection's access policy (``docs/security.md`` section 5). Two more serve debugging
+(``debug_console``, ``debug_source``; ``tether.debug``) and answer only where it is on.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from .access import AccessPolicy
 from .classes import value_kind
 from .codec import LITERAL_TYPES
+from .debug import Console, require_debugging
 from .exceptions import AccessDenied, ProtocolError
 from .values import ByValue, PlainReferences
 
@@ -30,13 +32,16 @@ class TetherObject:
     ``release`` (one-way), ``get_classes``, ``iterate``, ``next_batch``, ``fetch`` and ``help``;
     each obeys the connection's access policy like any other message."""
 
-    INLINE = frozenset({"root", "hello", "release", "get_classes", "cancel"})
+    INLINE = frozenset({"root", "hello", "release", "get_classes", "cancel", "drop_answers"})
     SELECTORS = frozenset(
-        {"root", "hello", "release", "get_classes", "cancel", "iterate", "next_batch", "fetch", "help"}
-    )
+        {"root", "hello", "release", "get_classes", "cancel", "drop_answers", "iterate", "next_batch", "fetch", "help",
+         "debug_console", "debug_source"}
+    )  # fmt: skip
 
     def __init__(self, protocol: Protocol) -> None:
         self._protocol = protocol
+        self.debug = False  # this side asked for debugging on this connection (tether.debug)
+        self.failures: Any = None  # then: weak references to its newest failures (tether.debug)
 
     def root(self) -> object:
         return self._protocol.root
@@ -68,6 +73,19 @@ class TetherObject:
         on_cancel = self._protocol.on_cancel
         if on_cancel is not None:
             on_cancel(exchange_ids)
+
+    def drop_answers(self, exchange_ids: object) -> None:
+        """The peer will pipeline no more messages on the answers to these calls of its own
+        (one-way): forget the answers kept for them."""
+        if (
+            not isinstance(exchange_ids, list)
+            or len(exchange_ids) > 1024
+            or not all(type(i) is bytes and len(i) == 16 for i in exchange_ids)
+        ):
+            raise ProtocolError("drop_answers takes an Array of at most 1024 exchange ids (16-byte ByteArrays)")
+        on_drop = self._protocol.on_drop_answers
+        if on_drop is not None:
+            on_drop(exchange_ids)
 
     def get_classes(self, class_ids: Any) -> Any:
         """The records of classes this side named (by id), with what they need, dependencies
@@ -101,6 +119,33 @@ class TetherObject:
         import pydoc
 
         return pydoc.render_doc(obj, renderer=pydoc.plaintext)  # type: ignore[attr-defined]
+
+    # -- debugging (tether.debug): only where both sides asked for it -------------------------
+
+    def debugging(self) -> bool:
+        """Whether debugging is on for this connection: this side asked for it, and the peer's
+        hello says ``"debug": true`` (not a selector: peers cannot send it)."""
+        return self.debug is True and self._protocol.peer_info.get("debug") is True
+
+    def debug_console(self) -> Console:
+        """Lend this side's terminal to the peer's debugger (``tether.breakpoint()`` in one of
+        its handlers, running for a call of this side): a :class:`~tether.debug.Console`."""
+        require_debugging(self._protocol, "debug_console")
+        return Console(self._protocol)
+
+    def debug_source(self, obj: Any, attribute: str | None = None) -> tuple[str, int, list[str], str, bool]:
+        """The source of ``obj`` (or of its ``attribute``), for ``inspect.getsource`` on a
+        proxy: (file, first line, lines, name, whether it is a class or module)."""
+        require_debugging(self._protocol, "debug_source")
+        if attribute is not None:
+            if type(attribute) is not str:
+                raise TypeError("debug_source takes an attribute name (a str)")
+            obj = getattr(obj, attribute)
+        target = inspect.unwrap(obj)
+        lines, first = inspect.getsourcelines(target)
+        filename = inspect.getsourcefile(target) or inspect.getfile(target)
+        name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or type(target).__qualname__
+        return filename, first, lines, str(name), inspect.isclass(target) or inspect.ismodule(target)
 
     def iterate(self, iterable: Any, size: int) -> tuple[Any, list[Any], bool]:
         """Start iterating ``iterable``: (the iterator or ``None`` when done, first items, done)."""

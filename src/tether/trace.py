@@ -159,7 +159,7 @@ class Trace:
     # -- the observer (tether.protocol.Observer) ------------------------------------------------
 
     def call_sent(
-        self, exchange_id: bytes | None, receiver: int, selector: str, args: Any, kwargs: dict[str, Any]
+        self, exchange_id: bytes | None, receiver: Any, selector: str, args: Any, kwargs: dict[str, Any]
     ) -> None:
         with self._lock:
             if selector in self.quiet:
@@ -167,7 +167,10 @@ class Trace:
                     self._quiet.add(exchange_id)
                 return
             tether = receiver == self.protocol.peer_tether_key
-            target = "tether" if tether else self._remote.get(receiver, f"#{receiver}")
+            if type(receiver) is not int:  # pipelined on the answer to one of our calls
+                target = f"(answer to {self._labels.get(receiver.exchange_id, 'a call')})"
+            else:
+                target = "tether" if tether else self._remote.get(receiver, f"#{receiver}")
             text = self.call_text(target, selector, args, kwargs)
             depth = len(self._open)
             label = self._label_call("sent", exchange_id)

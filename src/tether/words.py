@@ -17,6 +17,7 @@ __all__ = [
     "SMALLINT_BASE",
     "SMALLINT_LIMIT",
     "TAG_ANSWER",
+    "TAG_ANSWER_OF",
     "TAG_ARRAY",
     "TAG_BACKREF",
     "TAG_BYTEARRAY",
@@ -29,11 +30,13 @@ __all__ = [
     "TAG_DICT",
     "TAG_ELLIPSIS",
     "TAG_ERROR_ANSWER",
+    "TAG_FAILURE",
     "TAG_FALSE",
     "TAG_FLOAT",
     "TAG_FROZENSET",
     "TAG_FUNCTION",
     "TAG_INTEGER",
+    "TAG_KEEP_ANSWER",
     "TAG_KWARGS",
     "TAG_MESSAGE",
     "TAG_NAMED",
@@ -87,7 +90,10 @@ TAG_CLASS_REF = 0x20000113  # id word of a class the sender named earlier on thi
 TAG_NAMED = 0x20000114  # module, qualname, fingerprint, fallback reference (or nil)
 TAG_FUNCTION = 0x20000115  # a function by value: its record (a Dict)
 TAG_YOUR_CLASS = 0x20000116  # id word of a class the receiver sent us earlier
-TAG_ON_BEHALF = 0x20000117  # optional, last in a Message: the exchange id of the call it is nested in
+TAG_ON_BEHALF = 0x20000117  # optional, after the arguments: the exchange id of the call it is nested in
+TAG_KEEP_ANSWER = 0x20000118  # optional, last in a Message: keep this call's answer for pipelining
+TAG_ANSWER_OF = 0x20000119  # a Message's receiver: the answer to the sender's call with this exchange id
+TAG_FAILURE = 0x20000120  # optional, last in an error answer to a debugging peer: failure and frames
 # Compact forms, written only to Python peers (after hello): the tag word carries a number.
 COMPACT_OBJECT = 0x21000000  # + class id: an object of a class named before, then its state
 COMPACT_STRING = 0x22000000  # + length: a String of that many bytes

@@ -2,8 +2,9 @@
 
 It starts ``tether serve tether_demo.native:make_library`` in a child process, connects to it
 exposing a :class:`Console` of its own, and prints what happens on both sides: calls each way,
-a live object by reference, nested calls bouncing between the two processes, and a remote
-error with its remote traceback.
+a live object by reference, nested calls bouncing between the two processes, a remote error
+with its remote traceback, and, on a second connection that asks for debugging, the same error
+read like a local one and a post-mortem in the server driven from here.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from typing import Any
 
 
@@ -51,7 +53,15 @@ class Library:
 
 
 def make_library(peer: Any) -> Library:
-    """The factory ``tether serve`` calls with each new peer: one Library per connection."""
+    """The factory ``tether serve`` calls with each new peer: one Library per connection.
+
+    Run by the demo (``TETHER_DEMO_DEBUG=1``), it offers debugging to each peer: a peer that
+    connects with ``debug=True`` may then debug this server (and is trusted: the demo's own
+    client, on loopback); the others stay strangers."""
+    if os.environ.get("TETHER_DEMO_DEBUG") == "1":
+        import tether
+
+        tether.grant_debugging(peer)
     return Library(peer)
 
 
@@ -88,7 +98,8 @@ def main(port: int = 0) -> int:
 
     cmd = [sys.executable, "-m", "tether", "serve", "tether_demo.native:make_library", "--port", str(port), "--tracebacks"]
     print(f"$ {' '.join(cmd[2:])}", flush=True)
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
+    env = dict(os.environ, TETHER_DEMO_DEBUG="1")  # make_library offers debugging (step 6)
+    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env)
     try:
         assert server.stdout is not None
         first = server.stdout.readline()
@@ -132,6 +143,7 @@ def main(port: int = 0) -> int:
                 print(f"   lib._Library__secret raised AccessDenied: {exc}")
             time.sleep(0.1)
             print(f"\nstats: {peer.stats()}")
+        _debugging(url)
         return 0
     finally:
         server.terminate()
@@ -139,6 +151,42 @@ def main(port: int = 0) -> int:
             server.wait(5)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def _debugging(url: str) -> None:
+    """Step 6: a connection that asks for debugging; the server (make_library) offers it."""
+    import tether
+
+    print("\n6. the same error with debugging on: connect(url, debug=True)")
+    with tether.connect(url, root=Console(), debug=True) as peer:
+        try:
+            peer.root.author("Dune")
+        except KeyError as exc:
+            print("   traceback.print_exception(exc) reads like a local one, the server's frames marked remote:")
+            for line in traceback.format_exception(exc):
+                for part in line.rstrip("\n").splitlines():
+                    print(f"     | {part}")
+            print("   tether.post_mortem(exc): pdb runs in the server, on its frames; typed here: p title, p sorted(self.shelf), q")
+            typed = _Typed(["p title", "p sorted(self.shelf)", "q"])
+            stdin, sys.stdin = sys.stdin, typed  # type: ignore[assignment]
+            try:
+                tether.post_mortem(exc)
+            finally:
+                sys.stdin = stdin
+
+
+class _Typed:
+    """Stands for a terminal: gives the demo's commands one by one and shows them typed."""
+
+    def __init__(self, commands: list[str]) -> None:
+        self.commands = commands
+
+    def readline(self) -> str:
+        if not self.commands:
+            return ""
+        command = self.commands.pop(0)
+        print(command, flush=True)
+        return command + "\n"
 
 
 class _QuietConsole:

@@ -13,6 +13,7 @@ The native side's half is :mod:`tether_demo.web`.
 from __future__ import annotations
 
 import asyncio
+import traceback
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -121,7 +122,12 @@ class DemoPage(tether_page.Page):
         except KeyError as exc:
             caught = f"KeyError({exc.args[0]!r})" if exc.args else "KeyError"
             self.log_panel.note(f"page> caught {caught} raised natively (remote traceback above)", "page")
-            return {"caught": caught, "remote_traceback": getattr(exc, "remote_traceback", None)}
+            return {
+                "caught": caught,
+                "remote_traceback": getattr(exc, "remote_traceback", None),
+                # debugging is on (debug=True both sides): the native frames are frames here
+                "traceback": "".join(traceback.format_exception(exc)),
+            }
         self.log_panel.note(f"page> {title!r} is by {author}", "page")
         return {"author": author}
 
@@ -182,6 +188,7 @@ async def main() -> Any:
         run_sync_in_threads=False,
         send_tracebacks=True,
         trusted=True,  # the server that served this page's code: it edits the DOM through it
+        debug=True,  # and errors both ways carry their frames (the server offers debugging too)
     )
     traces[0].name(peer.root, "library")
     page.peer = tether_page.peer = peer

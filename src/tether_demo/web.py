@@ -10,7 +10,8 @@ exposing the DOM and a few methods of its own. Each page that connects gets a
 1. the native side edits the page through a proxy to ``js.document``, and reads it back;
 2. the page calls native objects (a method, a list by value, an object by reference);
 3. a nested call: native -> page -> native -> page -> native -> page, each waiting for the next;
-4. remote errors both ways, with the remote traceback.
+4. remote errors both ways, with the remote traceback (both sides ask for debugging, so a
+   remote error's traceback shows the other side's frames as frames).
 
 Both sides trace every message they send and receive (:class:`tether.trace.Trace`): the native
 side prints its trace in the terminal, the page lists its own in the page. Without a display
@@ -217,6 +218,10 @@ class Conversation:
         self.result(f"the page caught {outcome['caught']}, with the native traceback:", to_page=False)
         for line in without_tether_frames(outcome["remote_traceback"]).splitlines():
             self.say(f"    | {line}")
+        if outcome.get("traceback"):
+            self.result("and traceback.print_exception(exc) in the page reads like a local one (debug=True):", to_page=False)
+            for line in without_tether_frames(outcome["traceback"]).splitlines():
+                self.say(f"    | {line}")
         time.sleep(pause)
         self.code("document.querySelector('#')   # not a CSS selector: JavaScript throws in the page")
         try:
@@ -333,7 +338,7 @@ async def serve_demo(port: int, headless: bool, no_browser: bool, once: bool) ->
     demo = Demo(terminal)
     try:
         server = serve_web(
-            demo.root_for, "127.0.0.1", port, send_tracebacks=True, index=PAGE, packages=[tether_demo]
+            demo.root_for, "127.0.0.1", port, send_tracebacks=True, debug=True, index=PAGE, packages=[tether_demo]
         )
     except UsageError as exc:
         say(f"tether demo: {exc}")

@@ -99,7 +99,7 @@ def test_an_answered_call_takes_no_more_messages_on_its_behalf(raw: RawPeer) -> 
         (words(ON_BEHALF, UUID, 4) + b"abcd", r"an exchange id has 16 bytes, this one declares 4"),
         (words(ON_BEHALF, UUID, 16) + b"short", r"the exchange id"),
         (words(ON_BEHALF, UUID, 16) + bytes(16) + b"more", r"4 unexpected bytes after the frame's last field"),
-        (words(0x20000118), r"expected keyword arguments \(0x20000108\), the call it is nested in \(0x20000117\)"),
+        (words(0x2000011F), r"expected keyword arguments \(0x20000108\), the call it is nested in \(0x20000117\)"),
     ],
     ids=["a nil id", "a short id", "a truncated id", "bytes after it", "an unknown word in its place"],
 )

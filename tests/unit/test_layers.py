@@ -31,10 +31,11 @@ LAYER_OF = {
     "tether.hooks": "core", "tether.codec": "core", "tether.values": "core", "tether.classes": "core",
     "tether.access": "core", "tether.admission": "core", "tether.dispatch": "core", "tether.exposure": "core",
     "tether.frames": "core", "tether.transfer": "core", "tether.tether_object": "core", "tether.errors": "core",
-    "tether.references": "core",
+    "tether.references": "core", "tether.events": "core",
     "tether.protocol": "core", "tether.proxy": "core", "tether.gate": "core", "tether.options": "core",
     "tether.transports": "core",
-    "tether.session": "runtime", "tether.workers": "runtime", "tether.waiter": "runtime",
+    "tether.debug": "core", "tether.remote_frames": "core",
+    "tether.session": "runtime", "tether.workers": "runtime", "tether.waiter": "runtime", "tether.pipelining": "runtime",
     "tether.websocket": "flavour", "tether.web": "edge", "tether.testing": "edge", "tether.trace": "edge",
     "tether.asgi": "edge", "tether.pagefiles": "edge",
     "tether.cli": "edge", "tether.__main__": "edge", "tether": "edge",
@@ -42,7 +43,7 @@ LAYER_OF = {
 FLAVOURS = ("tether.sync", "tether.aio", "tether.browser")
 # Imports between flavours that are allowed: the page's flavour is asyncio on Pyodide's loop, and
 # the async face picks the page's client when it runs in a page (a lazy platform switch).
-CROSS_FLAVOUR = {("tether.browser", "tether.aio.session"), ("tether.aio", "tether.browser")}
+CROSS_FLAVOUR = {("tether.browser", "tether.aio.session"), ("tether.browser", "tether.aio.promise"), ("tether.aio", "tether.browser")}
 IO_FRAMEWORKS = {"asyncio", "websockets", "js", "pyodide", "aiohttp"}
 
 

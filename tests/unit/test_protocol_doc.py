@@ -226,3 +226,71 @@ def test_a_smalltalk_conversation_in_the_javascript_marker_base() -> None:
     assert message_send_bytes(Encoder(), ID, 1, "at:put:", [1, 5]) == send
     assert answer_bytes(Encoder(), ID, 5) == hexlines("2000001D", ID_LINE, "40000005")
     assert smalltalk_selector("at_put", 2) == "at:put:"
+
+
+def test_the_debugging_part_of_an_error_answer() -> None:
+    """Section 10.4: the part a debugging peer's error answer carries after its traceback."""
+    from tether.debug import FailurePart, offer_debugging
+    from tether.protocol import Protocol
+
+    protocol = Protocol(client=False, proxy_factory=lambda key, info: None)
+    protocol.references.peer_is_python = True  # after hello: described references, compact strings
+    offer_debugging(protocol)
+    try:
+        raise ZeroDivisionError("division by zero")
+    except ZeroDivisionError as exc:
+        error = exc
+    assert error.__traceback__ is not None
+    frames = (("/srv/calc.py", 2, "divide", "    return a / b"),)
+    frames_bytes = hexlines(
+        "20000104 00000001", "20000104 00000004", "2200000C 2F7372762F63616C632E7079", "40000002",
+        "22000006 646976696465", "22000010 2020202072657475726E2061202F2062",
+    )  # fmt: skip
+    first = bytearray()
+    FailurePart(protocol, ID, error, error.__traceback__, frames).write(first, ID)
+    assert bytes(first) == hexlines(
+        "20000120", "2000010A 60000001", "2000010B 00000001", "20000005 0000000C 7465746865722E6465627567",
+        "20000005 00000007 4661696C757265", "00000001 20000004 00000005 6465627567", "00000000",
+    ) + frames_bytes  # fmt: skip
+    second = bytearray()
+    FailurePart(protocol, ID, error, error.__traceback__, frames).write(second, ID)
+    assert bytes(second) == hexlines("20000120 2000010A 60000002 2000010C 00000001") + frames_bytes
+    # Read back after an error answer: the failure (here a stand-in for the proxy) and the frames.
+    answer = error_answer_bytes(ID, "builtins.ZeroDivisionError", "division by zero", ["division by zero"], "tb")
+    parsed = parse_frame(Decoder(answer + bytes(second), refs=_Importer()))  # type: ignore[arg-type]
+    assert parsed.debug == ("object 2", frames)
+
+
+class _Importer:
+    """Stands for the receiver's reference hooks: a "my object" word becomes a label."""
+
+    def my_object(self, key: int, info: object) -> str:
+        return f"object {key}"
+
+    def class_info(self, class_id: int) -> object:
+        return None
+
+
+def test_a_pipelined_chain() -> None:
+    """9.9: a call that says keep, a message to its answer, and the drop."""
+    from tether.frames import AnswerOf
+
+    second = bytes.fromhex("0123456789ABCDEF0000000000000002")
+    keep = hexlines(
+        "20000007", ID_LINE, "00000001", "20000021",
+        "20000004 0000000C 6D616B655F636F756E746572", "20000008 00000000", "20000118",
+    )  # fmt: skip
+    assert message_send_bytes(Encoder(), ID, 1, "make_counter", [], keep=True) == keep
+    pipelined = hexlines(
+        "20000007", "20000011 00000010 01234567 89ABCDEF 00000000 00000002",
+        "20000119 20000011 00000010 01234567 89ABCDEF 00000000 00000001", "20000021",
+        "20000004 00000009 696E6372656D656E74", "20000008 00000000",
+    )  # fmt: skip
+    assert message_send_bytes(Encoder(), second, AnswerOf(ID), "increment", []) == pipelined
+    frame = parse_frame(Decoder(pipelined))
+    assert frame.receiver == AnswerOf(ID) and frame.selector == "increment" and not frame.keep
+    drop = hexlines(
+        "20000007", "20000003", "00000000", "20000021", "20000004 0000000C 64726F705F616E7377657273",
+        "20000008 00000001 20000008 00000001 2000001B 00000010 0123456789ABCDEF0000000000000001",
+    )  # fmt: skip
+    assert message_send_bytes(Encoder(), None, 0, "drop_answers", [[ID]]) == drop

@@ -26,7 +26,7 @@ from ..deadline import remaining
 from ..dispatch import OPERATIONS, python_name
 from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
-from ..frames import MessageSend
+from ..frames import AnswerOf, MessageSend
 from ..gate import current_exchange, current_gate, nested_in, waiting
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, Violation
 from ..proxy import needs_await
@@ -34,6 +34,7 @@ from ..session import BaseSession, PeerBase, is_factory
 from ..session import describe_close as _describe_close
 from ..transports import AsyncPushTransport, AsyncTransport, fit_close_reason
 from ..waiter import Waiter as _Waiter
+from .promise import Promise
 
 __all__ = ["THREADS", "AsyncPeer", "AsyncSession", "ConnectingBase", "open_async_session", "serve_connection"]
 
@@ -232,7 +233,7 @@ class AsyncSession(BaseSession):
                     f"{selector} on a proxy must return a plain value, which would block the "
                     f"event loop; in async code use: await tether.aio.call(proxy, {selector!r})"
                 )
-            return self.acall(receiver, selector, args, kwargs)
+            return Promise(self, receiver, selector, args, kwargs)
         return self._call_and_block(receiver, selector, args, kwargs)
 
     async def acall(
@@ -245,13 +246,33 @@ class AsyncSession(BaseSession):
         """Send a message and await its answer (loop thread only). A caller that is cancelled,
         or times out (``timeout=`` or :func:`tether.timeout`), frees its pending entry at once
         and cancels the call on the other side."""
+        return await Promise(self, receiver, selector, args, kwargs)
+
+    def send_promised(
+        self,
+        receiver: int | AnswerOf,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None,
+        keep: bool,
+    ) -> tuple[bytes, asyncio.Future[Any]]:
+        """Queue a promise's call (loop thread); returns its exchange id and the future its
+        answer is set on. A call whose answer is kept is flushed at once (messages pipelined on
+        it follow); another is sent when awaited (:meth:`wait_promised`)."""
         wait = remaining(self.timeout)
         if wait is not None and wait <= 0:
             raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
         future = self._new_future()
         on_behalf = nested_in(self, asyncio.current_task())
-        exchange_id = self._queue_call(future, receiver, selector, args, kwargs, on_behalf)
+        exchange_id = self._queue_call(future, receiver, selector, args, kwargs, on_behalf, keep)
+        if keep:
+            self._flush()
+        return exchange_id, future
+
+    async def wait_promised(self, exchange_id: bytes, future: asyncio.Future[Any], selector: str) -> Any:
+        """Send what is queued and wait for the answer to ``exchange_id`` (see :meth:`acall`)."""
         await self._drain()
+        wait = remaining(self.timeout)
         with waiting():
             try:
                 if wait is None:
@@ -298,9 +319,11 @@ class AsyncSession(BaseSession):
         try:
             try:
                 result = self.protocol.start(message)
-                if needs_await(result):
+                if needs_await(result) or type(result) is Promise:
                     result = await result
             except asyncio.CancelledError:
+                if message.keep:
+                    self.kept.settle(exchange_id, None, RuntimeError("the call it was pipelined on was cancelled"))  # type: ignore[arg-type]
                 if exchange_id is None or exchange_id not in self._cancelled:
                     raise  # the connection closes: not a cancel from the peer
             except BaseException as exc:

@@ -27,6 +27,7 @@ from typing import Any, cast
 from urllib.parse import parse_qs
 
 from ..admission import client_subprotocols
+from ..aio.promise import Promise
 from ..aio.session import AsyncPeer, AsyncSession, ConnectingBase, open_async_session
 from ..deadline import remaining
 from ..errors import register_runtime_file
@@ -160,7 +161,7 @@ class BrowserSession(AsyncSession):
         must_block: bool = False,
     ) -> Any:
         if not must_block and in_async_code(2):
-            return self.acall(receiver, selector, args, kwargs)
+            return Promise(self, receiver, selector, args, kwargs)
         if remaining(self.timeout) is None and can_block() and hasattr(self.transport, "send_nowait"):
             return self._call_blocking(receiver, selector, args, kwargs)
         return self.block(self.acall(receiver, selector, args, kwargs), selector)

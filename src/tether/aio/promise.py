@@ -1,0 +1,148 @@
+"""What a proxy's call returns in async code: a :class:`Promise` of the answer, through which
+messages can be sent to that answer before it arrives (promise pipelining).
+
+::
+
+    counter = await root.make_counter()          # one round trip
+    await counter.increment()                    # another
+
+    await root.make_counter().increment()        # both sent at once: one round trip
+
+Awaiting a promise sends its call (if it was not sent yet) and waits for the answer, as a
+coroutine would; ``asyncio.create_task``, ``gather`` and ``wait_for`` take it like one. Calling
+a method on a promise that has not been awaited sends its call at once, asking the peer to keep
+the answer, then sends the method's message to that answer (``docs/protocol.md`` 4.1, "Answer
+of"): the peer runs it when the answer is there, in the order such messages were sent, and
+fails it with the first call's error if that failed (the error goes down the chain). Reading an
+attribute, ``await promise.name``, is pipelined the same way. When the promise is garbage,
+the peer is told to forget the kept answer (with the next batch of releases).
+
+A promise that is never awaited and never used sends nothing. ``send``, ``throw`` and ``close``
+are the coroutine protocol's on a promise: to pipeline a remote method of one of those names,
+await the promise first. Pipelining needs a Python peer (one that said hello); to any other,
+chaining raises :class:`~tether.exceptions.EncodeError` saying to await first.
+"""
+
+from __future__ import annotations
+
+import weakref
+from collections.abc import Coroutine, Generator
+from typing import TYPE_CHECKING, Any
+
+from ..exceptions import UsageError
+from ..frames import AnswerOf
+
+if TYPE_CHECKING:
+    from .session import AsyncSession
+
+__all__ = ["Promise", "PromisedMember"]
+
+
+class Promise(Coroutine[Any, Any, Any]):
+    """The answer to come of ``receiver.selector(*args, **kwargs)`` (see the module docstring)."""
+
+    __slots__ = ("__weakref__", "_args", "_coro", "_exchange_id", "_future", "_kept", "_kwargs", "_parent",
+                 "_receiver", "_selector", "_session")  # fmt: skip
+
+    def __init__(
+        self,
+        session: AsyncSession,
+        receiver: int | AnswerOf,
+        selector: str,
+        args: tuple[Any, ...] | list[Any],
+        kwargs: dict[str, Any] | None,
+        parent: Promise | None = None,
+    ) -> None:
+        self._session = session
+        self._receiver = receiver
+        self._selector = selector
+        self._args = args
+        self._kwargs = kwargs
+        self._parent = parent  # keeps the answer it is pipelined on kept while this one lives
+        self._exchange_id: bytes | None = None
+        self._future: Any = None
+        self._kept = False
+        self._coro: Coroutine[Any, Any, Any] | None = None
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def _send(self, keep: bool) -> None:
+        if self._exchange_id is not None:
+            return
+        session = self._session
+        self._exchange_id, self._future = session.send_promised(
+            self._receiver, self._selector, self._args, self._kwargs, keep
+        )
+        if keep:
+            self._kept = True
+            weakref.finalize(self, session.protocol.drop_answer, self._exchange_id)
+
+    def _answer_of(self, name: str) -> AnswerOf:
+        """Send this call (keeping its answer) so that ``name`` can be pipelined on it."""
+        if self._exchange_id is not None and not self._kept:
+            raise UsageError(
+                f"{self._selector}(...) was sent before .{name} was pipelined on it, so its answer is "
+                f"not kept by the peer: use the awaited result (`x = await p; await x.{name}(...)`)"
+            )
+        self._send(keep=True)
+        assert self._exchange_id is not None
+        return AnswerOf(self._exchange_id)
+
+    def __getattr__(self, name: str) -> PromisedMember:
+        if name.startswith("_"):
+            raise AttributeError(name)  # protocol probes (copy, pickle, inspect) and private names
+        return PromisedMember(self, name)
+
+    # -- awaiting ---------------------------------------------------------------------------
+
+    async def _result(self) -> Any:
+        if self._exchange_id is None:
+            self._send(keep=False)
+        return await self._session.wait_promised(self._exchange_id, self._future, self._selector)  # type: ignore[arg-type]
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        return self._result().__await__()
+
+    def _driver(self) -> Coroutine[Any, Any, Any]:
+        if self._coro is None:
+            self._coro = self._result()
+        return self._coro
+
+    def send(self, value: Any) -> Any:
+        return self._driver().send(value)
+
+    def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
+        return self._driver().throw(typ, val, tb)
+
+    def close(self) -> None:
+        if self._coro is not None:
+            self._coro.close()
+
+    def __repr__(self) -> str:
+        state = "not sent" if self._exchange_id is None else ("sent, answer kept" if self._kept else "sent")
+        return f"<tether promise of {self._selector}(...) on {self._session.describe()}: {state}>"
+
+
+class PromisedMember:
+    """``promise.name``: call it to pipeline the method ``name`` on the answer to come, or
+    await it for the attribute's value."""
+
+    __slots__ = ("_name", "_promise")
+
+    def __init__(self, promise: Promise, name: str) -> None:
+        self._promise = promise
+        self._name = name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Promise:
+        promise = self._promise
+        return Promise(promise._session, promise._answer_of(self._name), self._name, args, kwargs or None, promise)
+
+    def __await__(self) -> Generator[Any, None, Any]:
+        promise = self._promise
+        getter = Promise(
+            promise._session, promise._answer_of(self._name), "__getattribute__", (self._name,), None, promise
+        )
+        return getter.__await__()
+
+    def __repr__(self) -> str:
+        return f"<tether pipelined member {self._name!r} of {self._promise!r}>"
