@@ -64,28 +64,18 @@ class TetherObject:
         """The peer no longer waits for the answers to these message-sends of its own (one-way):
         a handler that has not started is dropped, a coroutine is cancelled, and a thread (which
         cannot be stopped) runs on but its answer is not sent."""
-        if (
-            not isinstance(exchange_ids, list)
-            or len(exchange_ids) > 1024
-            or not all(type(i) is bytes and len(i) == 16 for i in exchange_ids)
-        ):
-            raise ProtocolError("cancel takes an Array of at most 1024 exchange ids (16-byte ByteArrays)")
+        ids = _exchange_ids(exchange_ids, "cancel")
         on_cancel = self._protocol.on_cancel
         if on_cancel is not None:
-            on_cancel(exchange_ids)
+            on_cancel(ids)
 
     def drop_answers(self, exchange_ids: object) -> None:
         """The peer will pipeline no more messages on the answers to these calls of its own
         (one-way): forget the answers kept for them."""
-        if (
-            not isinstance(exchange_ids, list)
-            or len(exchange_ids) > 1024
-            or not all(type(i) is bytes and len(i) == 16 for i in exchange_ids)
-        ):
-            raise ProtocolError("drop_answers takes an Array of at most 1024 exchange ids (16-byte ByteArrays)")
+        ids = _exchange_ids(exchange_ids, "drop_answers")
         on_drop = self._protocol.on_drop_answers
         if on_drop is not None:
-            on_drop(exchange_ids)
+            on_drop(ids)
 
     def get_classes(self, class_ids: Any) -> Any:
         """The records of classes this side named (by id), with what they need, dependencies
@@ -223,3 +213,14 @@ def _signature_text(obj: Any) -> str:
         return str(inspect.signature(obj))
     except (TypeError, ValueError):
         return "(...)"
+
+
+def _exchange_ids(value: object, selector: str) -> list[bytes]:
+    """The argument of ``cancel`` and ``drop_answers``: at most 1,024 exchange ids."""
+    if (
+        not isinstance(value, list)
+        or len(value) > 1024
+        or not all(type(i) is bytes and len(i) == 16 for i in value)
+    ):
+        raise ProtocolError(f"{selector} takes an Array of at most 1024 exchange ids (16-byte ByteArrays)")
+    return value
