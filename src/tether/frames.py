@@ -37,12 +37,14 @@ from .words import (
     TAG_KEEP_ANSWER,
     TAG_KWARGS,
     TAG_MESSAGE,
+    TAG_MY_ERROR,
     TAG_NIL,
     TAG_ON_BEHALF,
     TAG_STRING,
     TAG_SYMBOL,
     TAG_TETHER,
     TAG_UUID,
+    TAG_YOUR_ERROR,
     pack_word,
 )
 
@@ -238,6 +240,9 @@ class ErrorAnswer:
     args: list[Any]
     traceback: str | None
     debug: tuple[object, tuple[tuple[str, int, str, str | None], ...]] | None = None
+    # The exception's identity (Python peers): ("mine", id) names the sender's exception, which
+    # the receiver may send back; ("yours", id) is the receiver's own exception going home.
+    identity: tuple[str, bytes] | None = None
 
     @classmethod
     def read(cls, d: Decoder) -> ErrorAnswer:
@@ -254,21 +259,26 @@ class ErrorAnswer:
             if tb is not None and not isinstance(tb, str):
                 raise DecodeError("the traceback must be a String or nil", d.pos)
             debug = None
-            if not d.at_end():
-                w = d.word("the debugging part (0x20000120) or the end")
-                if w != TAG_FAILURE:
-                    raise DecodeError(
-                        f"expected the end of the error answer or its debugging part (0x20000120), found word {w:#010x}",
-                        d.pos - 4,
-                    )
+            identity = None
+            t: int | None = d.word() if not d.at_end() else None
+            if t == TAG_FAILURE:
                 failure = d.read_object()
                 debug = (failure, _remote_frames(d.read_object(), d))
+                t = d.word() if not d.at_end() else None
+            if t == TAG_MY_ERROR or t == TAG_YOUR_ERROR:
+                identity = ("mine" if t == TAG_MY_ERROR else "yours", d.raw(ID_SIZE, "the exception's id"))
+            elif t is not None:
+                raise DecodeError(
+                    f"expected the end of the error answer, its debugging part (0x20000120) or the "
+                    f"exception's id (0x20000121, 0x20000122), found word {t:#010x}",
+                    d.pos - 4,
+                )
             expect_end(d)
         except NeedClasses:
             raise
         except Exception as exc:
             raise FrameBodyError(exchange_id, _as_decode_error(exc, d)) from None
-        return cls(exchange_id, type_name, message, args, tb, debug)
+        return cls(exchange_id, type_name, message, args, tb, debug, identity)
 
 
 def _remote_frames(frames: object, d: Decoder) -> tuple[tuple[str, int, str, str | None], ...]:
@@ -431,9 +441,11 @@ def error_answer_bytes(
     args: list[Any],
     traceback: str | None,
     debug: DebugPart | None = None,
+    identity: tuple[str, bytes] | None = None,
 ) -> bytes:
     """Encode an error answer. ``args`` must be by-value literals (see ``errors.error_parts``);
-    ``debug`` writes the debugging part, if any (``docs/protocol.md`` section 10)."""
+    ``debug`` writes the debugging part, if any (``docs/protocol.md`` section 10); ``identity``
+    the exception's id, ``("mine" or "yours", 16 bytes)`` (Python peers only, 4.3)."""
     out = bytearray(_ERROR_UUID_HEAD)
     out += exchange_id
     write_str(out, TAG_STRING, type_name)
@@ -445,6 +457,9 @@ def error_answer_bytes(
         write_str(out, TAG_STRING, traceback)
     if debug is not None:
         debug.write(out, exchange_id)
+    if identity is not None:
+        out += pack_word(TAG_MY_ERROR if identity[0] == "mine" else TAG_YOUR_ERROR)
+        out += identity[1]
     return bytes(out)
 
 

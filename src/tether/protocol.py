@@ -26,7 +26,8 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-from collections import deque
+import weakref
+from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import Any
 
@@ -155,6 +156,9 @@ class Protocol:
         self._lock = threading.Lock()  # encoding a frame and putting it in the outbox: one step
         self._encoding_thread: int | None = None
         self._outbox: deque[bytes] = deque()
+        # The exceptions of ours in the latest error answers, by the id sent with them: one that
+        # the peer raises back to us (its handler let our callback's error through) is ours again.
+        self._errors_sent: OrderedDict[bytes, BaseException] = OrderedDict()
         self._class_requests: dict[bytes, list[int]] = {}
         self._held: deque[bytes] | None = None
         self.next_id = new_id_source()
@@ -372,7 +376,36 @@ class Protocol:
     def _error_frame(self, exchange_id: bytes, exc: BaseException) -> bytes:
         if self.observer is not None:
             self.observer.error_sent(exchange_id, exc)
-        return error_answer_bytes(exchange_id, *error_parts(exc, self.send_tracebacks))
+        identity: tuple[str, bytes] | None = None
+        if self.peer_is_python:  # the exception's identity, so that it can come home (4.3)
+            home = getattr(exc, "__tether_home__", None)
+            if type(home) is tuple and home[0]() is self:
+                identity = ("yours", home[1])
+            else:
+                error_id = self.next_id()
+                self._errors_sent[error_id] = exc
+                while len(self._errors_sent) > _ERRORS_KEPT:
+                    self._errors_sent.popitem(last=False)
+                identity = ("mine", error_id)
+        return error_answer_bytes(exchange_id, *error_parts(exc, self.send_tracebacks), identity)
+
+    def _error_of(self, frame: ErrorAnswer) -> BaseException:
+        """The exception an error answer raises here: our own exception if it names one that
+        is coming home (a callback of ours failed in the peer's handler), else a new one that
+        remembers the peer's id for it (so it goes home if it is raised back to the peer)."""
+        identity = frame.identity
+        if identity is not None and identity[0] == "yours":
+            with self._lock:
+                own = self._errors_sent.get(identity[1])
+            if own is not None:
+                return own
+        exc = make_exception(frame)
+        if identity is not None and identity[0] == "mine":
+            try:
+                exc.__tether_home__ = (weakref.ref(self), identity[1])  # type: ignore[attr-defined]
+            except AttributeError:  # an exception class with __slots__: it just will not go home
+                pass
+        return exc
 
     def _check_size(self, frame: bytes, what: str) -> None:
         limit = self.peer_max_frame_size
@@ -547,7 +580,7 @@ class Protocol:
         if kind is ErrorAnswer:
             if frame.exchange_id in self._class_requests:
                 return self._classes_arrived(frame.exchange_id, None, make_exception(frame))
-            return [ErrorReceived(frame.exchange_id, make_exception(frame))]
+            return [ErrorReceived(frame.exchange_id, self._error_of(frame))]
         if kind is Exposure:
             if self.peer_tether_key is not None:
                 return [Violation(CLOSE_PROTOCOL_ERROR, "the peer exposed its Tether twice")]
@@ -640,10 +673,12 @@ class Protocol:
         self.state = State.CLOSED
         self._outbox.clear()
         self.references.close()
+        self._errors_sent.clear()
         self.releases.clear()
         self.dropped_answers.clear()
 
 
+_ERRORS_KEPT = 64  # per connection
 _TETHER_EXPOSURES = (pack_word(MY_OBJECT_BASE), pack_word(MY_OBJECT_BASE + 1))
 _TETHER_TAG_BYTES = pack_word(TAG_TETHER)
 _UUID_HEAD = pack_word(TAG_UUID) + pack_word(16)

@@ -39,6 +39,7 @@ __all__ = [
     "TAG_KEEP_ANSWER",
     "TAG_KWARGS",
     "TAG_MESSAGE",
+    "TAG_MY_ERROR",
     "TAG_NAMED",
     "TAG_NIL",
     "TAG_OBJECT",
@@ -52,6 +53,7 @@ __all__ = [
     "TAG_TUPLE",
     "TAG_UUID",
     "TAG_YOUR_CLASS",
+    "TAG_YOUR_ERROR",
     "ClassInfo",
 ]
 
@@ -93,7 +95,9 @@ TAG_YOUR_CLASS = 0x20000116  # id word of a class the receiver sent us earlier
 TAG_ON_BEHALF = 0x20000117  # optional, after the arguments: the exchange id of the call it is nested in
 TAG_KEEP_ANSWER = 0x20000118  # optional, last in a Message: keep this call's answer for pipelining
 TAG_ANSWER_OF = 0x20000119  # a Message's receiver: the answer to the sender's call with this exchange id
-TAG_FAILURE = 0x20000120  # optional, last in an error answer to a debugging peer: failure and frames
+TAG_FAILURE = 0x20000120  # optional, in an error answer to a debugging peer: failure and frames
+TAG_MY_ERROR = 0x20000121  # optional, last in an error answer: 16 bytes, the sender's id for this exception
+TAG_YOUR_ERROR = 0x20000122  # optional, last in an error answer: 16 bytes, the receiver's exception going home
 # Compact forms, written only to Python peers (after hello): the tag word carries a number.
 COMPACT_OBJECT = 0x21000000  # + class id: an object of a class named before, then its state
 COMPACT_STRING = 0x22000000  # + length: a String of that many bytes

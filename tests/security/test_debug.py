@@ -58,7 +58,9 @@ def test_an_error_answer_carries_no_frames_to_a_peer_that_claims_debug(raw: RawP
     error = parse_frame(Decoder(frame))
     assert isinstance(error, ErrorAnswer) and error.type_name == "builtins.TypeError"
     assert error.traceback is None and error.debug is None
-    assert frame.endswith(words(0x20000003))  # nil: no traceback, and nothing after it
+    assert error.identity is not None and error.identity[0] == "mine"
+    # nil: no traceback; after it only the exception's id (4.3), no debugging part
+    assert frame.endswith(words(0x20000003, 0x20000121) + error.identity[1])
     assert words(TAG_FAILURE) not in frame
     still_answers(raw)
 
@@ -172,7 +174,8 @@ def test_a_forged_debugging_part_is_ignored_by_a_side_that_did_not_ask() -> None
     [
         (words(TAG_FAILURE) + nil() + string("frames"), "the remote frames must be a Tuple"),
         (words(TAG_FAILURE) + nil() + words(0x20000104, 1) + string("x"), "a remote frame is a Tuple"),
-        (words(0x20000121), "expected the end of the error answer or its debugging part"),
+        (words(0x2000012F), "expected the end of the error answer, its debugging part"),
+        (words(0x20000121), "the exception's id declares 16 bytes"),
     ],
 )
 def test_a_malformed_debugging_part_is_a_protocol_error(part: bytes, problem: str) -> None:

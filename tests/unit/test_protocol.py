@@ -149,3 +149,24 @@ def test_the_codec_asks_the_references_object_not_the_protocol() -> None:
     hooks = ("write_reference", "my_object", "your_object", "peer_class", "resolve_named", "define_function")
     assert not any(hasattr(client, name) for name in hooks)
     assert all(callable(getattr(client.references, name)) for name in hooks)
+
+
+def test_an_error_naming_an_exception_never_sent_is_built_from_its_type() -> None:
+    """An error answer may name one of the receiver's own exceptions by the id the receiver
+    sent with it (it goes home as itself); an id the receiver never sent gives nothing of its
+    own: the error is built from its type name as usual."""
+    from tether.frames import error_answer_bytes
+
+    client, server = connected()
+    client.apply_hello({"language": "python"})
+    server.apply_hello({"language": "python"})
+    original = KeyError("k")
+    client.queue_error(b"\x01" * 16, original)
+    (event,) = server.receive(sent(client))
+    sent_id = event.error.__tether_home__[1]  # type: ignore[union-attr]
+    home = error_answer_bytes(b"\x02" * 16, "builtins.ValueError", "v", ["v"], None, None, ("yours", sent_id))
+    (event,) = client.receive(home)
+    assert event.error is original  # type: ignore[union-attr]
+    stranger = error_answer_bytes(b"\x03" * 16, "builtins.ValueError", "v", ["v"], None, None, ("yours", b"?" * 16))
+    (event,) = client.receive(stranger)
+    assert type(event.error) is ValueError and event.error.args == ("v",)  # type: ignore[union-attr]

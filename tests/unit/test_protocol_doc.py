@@ -294,3 +294,18 @@ def test_a_pipelined_chain() -> None:
         "20000008 00000001 20000008 00000001 2000001B 00000010 0123456789ABCDEF0000000000000001",
     )  # fmt: skip
     assert message_send_bytes(Encoder(), None, 0, "drop_answers", [[ID]]) == drop
+
+
+def test_error_answer_with_the_exceptions_id() -> None:
+    """9.5, to a Python peer: the part after the traceback that lets the exception go home."""
+    error_id = bytes.fromhex("0123456789ABCDEF0000000000000002")
+    expected = hexlines(
+        "20000109", ID_LINE,
+        "20000005 00000011 6275696C74696E732E4B65794572726F72",
+        "20000005 00000006 2744756E6527",
+        "20000008 00000001 20000005 00000004 44756E65",
+        "20000003", "20000121 0123456789ABCDEF0000000000000002",
+    )  # fmt: skip
+    parts = error_parts(KeyError("Dune"), False)
+    assert error_answer_bytes(ID, *parts, ("mine", error_id)) == expected
+    assert parse_frame(Decoder(expected)).identity == ("mine", error_id)
