@@ -1,10 +1,10 @@
-"""Tether benchmark: round trips per second against raw websockets, RPyC 6 and Pyro5; proxies
-against RPyC; an object graph sent by value against pickle and cloudpickle; round trips from a
-browser page (Pyodide) against the page's raw WebSocket.
+"""Tether benchmark: round trips per second against raw TCP, raw websockets, RPyC 6 and Pyro5;
+proxies against RPyC; an object graph sent by value against pickle and cloudpickle; round trips
+from a browser page (Pyodide) against the page's raw WebSocket.
 
 Run it with ``make bench`` (``.venv/bin/python benchmarks/run.py``); ``--rounds`` and
 ``--seconds`` change how long it runs (defaults: 9 rounds of about 0.3 s per measurement,
-about 150 seconds in all); ``--cpu N`` pins the client and the servers to one CPU,
+about 170 seconds in all); ``--cpu N`` pins the client and the servers to one CPU,
 which makes the numbers steadier on a busy machine but removes all parallelism between the
 processes; ``--sections calls,browser`` runs only some of the sections.
 
@@ -21,8 +21,10 @@ own servers, tables and targets (all the servers start at the beginning; each se
 are stopped when it ends; the serialization section runs first and is printed third; the
 browser section runs and is printed last).
 
-Calls:
+Calls (issue 11's targets: faster than every peer per round trip, and close to the wire):
 
+* raw TCP: an asyncio TCP echo server (TCP_NODELAY); 32 bytes sent and their echo read back,
+  one at a time, by a blocking socket (TCP_NODELAY): the floor under every row.
 * raw websockets: a ``websockets`` asyncio echo server. A 32-byte binary frame is sent and its
   echo read back, one at a time, by a ``websockets.sync`` client and by an asyncio client;
   and pipelined: an asyncio client sends 1,000 frames, then reads the 1,000 echoes (frames/s).
@@ -32,10 +34,11 @@ Calls:
   (``asyncio.gather``) against both servers; callbacks: the client passes a local function
   ``f`` to ``root.run_callbacks(f, n)`` and the server calls ``f(i)`` ``n`` times (one round
   trip each, server to client), timed by the client as ``n`` calls per second.
-* RPyC 6 (``rpyc.ThreadedServer``): ``conn.root.echo(1)`` (uncached: a getattr and a call, two
-  round trips), ``echo = conn.root.echo; echo(1)`` (cached bound method, one round trip) and
-  callbacks (``conn.root.run_callbacks(f, n)``).
-* Pyro5: ``proxy.echo(1)`` with the serpent serializer, and msgpack when it is installed.
+* RPyC 6 (``rpyc.ThreadedServer``): ``m = conn.root.echo; m(1)`` (the cached bound method, one
+  round trip: the headline peer row), ``conn.root.echo(1)`` (uncached: a getattr and a call,
+  two round trips) and callbacks (``conn.root.run_callbacks(f, n)``).
+* Pyro5: ``proxy.echo(1)`` with the msgpack serializer (when msgpack is installed) and with
+  serpent, its default.
 
 Proxies (sync client ``tether.connect`` against the threading server; RPyC ``ThreadedServer``):
 
@@ -79,12 +82,14 @@ opens its own connection, warms up, and times a fixed number of operations chose
 calibration run (iterations: a fixed number of items); the table shows the median round, the
 best one and the spread (fastest minus slowest round, over the median: the noise of the row).
 
-How to read the ratios. Calls: ``x raw`` divides a row's median by the raw websockets row that
-does the same network work with the same kind of client: rows of sync clients (Tether's sync
-face, RPyC, Pyro5) by the raw sync echo, sequential rows of asyncio clients by the raw asyncio
-echo, gathered calls by the pipelined frames. It is the share of the bare transport that
-survives the RPC layer (1.00 would be free RPC). ``x RPyC`` divides by RPyC's
-``conn.root.echo(1)`` (or, for callbacks, by RPyC's callbacks): above 1.00 is faster than RPyC.
+How to read the ratios. Calls: ``x TCP`` divides a row's median by the raw TCP echo of the same
+run (the floor: what the machine's loopback and a blocking socket allow). ``x raw`` divides it
+by the raw websockets row that does the same network work with the same kind of client: rows of
+sync clients (Tether's sync face, RPyC, Pyro5) by the raw sync echo, sequential rows of asyncio
+clients by the raw asyncio echo, gathered calls by the pipelined frames. It is the share of the
+bare transport that survives the RPC layer (1.00 would be free RPC). ``x RPyC`` divides by
+RPyC's cached ``m(1)``, one round trip (or, for callbacks, by RPyC's callbacks): 1.00 or more
+is as fast as RPyC or faster.
 Proxies: ``x call`` divides by the method call on the same system (Tether's ``p.echo(1)``,
 RPyC's cached ``m(1)``): 1.00 means the operation costs one round trip like a call; ``x RPyC``
 divides a Tether row by the same operation on RPyC. Browser: ``x raw`` divides by the page's

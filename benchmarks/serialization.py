@@ -171,7 +171,8 @@ def codec_times(graph: Any, rounds: int, seconds: float) -> dict[str, Any]:
         data = encoder.encode(graph)
 
         def decode() -> Any:
-            return Decoder(data, 0, protocol, protocol.max_depth, protocol.marker_base, protocol.limits).read_object()
+            refs = protocol.references  # the codec's hooks (as Protocol.receive passes them)
+            return Decoder(data, 0, refs, protocol.max_depth, protocol.marker_base, protocol.limits).read_object()
 
         check_copy(graph, decode())
         pickled = pickle.dumps(graph, protocol=5)

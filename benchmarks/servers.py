@@ -53,6 +53,28 @@ def announce(address: str) -> None:
     print(f"{READY} {address}", flush=True)
 
 
+def serve_tcp_echo() -> None:
+    """An asyncio TCP echo server (TCP_NODELAY on every connection): the raw TCP floor."""
+    import socket
+
+    class Echo(asyncio.Protocol):
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            sock = transport.get_extra_info("socket")
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+            self.transport: Any = transport
+
+        def data_received(self, data: bytes) -> None:
+            self.transport.write(data)
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(Echo, HOST, 0)
+        async with server:
+            announce(f"{HOST}:{server.sockets[0].getsockname()[1]}")
+            await server.serve_forever()
+
+    asyncio.run(main())
+
+
 def serve_ws_echo() -> None:
     from websockets.asyncio.server import ServerConnection, serve
 
@@ -234,13 +256,13 @@ def serve_tether_code() -> None:
 # ---------------------------------------------------------------------------------------------
 
 
-def _serve_web(run_sync_in_threads: bool) -> None:
+def _serve_web(run_sync_in_threads: bool, origins: list[str] | None = None) -> None:
     """``tether.web.serve_web``: the page, Pyodide and the Tether endpoint ``/ws`` on one port;
     announces the page's URL."""
     import tether.web
 
     async def main() -> None:
-        server = tether.web.serve_web(make_root, HOST, 0, run_sync_in_threads=run_sync_in_threads)
+        server = tether.web.serve_web(make_root, HOST, 0, run_sync_in_threads=run_sync_in_threads, origins=origins)
         async with server:
             announce(server.url)
             await server.serve_forever()
@@ -253,7 +275,9 @@ def serve_web_tether() -> None:
 
 
 def serve_web_tether_aio() -> None:
-    _serve_web(run_sync_in_threads=False)  # every method runs on the event loop
+    # Every method runs on the event loop. The page comes from the web-tether server, another
+    # origin (port) on 127.0.0.1, which a server admits only when told (origins=).
+    _serve_web(run_sync_in_threads=False, origins=["*"])
 
 
 def serve_web_echo() -> None:
@@ -281,6 +305,7 @@ def serve_web_echo() -> None:
 
 
 SERVERS: dict[str, Callable[[], None]] = {
+    "tcp-echo": serve_tcp_echo,
     "ws-echo": serve_ws_echo,
     "tether-threading": serve_tether_threading,
     "tether-aio": serve_tether_aio,

@@ -2,9 +2,12 @@
 the default port and keepalive, websockets' options for keepalive, the admission of a
 handshake, and what a failed handshake means as a Tether error.
 
-A flavour opens or accepts a ``websockets`` connection with :func:`keepalive_options`, checks
-an incoming one with :func:`admit`, and turns a failure to open one into a Tether error with
-:func:`handshake_error`; then it hands the connection to its flavour's session.
+A flavour opens or accepts a connection with :func:`keepalive_options` (``websockets.asyncio``
+takes them as they are; the sync face's own transport, ``tether.sync.transport``, reads them
+through ``tether.sync.settings``), checks an incoming one with :func:`admit` (any connection
+with ``remote_address`` and the handshake ``request``), and turns a failure to open one into a
+Tether error with :func:`handshake_error`; then it hands the connection to its flavour's
+session.
 """
 
 from __future__ import annotations

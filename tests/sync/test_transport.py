@@ -1,43 +1,231 @@
-"""The sync flavour's socket wrapper: websockets reads each message with ``recv(65536)``; the
-wrapper hands back bytes of exactly the size received, read through a buffer of its own, so a
-long-running server does not fragment glibc's heap with a 64 KiB block per message."""
+"""The sync flavour's transport (``tether.sync.transport``: websockets' sans-I/O protocol over
+sockets) beyond the conformance suite (``tests/transports``): keepalive without a thread of its
+own, messages fragmented by the peer, the server's handshake, its ``transport=`` settings, and
+the socket-level receive timeout keepalive rests on."""
 
 from __future__ import annotations
 
+import http.client
+import queue
 import socket
+import threading
+import time
+from collections.abc import Iterator
+from typing import Any
 
-from tether.sync.transport import _ExactRecv
+import pytest
+from websockets.sync.client import connect as ws_connect
+
+import tether
+from tether.sync.settings import client_settings, server_settings
+from tether.sync.transport import (
+    KEEPALIVE_TIMEOUT_REASON,
+    PushingServerConnection,
+    _set_recv_timeout,
+    accept_connection,
+    open_connection,
+)
+from tether.websocket import keepalive_options
+
+MAX = 1 << 20
 
 
-def test_recv_returns_exactly_what_arrived_and_keeps_no_view_of_its_buffer() -> None:
+class Calculator:
+    def add(self, a: int, b: int) -> int:
+        return a + b
+
+
+@pytest.fixture
+def accepted() -> Iterator[tuple[str, queue.Queue[Any]]]:
+    """A listening socket whose accepted connections are answered by ``accept_connection``
+    and put in the queue, not read (the test decides: ``run()`` in a thread, or never)."""
+    listener = socket.create_server(("127.0.0.1", 0))
+    connections: queue.Queue[Any] = queue.Queue()
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except OSError:
+                return
+            settings = server_settings("test", keepalive_options(None), {}, max_size=MAX)
+            connections.put(accept_connection(sock, ssl_context=None, settings=settings))
+
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    yield f"ws://127.0.0.1:{listener.getsockname()[1]}", connections
+    listener.close()
+
+
+def client(url: str, keepalive: float | None = None, **transport: Any) -> Any:
+    settings = client_settings("test", keepalive_options(keepalive), transport, open_timeout=5, max_size=MAX)
+    return open_connection(url, subprotocols=None, ssl_context=None, settings=settings)
+
+
+def pushed(connection: Any) -> queue.Queue[tuple[str, Any]]:
+    """Attach to ``connection``; what it pushes goes to the queue returned."""
+    events: queue.Queue[tuple[str, Any]] = queue.Queue()
+    connection.attach(lambda data: events.put(("message", data)), lambda reason: events.put(("end", reason)))
+    return events
+
+
+def reading(connection: PushingServerConnection) -> threading.Thread:
+    thread = threading.Thread(target=connection.run, daemon=True)
+    thread.start()
+    return thread
+
+
+# -- the receive timeout -------------------------------------------------------------------------
+
+
+def test_a_receive_timeout_ends_a_blocking_recv_and_leaves_sends_alone() -> None:
     a, b = socket.socketpair()
     with a, b:
-        wrapped = _ExactRecv(b)
-        a.sendall(b"first")
-        first = wrapped.recv(65536)
-        a.sendall(b"2nd")
-        second = wrapped.recv(65536)
-        assert (first, second) == (b"first", b"2nd")  # the first is not overwritten by the second
-        assert type(first) is bytes
-        a.sendall(b"abcdef")
-        assert wrapped.recv(4) == b"abcd"  # never more than asked for
-        assert wrapped.recv(65536) == b"ef"
+        assert _set_recv_timeout(b, 0.2)
+        started = time.monotonic()
+        with pytest.raises((BlockingIOError, TimeoutError)):
+            b.recv(16)
+        assert 0.15 < time.monotonic() - started < 2
+        assert b.gettimeout() is None  # the socket still blocks, for sends
+        a.sendall(b"x")
+        assert b.recv(16) == b"x"
+        assert _set_recv_timeout(b, None)
 
 
-def test_a_read_larger_than_its_buffer_goes_to_the_socket_itself() -> None:
-    a, b = socket.socketpair()
-    with a, b:
-        wrapped = _ExactRecv(b, size=8)
-        a.sendall(b"0123456789abcdef")
-        assert wrapped.recv(64) == b"0123456789abcdef"
+# -- keepalive -----------------------------------------------------------------------------------
 
 
-def test_everything_else_is_the_sockets_own() -> None:
-    a, b = socket.socketpair()
-    with a, b:
-        wrapped = _ExactRecv(b)
-        assert wrapped.fileno() == b.fileno()
-        wrapped.settimeout(0.5)
-        assert b.gettimeout() == 0.5
-        a.close()
-        assert wrapped.recv(65536) == b""  # the peer closed: end of stream, as a socket says
+def test_a_peer_that_stops_answering_pings_is_dropped_within_the_keepalive(accepted: Any) -> None:
+    url, connections = accepted
+    connection = client(url, keepalive=0.3)
+    stalled = connections.get(timeout=5)  # never read: it answers no ping
+    events = pushed(connection)
+    started = time.monotonic()
+    kind, reason = events.get(timeout=5)
+    assert (kind, reason) == ("end", tether.session.describe_keepalive_timeout(0.3))
+    assert 0.5 < time.monotonic() - started < 2.0  # a ping after 0.3 s of silence, 0.3 s for its pong
+    assert connection.protocol.close_sent.code == 1011
+    assert connection.protocol.close_sent.reason == KEEPALIVE_TIMEOUT_REASON
+    threads = [t.name for t in threading.enumerate()]
+    assert threads.count("tether-receiver") <= 1  # (no keepalive thread: the receiver pings)
+    stalled_events = pushed(stalled)
+    reading(stalled)  # the stalled side reads at last: the close frame, 1011
+    assert stalled_events.get(timeout=5) == ("end", "peer closed the connection (code 1011: keepalive ping timeout)")
+
+
+def test_a_peer_that_answers_pings_stays_connected(accepted: Any) -> None:
+    url, connections = accepted
+    connection = client(url, keepalive=0.1)
+    served = connections.get(timeout=5)
+    reading(served)
+    events = pushed(connection)
+    time.sleep(0.8)  # several pings, each answered
+    assert events.empty() and connection.state.name == "OPEN"
+    served_events = pushed(served)
+    connection.send(b"still here")
+    assert served_events.get(timeout=5) == ("message", b"still here")
+    connection.close()
+    assert events.get(timeout=5)[0] == "end"
+
+
+def test_tether_connect_with_keepalive_talks_through_silences() -> None:
+    with tether.serve(Calculator(), port=0, keepalive=0.1) as server:
+        with tether.connect(server.url, keepalive=0.1) as peer:
+            time.sleep(0.6)
+            assert peer.root.add(1, 2) == 3
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+
+def test_messages_fragmented_by_the_peer_arrive_whole(accepted: Any) -> None:
+    url, connections = accepted
+    with ws_connect(url, compression=None) as ws:
+        served = connections.get(timeout=5)
+        events = pushed(served)
+        reading(served)
+        ws.send([b"fra", b"gmen", b"ted"])  # websockets sends an iterable as fragments
+        ws.send(["héllo, ", "wörld"])
+        ws.send(b"whole")
+        assert [events.get(timeout=5) for _ in range(3)] == [
+            ("message", b"fragmented"),
+            ("message", "héllo, wörld"),
+            ("message", b"whole"),
+        ]
+        served.send(b"answer")
+        assert ws.recv(timeout=5) == b"answer"
+
+
+def test_a_message_arrives_as_bytes_of_its_own_size(accepted: Any) -> None:
+    url, connections = accepted
+    connection = client(url)
+    served = connections.get(timeout=5)
+    events = pushed(served)
+    reading(served)
+    for size in (0, 1, 125, 126, 65535, 65536, 200_000):
+        connection.send(bytes(size))
+        kind, data = events.get(timeout=5)
+        assert kind == "message"
+        assert type(data) is bytes and len(data) == size
+    connection.close()
+
+
+# -- the server's handshake ----------------------------------------------------------------------
+
+
+def test_a_plain_http_request_gets_an_http_error_and_the_server_serves_on() -> None:
+    with tether.serve(Calculator(), port=0) as server:
+        request = http.client.HTTPConnection("127.0.0.1", server.port, timeout=5)
+        request.request("GET", "/")
+        response = request.getresponse()
+        assert response.status == 426  # Upgrade Required
+        request.close()
+        with tether.connect(server.url) as peer:
+            assert peer.root.add(1, 2) == 3
+
+
+def test_a_client_that_never_sends_its_request_is_dropped_after_the_servers_open_timeout() -> None:
+    with tether.serve(Calculator(), port=0, transport={"open_timeout": 0.3}) as server:
+        with socket.create_connection((server.host, server.port), timeout=5) as silent:
+            started = time.monotonic()
+            assert silent.recv(16) == b""  # closed by the server
+            assert time.monotonic() - started < 3
+        with tether.connect(server.url) as peer:
+            assert peer.root.add(1, 2) == 3
+
+
+def test_the_server_answers_the_tether_subprotocol_and_serves_a_client_offering_none() -> None:
+    with tether.serve(Calculator(), port=0) as server:
+        with tether.connect(server.url) as peer:
+            assert peer.session.transport.subprotocol == "tether"
+        with ws_connect(server.url, compression=None) as ws:  # no subprotocol offered
+            assert ws.subprotocol is None
+            ws.send(bytes.fromhex("60000005"))
+            assert len(ws.recv(timeout=5)) == 4  # the server's exposure
+
+
+# -- transport= ----------------------------------------------------------------------------------
+
+
+def test_transport_settings_reach_the_connection() -> None:
+    with tether.serve(Calculator(), port=0, transport={"close_timeout": 3, "server_header": "calc"}) as server:
+        with tether.connect(server.url, transport={"close_timeout": 2, "user_agent_header": "me"}) as peer:
+            transport = peer.session.transport
+            assert transport.close_timeout == 2
+            assert transport.request.headers["User-Agent"] == "me"
+            assert transport.response.headers["Server"] == "calc"
+            (served,) = server.peers
+            assert served.session.transport.close_timeout == 3
+            assert served.session.transport.request.headers["User-Agent"] == "me"
+
+
+def test_transport_settings_it_does_not_take_are_refused_by_name() -> None:
+    with pytest.raises(tether.UsageError, match=r"'max_size' \(use tether's max_frame_size= option\)"):
+        tether.connect("ws://127.0.0.1:9", transport={"max_size": 5})
+    with pytest.raises(tether.UsageError, match=r"'bogus'.*takes: .*close_timeout"):
+        tether.serve(Calculator(), port=0, transport={"bogus": 1})
+    with pytest.raises(tether.UsageError, match="not compressed"):
+        tether.connect("ws://127.0.0.1:9", transport={"compression": "deflate"})
+    with tether.serve(Calculator(), port=0, transport={"max_queue": 4, "compression": None}) as server:
+        with tether.connect(server.url, transport={"max_queue": 2}) as peer:  # accepted, no queue to size
+            assert peer.root.add(1, 2) == 3

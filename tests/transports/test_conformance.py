@@ -3,9 +3,10 @@ transport tether ships (each connected pair is a fixture parameter):
 
 - ``memory``: ``tether.testing.memory_pair`` (:class:`~tether.transports.Transport`);
 - ``async-memory``: ``tether.testing.async_memory_pair`` (``AsyncTransport``);
-- ``sync-websockets``: ``tether.sync.transport``'s ``PushingServerConnection`` and
-  ``PushingClientConnection``, a ``websockets.sync`` server and client as ``tether.serve`` and
-  ``tether.connect`` make them (``PushTransport``);
+- ``sync-tether``: ``tether.sync.transport``'s ``PushingServerConnection`` and
+  ``PushingClientConnection`` (websockets' sans-I/O protocol over sockets), opened and accepted
+  as ``tether.connect`` and ``tether.serve`` do, the accepting thread reading the server's
+  end (``PushTransport``); ``sync-tether-tls``: the same over TLS (a CA made by ``trustme``);
 - ``sync-websockets-plain``: plain ``websockets.sync`` connections, which
   ``tether.sync.session`` says are transports too (``Transport``);
 - ``aio-websockets``: ``websockets.asyncio`` server and client connections, as
@@ -61,6 +62,7 @@ from typing import Any
 
 import pytest
 from websockets.exceptions import ConnectionClosed
+from websockets.typing import Subprotocol
 
 from tether.exceptions import ConnectionLost
 from tether.protocol import DEFAULT_MAX_FRAME_SIZE
@@ -453,62 +455,107 @@ def async_memory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
         loop.stop()
 
 
-def _sync_websockets(
-    pushing: bool,
-) -> Callable[[Path, pytest.MonkeyPatch], contextlib.AbstractContextManager[Pair]]:
+@contextlib.contextmanager
+def sync_websockets_plain(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
+    from websockets.sync.client import connect
+    from websockets.sync.server import serve
+
+    accepted: queue.Queue[Any] = queue.Queue()
+    release = threading.Event()
+
+    def handler(connection: Any) -> None:
+        accepted.put(connection)
+        release.wait(120)  # the connection lives until the test is over
+
+    server = serve(handler, "127.0.0.1", 0, compression=None, max_size=DEFAULT_MAX_FRAME_SIZE)
+    thread = threading.Thread(target=server.serve_forever, name="conformance-server", daemon=True)
+    thread.start()
+    client = None
+    try:
+        port = server.socket.getsockname()[1]
+        client = connect(
+            f"ws://127.0.0.1:{port}", compression=None, max_size=DEFAULT_MAX_FRAME_SIZE, open_timeout=WAIT,
+            legacy=True,
+        )  # fmt: skip
+        served = accepted.get(timeout=WAIT)
+        details = {"close_details": True, "code_seen": True, "reason_seen": True}
+        yield Pair(
+            "sync-websockets-plain",
+            End("websockets.sync ServerConnection", served, send_error=ConnectionClosed, send_text=served.send,
+                **details),
+            End("websockets.sync ClientConnection", client, send_error=ConnectionClosed, send_text=client.send,
+                **details),
+        )  # fmt: skip
+    finally:
+        release.set()
+        if client is not None:
+            bounded(client.close, "closing the client")
+        bounded(server.shutdown, "shutting the server down")
+        thread.join(WAIT)
+
+
+def _sync_tether(tls: bool) -> PairFactory:
     @contextlib.contextmanager
     def factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
-        from websockets.sync.client import connect
-        from websockets.sync.server import serve
+        import socket
+        import ssl
 
-        from tether.sync.transport import PushingClientConnection, PushingServerConnection
+        from tether.admission import tls_server_context
+        from tether.sync.settings import client_settings, server_settings
+        from tether.sync.transport import accept_connection, open_connection
+        from tether.websocket import DEFAULT_KEEPALIVE, keepalive_options, select_ws_subprotocol
 
+        server_ssl = client_ssl = None
+        if tls:
+            trustme = pytest.importorskip("trustme")
+            ca = trustme.CA()
+            server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("127.0.0.1").configure_cert(server_ssl)
+            client_ssl = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            ca.configure_trust(client_ssl)
+        keepalive = keepalive_options(DEFAULT_KEEPALIVE)
+        listener = socket.create_server(("127.0.0.1", 0))
         accepted: queue.Queue[Any] = queue.Queue()
-        release = threading.Event()
 
-        def handler(connection: Any) -> None:
-            accepted.put(connection)
-            release.wait(120)  # the connection lives until the test is over
+        def accept() -> None:
+            """As tether.serve's connection threads: accept, then read the connection."""
+            sock, _ = listener.accept()
+            try:
+                served = accept_connection(
+                    sock, ssl_context=tls_server_context(server_ssl), subprotocols=[Subprotocol("tether")],
+                    select_subprotocol=select_ws_subprotocol,
+                    settings=server_settings("conformance", keepalive, {}, max_size=DEFAULT_MAX_FRAME_SIZE),
+                )  # fmt: skip
+            except BaseException as exc:
+                accepted.put(exc)
+                raise
+            accepted.put(served)
+            if served is not None:
+                served.run()
 
-        server_options: dict[str, Any] = {"create_connection": PushingServerConnection} if pushing else {}
-        client_options: dict[str, Any] = {"create_connection": PushingClientConnection} if pushing else {}
-        server = serve(
-            handler, "127.0.0.1", 0, compression=None, max_size=DEFAULT_MAX_FRAME_SIZE, **server_options
-        )
-        thread = threading.Thread(target=server.serve_forever, name="conformance-server", daemon=True)
+        thread = threading.Thread(target=accept, name="conformance-accept", daemon=True)
         thread.start()
         client = None
         try:
-            port = server.socket.getsockname()[1]
-            client = connect(
-                f"ws://127.0.0.1:{port}", compression=None, max_size=DEFAULT_MAX_FRAME_SIZE, open_timeout=WAIT,
-                legacy=True, **client_options,
-            )  # fmt: skip
+            port = listener.getsockname()[1]
+            settings = client_settings("conformance", keepalive, {}, open_timeout=WAIT, max_size=DEFAULT_MAX_FRAME_SIZE)
+            client = open_connection(f"{'wss' if tls else 'ws'}://127.0.0.1:{port}", subprotocols=[Subprotocol("tether")],
+                                     ssl_context=client_ssl, settings=settings)  # fmt: skip
             served = accepted.get(timeout=WAIT)
+            assert not isinstance(served, BaseException) and served is not None, served
+            assert client.subprotocol == served.subprotocol == "tether"
             details = {"close_details": True, "code_seen": True, "reason_seen": True}
-            kind = "Pushing" if pushing else "websockets.sync "
             yield Pair(
-                "sync-websockets" if pushing else "sync-websockets-plain",
-                End(
-                    f"{kind}ServerConnection",
-                    served,
-                    send_error=ConnectionClosed,
-                    send_text=served.send,
-                    **details,
-                ),
-                End(
-                    f"{kind}ClientConnection",
-                    client,
-                    send_error=ConnectionClosed,
-                    send_text=client.send,
-                    **details,
-                ),
-            )
+                "sync-tether-tls" if tls else "sync-tether",
+                End("PushingServerConnection", served, send_error=ConnectionClosed, send_text=served.send_text,
+                    **details),
+                End("PushingClientConnection", client, send_error=ConnectionClosed, send_text=client.send_text,
+                    **details),
+            )  # fmt: skip
         finally:
-            release.set()
             if client is not None:
                 bounded(client.close, "closing the client")
-            bounded(server.shutdown, "shutting the server down")
+            listener.close()
             thread.join(WAIT)
 
     return factory
@@ -689,8 +736,9 @@ def asgi_uvicorn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
 PAIRS: dict[str, PairFactory] = {
     "memory": memory,
     "async-memory": async_memory,
-    "sync-websockets": _sync_websockets(pushing=True),
-    "sync-websockets-plain": _sync_websockets(pushing=False),
+    "sync-tether": _sync_tether(tls=False),
+    "sync-tether-tls": _sync_tether(tls=True),
+    "sync-websockets-plain": sync_websockets_plain,
     "aio-websockets": aio_websockets,
     "web-aiohttp": web_aiohttp,
     "asgi-uvicorn": asgi_uvicorn,

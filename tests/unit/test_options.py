@@ -97,10 +97,16 @@ def test_every_face_takes_the_same_options_object() -> None:
     assert asyncio.run(async_server()) == 7
 
 
-def test_transport_settings_reach_websockets() -> None:
-    with tether.serve(object(), port=0, transport={"max_queue": 4}) as server:
-        with tether.connect(server.url, transport={"max_queue": 2}) as peer:
-            assert peer.session.transport.recv_messages.high == 2
+def test_transport_settings_reach_the_connection() -> None:
+    with tether.serve(object(), port=0, transport={"close_timeout": 3}) as server:
+        with tether.connect(server.url, transport={"close_timeout": 2}) as peer:
+            assert peer.session.transport.close_timeout == 2
+            assert server.peers[0].session.transport.close_timeout == 3
+
+
+def test_an_unknown_transport_setting_is_named() -> None:
+    with pytest.raises(tether.UsageError, match="no_such_setting"):
+        tether.connect("ws://127.0.0.1:9", transport={"no_such_setting": 1}, open_timeout=1)
 
 
 def test_the_option_names_are_documented_on_options() -> None:

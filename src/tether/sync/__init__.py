@@ -1,7 +1,8 @@
-"""The sync face (threads and ``websockets.sync``): :func:`connect`, :func:`serve`, and the
-:class:`Peer` and :class:`Server` they return. ``tether.connect`` and ``tether.serve`` are
-these; this package is where the flavour lives: ``session`` (the threading session),
-``transport`` (websockets connections that push messages), ``client`` and ``server``.
+"""The sync face (threads, and websockets' sans-I/O protocol over plain sockets):
+:func:`connect`, :func:`serve`, and the :class:`Peer` and :class:`Server` they return.
+``tether.connect`` and ``tether.serve`` are these; this package is where the flavour lives:
+``session`` (the threading session), ``transport`` (a WebSocket whose receiving thread pushes
+messages), ``settings`` (the ``transport=`` option), ``client`` and ``server``.
 """
 
 from __future__ import annotations

@@ -1,21 +1,22 @@
-"""The sync face's client over ``websockets.sync``: :func:`connect`.
+"""The sync face's client: :func:`connect`.
 
-The connection pushes each message to its session from websockets' receiving thread; nothing
-else needs starting: a client can be called back by the server as soon as it is connected.
+The connection (``tether.sync.transport``: websockets' sans-I/O protocol over a socket) pushes
+each message to its session from its receiving thread; nothing else needs starting: a client
+can be called back by the server as soon as it is connected.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from websockets.sync.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
 from ..admission import client_subprotocols
 from ..options import Options, resolve_options
 from ..websocket import handshake_error, keepalive_options
 from .session import Peer, open_session
-from .transport import PushingClientConnection
+from .settings import client_settings
+from .transport import open_connection
 
 __all__ = ["connect"]
 
@@ -32,19 +33,13 @@ def connect(url: str, root: object = None, *, options: Options | None = None, **
     manager, or call ``peer.close()``.
     """
     o = resolve_options("tether.connect", False, "sync", options, kwargs)
+    settings = client_settings(
+        "tether.connect", keepalive_options(o.keepalive), o.transport, open_timeout=o.open_timeout,
+        max_size=o.max_frame_size,
+    )  # fmt: skip
     subprotocols = [Subprotocol(p) for p in client_subprotocols(o.token)]
     try:
-        ws = ws_connect(
-            url,
-            compression=None,
-            max_size=o.max_frame_size,
-            open_timeout=o.open_timeout,
-            legacy=True,  # we own the connection's lifetime (Peer.close), not a with block
-            create_connection=PushingClientConnection,
-            subprotocols=subprotocols,
-            ssl=o.ssl,
-            **{**keepalive_options(o.keepalive), **o.transport},  # transport settings given win
-        )
+        connection = open_connection(url, subprotocols=subprotocols, ssl_context=o.ssl, settings=settings)
     except Exception as exc:
         raise handshake_error(url, exc, o.open_timeout) from exc
-    return open_session(ws, root=root, url=url, open_timeout=o.open_timeout, **o.session(serving=False))
+    return open_session(connection, root=root, url=url, open_timeout=o.open_timeout, **o.session(serving=False))

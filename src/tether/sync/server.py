@@ -1,19 +1,22 @@
-"""The sync face's server over ``websockets.sync``: :func:`serve` and :class:`Server`.
+"""The sync face's server: :func:`serve` and :class:`Server`.
 
-Each connection is read by the server's per-connection thread (websockets' own), which pushes
-every message to its :class:`~tether.sync.session.Session`; incoming messages run on the
-process-wide worker pool.
+A listening socket with an accepting thread, and a thread per connection: it answers the
+WebSocket upgrade (``tether.sync.transport``: websockets' sans-I/O protocol over the socket),
+checks the admission (token, origins; a refusal closes with 4401 or 4403 before any Tether
+frame), then reads the connection for the rest of its life, pushing every message to its
+:class:`~tether.sync.session.Session`; incoming messages run on the process-wide worker pool.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import selectors
 import socket
 import threading
+import time
 from typing import Any
 
-from websockets.sync.server import ServerConnection
-from websockets.sync.server import serve as ws_serve
 from websockets.typing import Subprotocol
 
 from ..admission import SUBPROTOCOL, Admission, tls_server_context
@@ -25,11 +28,14 @@ from ..session import (
 )
 from ..websocket import DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
 from .session import Peer, Session
-from .transport import PushingServerConnection
+from .settings import listen, server_settings
+from .transport import PushingServerConnection, accept_connection
 
 __all__ = ["Server", "serve"]
 
 log = logging.getLogger("tether")
+
+_SUBPROTOCOLS = [Subprotocol(SUBPROTOCOL)]
 
 
 class Server:
@@ -53,29 +59,20 @@ class Server:
         self._root = root
         self._admission = Admission(o.token, o.origins)
         self._options: dict[str, Any] = o.session(serving=True)
+        self._settings = server_settings(
+            "tether.serve", keepalive_options(o.keepalive), o.transport, max_size=o.max_frame_size
+        )
+        self._ssl = tls_server_context(o.ssl)
         self._peers: set[Peer] = set()
         self._lock = threading.Lock()
         self._closed = threading.Event()
-        transport = dict(o.transport)
-        if ":" in host:  # an IPv6 address: socket.create_server needs the family said
-            transport.setdefault("family", socket.AF_INET6)
-        self._ws = ws_serve(
-            self._handle,
-            host,
-            port,
-            compression=None,
-            max_size=o.max_frame_size,
-            create_connection=PushingServerConnection,
-            ssl=tls_server_context(o.ssl),
-            subprotocols=[Subprotocol(SUBPROTOCOL)],
-            select_subprotocol=select_ws_subprotocol,
-            **{**keepalive_options(o.keepalive), **transport},  # transport settings given win
-        )
-        sockname = self._ws.socket.getsockname()
+        self._listener = listen(host, port, self._settings)
+        sockname = self._listener.getsockname()
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'wss' if o.ssl is not None else 'ws'}://{shown}:{self.port}"
-        self._thread = threading.Thread(target=self._ws.serve_forever, name="tether-server", daemon=True)
+        self._wake_up, self._waker = socket.socketpair()  # close() wakes the accepting thread
+        self._thread = threading.Thread(target=self._accept, name="tether-server", daemon=True)
         self._thread.start()
 
     @property
@@ -83,26 +80,83 @@ class Server:
         with self._lock:
             return list(self._peers)
 
-    def _handle(self, ws: ServerConnection) -> None:
-        url, refusal = admit(self._admission, ws)
-        if refusal is not None:  # before anything is exposed: no session, no frame
-            ws.close(*refusal)
+    def _accept(self) -> None:
+        """The accepting thread: a thread per accepted connection, until :meth:`close`."""
+        listener = self._listener
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(listener, selectors.EVENT_READ)
+                selector.register(self._wake_up, selectors.EVENT_READ)
+                while not self._closed.is_set():
+                    ready = selector.select()
+                    if self._closed.is_set() or any(key.fileobj is self._wake_up for key, _ in ready):
+                        break
+                    try:
+                        sock, address = listener.accept()
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError as exc:  # out of file descriptors, say: wait a little
+                        if self._closed.is_set():
+                            break
+                        log.warning("tether server on %s could not accept a connection: %s", self.url, exc)
+                        time.sleep(0.1)
+                        continue
+                    thread = threading.Thread(
+                        target=self._serve_socket, args=(sock, address), name="tether-connection", daemon=True
+                    )
+                    thread.start()
+        finally:
+            for sock in (listener, self._wake_up, self._waker):
+                with contextlib.suppress(OSError):
+                    sock.close()
+
+    def _serve_socket(self, sock: socket.socket, address: Any) -> None:
+        """One connection's thread: the handshake, the admission, then its receiving loop."""
+        try:
+            connection = accept_connection(
+                sock, ssl_context=self._ssl, settings=self._settings, subprotocols=_SUBPROTOCOLS,
+                select_subprotocol=select_ws_subprotocol,
+            )  # fmt: skip
+        except Exception as exc:  # a client that failed its handshake: nothing to serve
+            log.debug("opening handshake with %s failed: %s", address, exc)
             return
-        session = Session(ws, client=False, url=url, **self._options)
+        if connection is None:  # not a WebSocket request: answered with an HTTP error
+            return
+        peer = None
+        try:
+            peer = self._start(connection)
+        finally:
+            try:
+                connection.run()  # until the connection ends (at once if it was refused)
+            finally:
+                if peer is not None:
+                    with self._lock:
+                        self._peers.discard(peer)
+
+    def _start(self, connection: PushingServerConnection) -> Peer | None:
+        """Admit the connection and start its session (or close it: a refusal, a shutdown, a
+        root factory that failed)."""
+        url, refusal = admit(self._admission, connection)
+        if refusal is not None:  # before anything is exposed: no session, no frame
+            connection.close(*refusal)
+            return None
+        if self._closed.is_set():
+            connection.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
+            return None
+        session = Session(connection, client=False, url=url, **self._options)
         peer = Peer(session)
         try:
             session.protocol.root = self._root(peer) if is_factory(self._root) else self._root
         except Exception as exc:
-            ws.close(1011, f"root factory failed: {exc}"[:120])
-            raise
+            log.error("root factory failed for %s", url, exc_info=True)
+            connection.close(1011, f"root factory failed: {exc}"[:120])
+            return None
         with self._lock:
             self._peers.add(peer)
-        try:
-            session.start()
-            session.wait_closed()
-        finally:
-            with self._lock:
-                self._peers.discard(peer)
+        session.start()  # attach: the receiving loop (in this thread, next) pushes to it
+        if self._closed.is_set():  # close() may have missed it
+            session.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
+        return peer
 
     def serve_forever(self) -> None:
         """Block until :meth:`close` is called (from another thread or a signal handler)."""
@@ -113,12 +167,13 @@ class Server:
         if self._closed.is_set():
             return
         self._closed.set()
+        with contextlib.suppress(OSError):
+            self._waker.send(b"x")  # stop accepting
         for peer in self.peers:  # tell each client, whose waiting calls then fail saying so
             peer.session.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
-        self._ws.shutdown()  # (it would close them with 1001 alone)
+        self._thread.join(5)
         for peer in self.peers:  # any that connected meanwhile
             peer.session.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
-        self._thread.join(5)
 
     def __enter__(self) -> Server:
         return self

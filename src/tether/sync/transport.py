@@ -1,68 +1,521 @@
-"""The sync flavour's transport: a ``websockets.sync`` connection that pushes each message to
-its session from websockets' own receiving thread (no reader thread, no queue)."""
+"""The sync flavour's transport: a WebSocket connection over a plain socket (``wss://`` with an
+``ssl.SSLContext``), run by websockets' sans-I/O protocol (``websockets.client.ClientProtocol``,
+``websockets.server.ServerProtocol``), that pushes each message to its session from one
+receiving thread per connection (:class:`~tether.transports.PushTransport`).
+
+- **Receiving**: the connection's thread reads the socket into a buffer the connection owns,
+  feeds the protocol and hands each message to ``on_message``. Nothing else happens per
+  message: no selector, no queue, no other thread.
+- **Sending**: the calling thread frames the message with the protocol and writes it to the
+  socket itself, under the connection's send lock. What the protocol answers on its own (a
+  pong, the echo of a close frame) is written by whichever thread holds the send lock next,
+  or by the receiving thread when none does: the receiving thread never waits for a sender.
+- **TLS**: an ``ssl.SSLObject`` over memory buffers, used under the connection's lock, so
+  reading and writing never run in OpenSSL at once on one connection (which an ``SSLSocket``
+  read by one thread and written by another does: ``tether.admission.tls_server_context``
+  says what that did to websockets' sync client).
+- **Keepalive**, without a thread of its own: the socket has a receive timeout (``SO_RCVTIMEO``),
+  so when the line has been silent for ``ping_interval`` the receiving thread wakes and sends a
+  ping; when no pong came ``ping_timeout`` later it closes with 1011 "keepalive ping timeout"
+  and reports the peer as stalled (:func:`~tether.session.describe_keepalive_timeout`).
+- **Closing**: :meth:`Connection.close` sends the close frame and waits (``close_timeout``)
+  for the receiving thread to see the closing handshake through; the receiving thread then
+  closes the socket and calls ``on_closed`` once.
+
+:func:`open_connection` opens a client connection (TCP, TLS, the HTTP upgrade);
+:func:`accept_connection` answers the upgrade on a socket a server accepted;
+``tether.sync.client`` and ``tether.sync.server`` use them, with the settings of
+``tether.sync.settings`` (the ``transport=`` option).
+"""
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import mmap
+import os
+import socket
+import ssl
+import struct
+import sys
 import threading
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from websockets.frames import Frame, Opcode
-from websockets.sync.client import ClientConnection
-from websockets.sync.server import ServerConnection
+from websockets.client import ClientProtocol
+from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
+from websockets.frames import OK_CLOSE_CODES, Frame, Opcode
+from websockets.http11 import Request, Response
+from websockets.protocol import Event, Protocol, State
+from websockets.server import ServerProtocol
+from websockets.typing import Origin, Subprotocol
+from websockets.uri import parse_uri
 
 from ..session import describe_keepalive_timeout, describe_peer_close
+from ..transports import OnClosed, OnMessage
+from .settings import Settings
 
-__all__ = ["PushingClientConnection", "PushingServerConnection"]
+__all__ = [
+    "KEEPALIVE_TIMEOUT_REASON",
+    "Connection",
+    "PushingClientConnection",
+    "PushingServerConnection",
+    "accept_connection",
+    "open_connection",
+]
 
-_DATA = (Opcode.BINARY, Opcode.TEXT, Opcode.CONT)
+log = logging.getLogger("tether")
+
+KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
+"""The reason of the close frame (1011) sent to a peer that stopped answering pings."""
+
+_OPEN = State.OPEN
+_CLOSED = State.CLOSED
+_BINARY, _TEXT, _CONT, _PONG = Opcode.BINARY, Opcode.TEXT, Opcode.CONT, Opcode.PONG
+_BUFFER_SIZE = 65536
+_DROPPED = "the connection dropped without a closing handshake"
 
 
-class _Pushing:
-    """Makes a ``websockets.sync`` connection push each message to a callback from its own
-    receiving thread (see ``Session.start``), instead of queueing it for a reader thread.
+# -- sockets -------------------------------------------------------------------------------------
 
-    Messages that arrive before :meth:`attach` are kept and delivered, in order, on attach.
+
+def _set_recv_timeout(sock: socket.socket, seconds: float | None) -> bool:
+    """Make a blocking ``recv`` on ``sock`` give up after ``seconds`` (``None``: never), at the
+    socket's level (``SO_RCVTIMEO``): sends are not affected, unlike ``settimeout``."""
+    try:
+        if sys.platform == "win32":  # a DWORD of milliseconds
+            value = struct.pack("<L", 0 if seconds is None else max(1, round(seconds * 1000)))
+        elif seconds is None:  # a struct timeval of zero: no timeout
+            value = struct.pack("@ll", 0, 0)
+        else:
+            whole = int(seconds)
+            micro = int((seconds - whole) * 1_000_000)
+            value = struct.pack("@ll", whole, micro if whole or micro else 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
+        return True
+    except (OSError, AttributeError, struct.error):
+        log.debug("no receive timeout on this socket: keepalive pings are off", exc_info=True)
+        return False
+
+
+def _no_delay(sock: socket.socket) -> None:
+    if sock.family in (socket.AF_INET, socket.AF_INET6):
+        with contextlib.suppress(OSError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, True)
+
+
+def _address(get: Callable[[], Any]) -> Any:
+    try:
+        return get()
+    except OSError:
+        return None
+
+
+class _Deadline:
+    """The time left of ``timeout`` seconds (``None``: no limit), for a socket's timeout."""
+
+    def __init__(self, timeout: float | None) -> None:
+        self.end = None if timeout is None else time.monotonic() + timeout
+
+    def left(self) -> float | None:
+        if self.end is None:
+            return None
+        left = self.end - time.monotonic()
+        if left <= 0:
+            raise TimeoutError("timed out during the opening handshake")
+        return left
+
+
+class _TLS:
+    """TLS as an ``ssl.SSLObject`` over two memory buffers; every call but :meth:`handshake`
+    runs under the connection's lock."""
+
+    __slots__ = ("incoming", "obj", "outgoing")
+
+    def __init__(self, context: ssl.SSLContext, server_side: bool, server_hostname: str | None = None) -> None:
+        self.incoming = ssl.MemoryBIO()
+        self.outgoing = ssl.MemoryBIO()
+        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_side=server_side,
+                                    server_hostname=server_hostname)  # fmt: skip
+
+    def handshake(self, sock: socket.socket, deadline: _Deadline) -> None:
+        while True:
+            try:
+                self.obj.do_handshake()
+                wants_more = False
+            except ssl.SSLWantReadError:
+                wants_more = True
+            pending = self.outgoing.read()
+            if pending:
+                sock.settimeout(deadline.left())
+                sock.sendall(pending)
+            if not wants_more:
+                return
+            sock.settimeout(deadline.left())
+            data = sock.recv(_BUFFER_SIZE)
+            if data:
+                self.incoming.write(data)
+            else:
+                self.incoming.write_eof()
+
+    def decrypt(self, data: Any) -> tuple[bytes, bool]:
+        """The plaintext that ``data`` (bytes from the socket) completes, and whether the TLS
+        stream ended (the peer's close_notify or a cut)."""
+        self.incoming.write(data)
+        chunks = []
+        read = self.obj.read
+        ended = False
+        while True:
+            try:
+                chunk = read(_BUFFER_SIZE)
+            except ssl.SSLWantReadError:
+                break
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                ended = True
+                break
+            if not chunk:
+                ended = True
+                break
+            chunks.append(chunk)
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), ended
+
+    def encrypt(self, data: bytes) -> None:
+        self.obj.write(data)
+
+
+# -- the connection ------------------------------------------------------------------------------
+
+
+class Connection:
+    """One WebSocket connection, pushing what it receives (see the module docstring).
+
+    :class:`PushingClientConnection` and :class:`PushingServerConnection` are its two sides.
+    ``send``, ``close`` and ``attach`` are the :class:`~tether.transports.PushTransport`
+    contract; ``close_code``/``close_reason`` are :class:`~tether.transports.CloseDetails`;
+    ``state``, ``subprotocol``, ``request``, ``response``, ``remote_address`` and
+    ``local_address`` mean what they mean on a ``websockets`` connection, and ``close_timeout``
+    (seconds, writable) bounds how long :meth:`close` waits for the peer.
     """
 
-    def _init_push(self) -> None:
-        self._push_lock = threading.Lock()
-        self._on_message: Any = None
-        self._on_closed: Any = None
+    def __init__(self, sock: socket.socket, protocol: Protocol, tls: _TLS | None, settings: Settings) -> None:
+        self.socket = sock
+        self.protocol = protocol
+        self._tls = tls
+        self.ping_interval = settings.ping_interval
+        self.ping_timeout = settings.ping_timeout
+        self.close_timeout = settings.close_timeout
+        self.request: Request | None = None
+        self.response: Response | None = None
+        self.remote_address: Any = _address(sock.getpeername)
+        self.local_address: Any = _address(sock.getsockname)
+        self._lock = threading.Lock()  # the protocol and the TLS object
+        self._send_lock = threading.Lock()  # writing to the socket
+        self._push_lock = threading.Lock()  # attach against the receiving thread
+        self._on_message: OnMessage | None = None
+        self._on_closed: OnClosed | None = None
         self._early: list[bytes | str] = []
-        self._socket_closed = False
+        self._ended = False
+        self._done = threading.Event()  # the receiving thread is done: the socket is closed
+        self._receiver: int | None = None  # the receiving thread's ident
+        self._handshake_events: list[Event] = []  # parsed along with the opening handshake
+        self._handshake_read = False
         self._fragments: list[bytes] = []
-        self._fragment_opcode: Opcode | None = None
+        self._fragmented_text = False
+        self._tick: float | None = None  # the receive timeout (keepalive, closing)
+        self._ping: bytes | None = None  # the keepalive ping waiting for its pong
+        self._ping_sent = 0.0
+        self._close_deadline: float | None = None
+        self._failure: BaseException | None = None  # what ended the connection, if not a close
+        # An anonymous mapping: only the pages that data reaches become resident, and reading
+        # into it never asks malloc for a block per message (docs/benchmarks.md, "Load and soak").
+        self._buffer = mmap.mmap(-1, _BUFFER_SIZE)
+        self._view = memoryview(self._buffer)
 
-    def attach(self, on_message: Any, on_closed: Any) -> None:
+    # -- what a websockets connection tells ----------------------------------------------------
+
+    @property
+    def state(self) -> State:
+        return self.protocol.state
+
+    @property
+    def subprotocol(self) -> Subprotocol | None:
+        return self.protocol.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.protocol.close_reason
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.remote_address} {self.protocol.state.name}>"
+
+    # -- sending -------------------------------------------------------------------------------
+
+    def send(self, data: bytes) -> None:
+        """Send ``data`` as one binary message, from the calling thread (thread-safe)."""
+        with self._send_lock:
+            with self._lock:
+                if self.protocol.state is not _OPEN:
+                    chunks = None
+                else:
+                    self.protocol.send_binary(data)
+                    chunks = self._output()
+            failed = chunks is None or not self._write(chunks)
+        if failed:
+            raise self._closed_error()
+        tls = self._tls
+        if self.protocol.writes or (tls is not None and tls.outgoing.pending):
+            self._write_pending()  # an automatic answer was queued meanwhile: ours to write
+
+    def send_text(self, text: str) -> None:
+        """Send ``text`` as one text message (Tether never does: for tests and tools)."""
+        with self._send_lock:
+            with self._lock:
+                if self.protocol.state is not _OPEN:
+                    chunks = None
+                else:
+                    self.protocol.send_text(text.encode())
+                    chunks = self._output()
+            failed = chunks is None or not self._write(chunks)
+        if failed:
+            raise self._closed_error()
+        if self._has_output():
+            self._write_pending()
+
+    def _output(self) -> list[bytes]:
+        """What the protocol has to send, encrypted with TLS (under ``_lock``); ``b""``: end
+        the stream (half-close)."""
+        writes = self.protocol.data_to_send()
+        tls = self._tls
+        if tls is None:
+            return writes
+        out: list[bytes] = []
+        for chunk in writes:
+            if chunk:
+                tls.encrypt(chunk)
+                continue
+            pending = tls.outgoing.read()  # what was encrypted before the end of the stream
+            if pending:
+                out.append(pending)
+            out.append(b"")
+        pending = tls.outgoing.read()
+        if pending:
+            out.append(pending)
+        return out
+
+    def _has_output(self) -> bool:
+        tls = self._tls
+        return bool(self.protocol.writes) or (tls is not None and tls.outgoing.pending > 0)
+
+    def _write(self, chunks: list[bytes]) -> bool:
+        """Write ``chunks`` to the socket (under ``_send_lock``); False if the socket failed,
+        which ends the connection."""
+        sock = self.socket
+        try:
+            for chunk in chunks:
+                if chunk:
+                    sock.sendall(chunk)
+                else:
+                    with contextlib.suppress(OSError):
+                        sock.shutdown(socket.SHUT_WR)
+        except OSError as exc:
+            self._abort(exc)
+            return False
+        return True
+
+    def _write_pending(self) -> None:
+        """Write what the protocol queued by itself (a pong, a close frame's echo) unless a
+        sender holds the send lock: that sender writes it once it is done (it checks after
+        releasing the lock), so the receiving thread never waits for a sender."""
+        while self._has_output():
+            if not self._send_lock.acquire(blocking=False):
+                return
+            try:
+                with self._lock:
+                    chunks = self._output()
+                if chunks:
+                    self._write(chunks)
+            finally:
+                self._send_lock.release()
+
+    def _abort(self, failure: BaseException | None = None) -> None:
+        """End the connection now, without a closing handshake: the receiving thread wakes up
+        (its socket is shut down), closes the socket and reports the end."""
+        if failure is not None and self._failure is None:
+            self._failure = failure
+        with contextlib.suppress(OSError):
+            self.socket.shutdown(socket.SHUT_RDWR)
+
+    def _closed_error(self) -> ConnectionClosed:
+        """What a send or a handshake step raises once the connection is closing or closed: it
+        waits (``close_timeout``) for the closing handshake to end, so that the exception says
+        the close frames of both sides."""
+        self._wait_done()
+        protocol = self.protocol
+        rcvd, sent = protocol.close_rcvd, protocol.close_sent
+        ok = rcvd is not None and sent is not None and rcvd.code in OK_CLOSE_CODES and sent.code in OK_CLOSE_CODES
+        error_type = ConnectionClosedOK if ok else ConnectionClosedError
+        error = error_type(rcvd, sent, protocol.close_rcvd_then_sent)
+        error.__cause__ = self._failure
+        return error
+
+    # -- closing -------------------------------------------------------------------------------
+
+    def close(self, code: int = 1000, reason: str = "") -> None:
+        """Start the closing handshake with ``code`` and ``reason`` and wait, at most
+        ``close_timeout`` seconds, for it to end (then the connection is dropped). Idempotent;
+        from any thread. From the receiving thread it does not wait: the thread ends the
+        handshake when it reads on."""
+        timeout = self.close_timeout
+        if self._send_lock.acquire(timeout=-1 if timeout is None else timeout):
+            try:
+                with self._lock:
+                    if self.protocol.state is _OPEN:
+                        self.protocol.send_close(code, reason)
+                        chunks: list[bytes] | None = self._output()
+                    else:
+                        chunks = None
+                if chunks:
+                    self._write(chunks)
+            finally:
+                self._send_lock.release()
+            if self._has_output():  # what the receiving thread left to us meanwhile
+                self._write_pending()
+        else:  # a send is stuck (the peer does not read): give up on a polite close
+            self._abort(TimeoutError("timed out while closing: a send did not finish"))
+        self._wait_done()
+
+    def _wait_done(self) -> None:
+        """Wait for the receiving thread to end (``close_timeout``, then drop the connection);
+        on the receiving thread itself, have it drop the connection after ``close_timeout``."""
+        if self._done.is_set():
+            return
+        timeout = self.close_timeout
+        if threading.get_ident() == self._receiver:
+            if self._close_deadline is None and timeout is not None:
+                self._close_deadline = time.monotonic() + timeout
+                if self._tick is None or timeout < self._tick:
+                    self._tick = timeout if _set_recv_timeout(self.socket, timeout) else None
+            return
+        if not self._done.wait(timeout):
+            self._abort(TimeoutError("timed out while closing the connection"))
+            self._done.wait(max(1.0, timeout or 0.0))
+
+    # -- receiving -----------------------------------------------------------------------------
+
+    def attach(self, on_message: OnMessage, on_closed: OnClosed) -> None:
+        """Hand every message to ``on_message`` from now on (those received before first, in
+        order) and the end to ``on_closed`` (at once if the connection has ended already)."""
         with self._push_lock:
             for data in self._early:
                 on_message(data)
             self._early = []
             self._on_message = on_message
-            closed_already = self._socket_closed
-            if not closed_already:
-                self._on_closed = on_closed  # close_socket calls it, once
-        if closed_already:
-            on_closed(self._close_description())
+            ended = self._ended
+            if not ended:
+                self._on_closed = on_closed
+        if ended:
+            on_closed(self._describe_end())
 
-    def process_event(self, event: Any) -> None:
-        if not isinstance(event, Frame) or event.opcode not in _DATA:
-            super().process_event(event)  # type: ignore[misc]
-            return
-        if event.opcode is Opcode.CONT or not event.fin:
-            if event.opcode is not Opcode.CONT:
-                self._fragment_opcode = event.opcode
-                self._fragments = []
-            self._fragments.append(bytes(event.data))
-            if not event.fin:
+    def start(self) -> None:
+        """Run :meth:`run` in a thread of its own (a daemon, like websockets')."""
+        thread = threading.Thread(target=self.run, name="tether-receiver", daemon=True)
+        thread.start()
+
+    def run(self) -> None:
+        """The receiving loop, in the calling thread, until the connection ends; then close
+        the socket and call ``on_closed``."""
+        self._receiver = threading.get_ident()
+        try:
+            events, self._handshake_events = self._handshake_events, []
+            self._process(events)
+            if self._has_output():
+                self._write_pending()
+            self._receive()
+        except Exception as exc:  # a bug, or an on_message that raised: drop the connection
+            log.exception("the connection to %s failed", self.remote_address)
+            with self._lock:
+                if self.protocol.state is _OPEN:
+                    self.protocol.fail(1011)
+            self._write_pending()
+            self._abort(exc)
+        finally:
+            self._finish()
+
+    def _receive(self) -> None:
+        sock = self.socket
+        recv_into = sock.recv_into
+        view = self._view
+        protocol = self.protocol
+        receive_data = protocol.receive_data
+        lock = self._lock
+        tls = self._tls
+        process = self._process
+        silent = 0  # receive timeouts in a row
+        if self.ping_interval is not None and self._tick is None:
+            tick = self.ping_interval if self.ping_timeout is None else min(self.ping_interval, self.ping_timeout)
+            if _set_recv_timeout(sock, tick):
+                self._tick = tick
+        while True:
+            try:
+                n = recv_into(view)
+            except (BlockingIOError, TimeoutError):  # the receive timeout: the line was silent
+                silent += 1
+                if self._on_silence(silent):
+                    continue
                 return
-            data: bytes | str = b"".join(self._fragments)
-            opcode, self._fragments = self._fragment_opcode, []
-        else:
-            data, opcode = bytes(event.data), event.opcode
-        if opcode is Opcode.TEXT:
-            data = data.decode("utf-8", "replace")  # type: ignore[union-attr]
+            except OSError as exc:
+                self._abort(exc)
+                return
+            if not n:
+                return
+            silent = 0
+            ended = False
+            with lock:
+                if tls is None:
+                    receive_data(bytes(view[:n]))  # (bytes of the size received: see _buffer)
+                else:
+                    try:
+                        data, ended = tls.decrypt(view[:n])
+                    except ssl.SSLError as exc:  # a broken TLS stream: the connection is over
+                        self._failure = self._failure or exc
+                        return
+                    if data:
+                        receive_data(data)
+                events = protocol.events_received()
+            if protocol.writes or (tls is not None and tls.outgoing.pending):
+                self._write_pending()
+            if events:
+                process(events)
+            if ended:
+                return
+
+    def _process(self, events: Sequence[Event]) -> None:
+        for frame in events:
+            if not isinstance(frame, Frame):
+                continue
+            opcode = frame.opcode
+            if opcode is _BINARY or opcode is _TEXT:
+                if frame.fin:
+                    self._deliver(bytes(frame.data) if opcode is _BINARY else bytes(frame.data).decode("utf-8", "replace"))
+                else:
+                    self._fragments = [bytes(frame.data)]
+                    self._fragmented_text = opcode is _TEXT
+            elif opcode is _CONT:
+                self._fragments.append(bytes(frame.data))
+                if frame.fin:
+                    data = b"".join(self._fragments)
+                    self._fragments = []
+                    self._deliver(data.decode("utf-8", "replace") if self._fragmented_text else data)
+            elif opcode is _PONG:
+                if self._ping is not None and bytes(frame.data) == self._ping:
+                    self._ping = None
+
+    def _deliver(self, data: bytes | str) -> None:
         handler = self._on_message
         if handler is None:
             with self._push_lock:
@@ -72,63 +525,252 @@ class _Pushing:
                     return
         handler(data)
 
-    def close_socket(self) -> None:
-        super().close_socket()  # type: ignore[misc]
+    def _on_silence(self, silent: int) -> bool:
+        """The receive timed out (nothing arrived for ``_tick`` seconds): drop a connection
+        whose close timed out, ping a silent peer, give up on one that does not answer.
+        False: the connection ends."""
+        now = time.monotonic()
+        if self._close_deadline is not None and now >= self._close_deadline:
+            self._abort(TimeoutError("timed out while closing the connection"))
+            return False
+        interval, tick = self.ping_interval, self._tick
+        if interval is None or tick is None or self.protocol.state is not _OPEN:
+            return True
+        slack = tick / 20  # (a receive timeout may end a little early: not a tick late for that)
+        if self._ping is not None:
+            if self.ping_timeout is not None and now - self._ping_sent >= self.ping_timeout - slack:
+                with self._lock:
+                    if self.protocol.state is _OPEN:
+                        self.protocol.fail(1011, KEEPALIVE_TIMEOUT_REASON)
+                self._write_pending()  # the close frame, unless a send is stuck
+                self._abort(TimeoutError(KEEPALIVE_TIMEOUT_REASON))
+                return False
+            return True
+        if silent * tick >= interval - slack:
+            payload = os.urandom(4)
+            with self._lock:
+                self.protocol.send_ping(payload)
+            self._ping, self._ping_sent = payload, now
+            self._write_pending()  # (a stuck send keeps it: then no pong comes, and that counts)
+        return True
+
+    def _finish(self) -> None:
+        """The receiving thread is done: the protocol sees the end of the stream, the socket
+        is closed (once no sender uses it: shut down first, a blocked send returns), and the
+        session is told."""
+        sock = self.socket
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
+        with self._lock:
+            self.protocol.receive_eof()  # idempotent; the state is CLOSED from here
+            self.protocol.events_received()
+            self.protocol.data_to_send()
+        with self._send_lock:
+            sock.close()
+        self._buffer_release()
+        self._done.set()
         with self._push_lock:
-            self._socket_closed = True
+            self._ended = True
             on_closed, self._on_closed = self._on_closed, None
         if on_closed is not None:
-            on_closed(self._close_description())
+            on_closed(self._describe_end())
 
-    def _close_description(self) -> str:
-        rcvd = self.protocol.close_rcvd  # type: ignore[attr-defined]
-        if rcvd is None:
-            sent = self.protocol.close_sent  # type: ignore[attr-defined]
-            if sent is not None and sent.reason == "keepalive ping timeout":
-                return describe_keepalive_timeout(self.ping_interval)  # type: ignore[attr-defined]
-            return "the connection dropped without a closing handshake"
-        return describe_peer_close(rcvd.code, rcvd.reason)
+    def _buffer_release(self) -> None:
+        self._view.release()
+        with contextlib.suppress(BufferError):
+            self._buffer.close()
+
+    def _describe_end(self) -> str:
+        """Why the connection ended, for people (the session's reason it was lost)."""
+        protocol = self.protocol
+        rcvd, sent = protocol.close_rcvd, protocol.close_sent
+        if rcvd is not None:
+            return describe_peer_close(rcvd.code, rcvd.reason)
+        if sent is not None and sent.reason == KEEPALIVE_TIMEOUT_REASON:
+            return describe_keepalive_timeout(self.ping_interval)
+        return _DROPPED
+
+    # -- the opening handshake (in the thread that opens or accepts) ---------------------------
+
+    def _handshake_step(self, deadline: _Deadline) -> list[Event]:
+        """Read once (within ``deadline``), feed the protocol, write what it answers. (The
+        first step with TLS reads what came with the TLS handshake's last flight first.)"""
+        tls = self._tls
+        if tls is not None and tls.incoming.pending and not self._handshake_read:
+            n = -1
+        else:
+            self.socket.settimeout(deadline.left())
+            n = self.socket.recv_into(self._view)
+        self._handshake_read = True
+        with self._lock:
+            if not n:
+                self.protocol.receive_eof()
+            elif tls is None:
+                self.protocol.receive_data(bytes(self._view[:n]))
+            else:
+                data, ended = tls.decrypt(self._view[:n] if n > 0 else b"")
+                if data:
+                    self.protocol.receive_data(data)
+                if ended:
+                    self.protocol.receive_eof()
+            events = self.protocol.events_received()
+            chunks = self._output()
+        if chunks:
+            self._write_handshake(chunks, deadline)
+        return events
+
+    def _write_handshake(self, chunks: list[bytes], deadline: _Deadline) -> None:
+        self.socket.settimeout(deadline.left())
+        for chunk in chunks:
+            if chunk:
+                self.socket.sendall(chunk)
+            else:
+                with contextlib.suppress(OSError):
+                    self.socket.shutdown(socket.SHUT_WR)
+
+    def _opened(self) -> None:
+        """The handshake is done: the socket blocks from now on (the receive timeout of
+        keepalive is set at the socket's level by the receiving thread)."""
+        self.socket.settimeout(None)
+
+    def _drop(self) -> None:
+        """Close a connection that never opened (no receiving thread)."""
+        with contextlib.suppress(OSError):
+            self.socket.close()
+        self._buffer_release()
+        with self._lock:
+            self.protocol.receive_eof()
+        self._done.set()
+        self._ended = True
 
 
-class _ExactRecv:
-    """A connection's socket whose ``recv`` returns a bytes object of exactly the size received.
+class PushingClientConnection(Connection):
+    """The client side: opened by :func:`open_connection`, which starts its receiving thread."""
 
-    ``websockets.sync`` reads with ``socket.recv(65536)``, which makes CPython allocate 64 KiB
-    with glibc's malloc and shrink it to what arrived: done for every message, from every
-    connection's thread, that fragments glibc's heaps, and a long-running server's RSS creeps up
-    with free memory glibc keeps (+14% over a million calls; ``docs/benchmarks.md``, "Load and
-    soak"). Here the data is read into a buffer the connection owns and copied out at its size
-    (a small message then comes from Python's own allocator). One reader thread per connection
-    calls ``recv``, so one buffer is enough. Everything else is the socket's own."""
+    protocol: ClientProtocol
 
-    __slots__ = ("_recv_into", "_size", "_sock", "_view")
-
-    def __init__(self, sock: Any, size: int = 65536) -> None:
-        self._sock = sock
-        self._size = size
-        # An anonymous mapping: only the pages that data reaches become resident (a bytearray
-        # is zero-filled: 64 KiB resident per connection from the start).
-        self._view = memoryview(mmap.mmap(-1, size))
-        self._recv_into = getattr(sock, "recv_into", None)
-
-    def recv(self, bufsize: int, flags: int = 0) -> bytes:
-        if self._recv_into is None or bufsize > self._size:
-            return self._sock.recv(bufsize, flags)  # type: ignore[no-any-return]
-        view = self._view
-        n = self._recv_into(view[:bufsize], bufsize, flags)
-        return bytes(view[:n])
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._sock, name)
+    def _handshake(self, settings: Settings, deadline: _Deadline) -> None:
+        protocol = self.protocol
+        request = protocol.connect()
+        if settings.additional_headers is not None:
+            request.headers.update(settings.additional_headers)
+        if settings.user_agent_header is not None:
+            request.headers.setdefault("User-Agent", settings.user_agent_header)
+        self.request = request
+        with self._lock:
+            protocol.send_request(request)
+            chunks = self._output()
+        self._write_handshake(chunks, deadline)
+        while self.response is None:
+            events = self._handshake_step(deadline)
+            if events and isinstance(events[0], Response):
+                self.response = events[0]
+                self._handshake_events = events[1:]  # frames sent right after the answer
+            elif protocol.handshake_exc is None and protocol.state is _CLOSED:
+                raise protocol.close_exc
+            if protocol.handshake_exc is not None:
+                raise protocol.handshake_exc
 
 
-class PushingClientConnection(_Pushing, ClientConnection):
-    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
-        self._init_push()
-        super().__init__(_ExactRecv(sock), *args, **kwargs)  # type: ignore[arg-type]
+class PushingServerConnection(Connection):
+    """The server side: made by :func:`accept_connection` on an accepted socket; the thread
+    that accepted it runs its receiving loop (:meth:`~Connection.run`)."""
+
+    protocol: ServerProtocol
+
+    def _handshake(self, settings: Settings, deadline: _Deadline) -> bool:
+        """Read the upgrade request and answer it; False if it was not a WebSocket request
+        (answered with an HTTP error, or dropped)."""
+        protocol = self.protocol
+        while self.request is None:
+            events = self._handshake_step(deadline)
+            for index, event in enumerate(events):
+                if isinstance(event, Request):
+                    self.request = event
+                    self._handshake_events = list(events[index + 1 :])
+                    break
+            else:
+                if protocol.handshake_exc is not None or protocol.state is _CLOSED:
+                    return False
+        response = protocol.accept(self.request)
+        if settings.server_header is not None:
+            response.headers["Server"] = settings.server_header
+        self.response = response
+        with self._lock:
+            protocol.send_response(response)
+            chunks = self._output()
+        self._write_handshake(chunks, deadline)
+        return response.status_code == 101
 
 
-class PushingServerConnection(_Pushing, ServerConnection):
-    def __init__(self, sock: Any, *args: Any, **kwargs: Any) -> None:
-        self._init_push()
-        super().__init__(_ExactRecv(sock), *args, **kwargs)  # type: ignore[arg-type]
+# -- opening and accepting -----------------------------------------------------------------------
+
+
+def open_connection(url: str, *, subprotocols: Sequence[Subprotocol] | None, ssl_context: ssl.SSLContext | None,
+                    settings: Settings) -> PushingClientConnection:  # fmt: skip
+    """Connect to ``url`` (``ws://`` or ``wss://``), open the WebSocket (TLS handshake with
+    ``ssl_context``, or the default context for ``wss://``; the HTTP upgrade offering
+    ``subprotocols``), all within ``settings.open_timeout``, and start the receiving thread.
+
+    Raises what websockets' ``connect`` raises for the same failures (``InvalidURI``,
+    ``InvalidStatus``, ``InvalidHandshake``, ``TimeoutError``, ``OSError``...), which
+    :func:`tether.websocket.handshake_error` turns into Tether errors."""
+    ws_uri = parse_uri(url)
+    if not ws_uri.secure and ssl_context is not None:
+        raise ValueError("ssl= is for wss:// URLs, not ws://")
+    deadline = _Deadline(settings.open_timeout)
+    sock = settings.sock
+    if sock is None:
+        sock = socket.create_connection((ws_uri.host, ws_uri.port), timeout=deadline.left())
+    try:
+        _no_delay(sock)
+        tls = None
+        if ws_uri.secure:
+            context = ssl_context if ssl_context is not None else ssl.create_default_context()
+            tls = _TLS(context, False, settings.server_hostname or ws_uri.host)
+            tls.handshake(sock, deadline)
+        origin = None if settings.origin is None else Origin(settings.origin)
+        protocol = ClientProtocol(ws_uri, origin=origin, subprotocols=subprotocols, max_size=settings.max_size,
+                                  logger=settings.logger)  # fmt: skip
+        connection = PushingClientConnection(sock, protocol, tls, settings)
+        connection._handshake(settings, deadline)
+        connection._opened()
+    except BaseException:
+        sock.close()
+        raise
+    connection.start()
+    return connection
+
+
+def accept_connection(sock: socket.socket, *, ssl_context: ssl.SSLContext | None, settings: Settings,
+                      subprotocols: Sequence[Subprotocol] | None = None,
+                      select_subprotocol: Callable[[Any, Sequence[Subprotocol]], Subprotocol | None] | None = None,
+                      ) -> PushingServerConnection | None:  # fmt: skip
+    """Answer the WebSocket upgrade on ``sock`` (a socket a server accepted): TLS with
+    ``ssl_context``, then the HTTP handshake, within ``settings.open_timeout``. Returns the
+    open connection, whose receiving loop the calling thread then runs (``run()``), or None
+    when the request was not a WebSocket upgrade (it was answered with an HTTP error and the
+    socket is closed). Raises on a network failure or a timeout (the socket is closed)."""
+    deadline = _Deadline(settings.open_timeout)
+    connection: PushingServerConnection | None = None
+    try:
+        _no_delay(sock)
+        tls = None
+        if ssl_context is not None:
+            tls = _TLS(ssl_context, True)
+            tls.handshake(sock, deadline)
+        protocol = ServerProtocol(subprotocols=subprotocols, select_subprotocol=select_subprotocol,
+                                  max_size=settings.max_size, logger=settings.logger)  # fmt: skip
+        connection = PushingServerConnection(sock, protocol, tls, settings)
+        if not connection._handshake(settings, deadline):
+            connection._drop()
+            return None
+        connection._opened()
+    except BaseException:
+        if connection is not None:
+            connection._drop()
+        else:
+            sock.close()
+        raise
+    connection._receiver = threading.get_ident()  # the accepting thread reads it from now on
+    return connection
