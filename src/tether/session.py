@@ -287,9 +287,8 @@ class BaseSession:
         return True
 
     def _refuse_message(self, message: MessageSend, error: BaseException) -> None:
-        """Answer a message the gate cannot queue with ``error``."""
-        self.protocol.fail(message, error)
-        self._flush()
+        """Answer a message the gate cannot queue with ``error`` (a kept answer gets it too)."""
+        self._answer(message, None, error)
 
     def _run_in_worker(self, message: MessageSend) -> None:
         """Perform a message the gate admitted on this (worker) thread, then let the gate start
