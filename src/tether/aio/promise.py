@@ -75,7 +75,7 @@ class Promise(Coroutine[Any, Any, Any]):
         )
         if keep:
             self._kept = True
-            weakref.finalize(self, session.protocol.drop_answer, self._exchange_id)
+            weakref.finalize(self, session.protocol.drop_answer, self._exchange_id).atexit = False
 
     def _answer_of(self, name: str) -> AnswerOf:
         """Send this call (keeping its answer) so that ``name`` can be pipelined on it."""
