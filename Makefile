@@ -7,11 +7,16 @@ PYODIDE := .cache/pyodide/314.0.7/pyodide.mjs
 
 .PHONY: demo test lint unit wheel-check browser-deps bench fuzz load clean
 
-# (_version.py too: the installed metadata says the version, tests/unit/test_version.py checks it)
-$(VENV)/.test-installed: pyproject.toml src/tether/_version.py
+# (_version.py too: the installed metadata says the version, tests/unit/test_version.py checks it;
+# setup.py and what the codec is compiled from: the editable install compiles codec.py and
+# values.py in place with mypyc, into src/tether/*.so, or says it uses the pure-Python codec;
+# `tether info` prints which. tests/conftest.py refuses to run a compiled codec older than these.)
+BUILT_FROM := $(addprefix src/tether/,codec.py values.py words.py classes.py hooks.py exceptions.py limits.py)
+$(VENV)/.test-installed: pyproject.toml setup.py src/tether/_version.py $(BUILT_FROM)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test,browser-test]'
+	@$(BIN)/tether info | grep '^codec:' | sed 's/^/make: tether /'
 	touch $@
 
 $(VENV)/.bench-installed: $(VENV)/.test-installed
@@ -33,11 +38,16 @@ demo: $(VENV)/.test-installed $(PYODIDE) browser-deps
 	$(BIN)/python -m tether demo
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks setup.py
 	$(BIN)/mypy
 
+# The whole suite with the compiled codec (where it built), then the codec's own tests, the
+# fuzz corpus and the hostile suite again with the pure-Python one (tests/conftest.py).
+CODEC_TESTS := tests/unit/test_codec.py tests/unit/test_protocol_doc.py tests/unit/test_limits.py \
+  tests/unit/test_frames.py tests/unit/test_protocol.py tests/fuzz tests/security
 test: lint $(PYODIDE) browser-deps
 	$(BIN)/python -m pytest
+	TETHER_PURE=1 $(BIN)/python -m pytest -q $(CODEC_TESTS)
 	BUILD_PYTHON=$(BIN)/python scripts/check_wheel.sh
 
 unit: $(VENV)/.test-installed
@@ -50,6 +60,7 @@ wheel-check: $(VENV)/.test-installed
 
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py
+	$(BIN)/python benchmarks/pipelining.py
 
 # A longer fuzzing round than the one in `make test` (FUZZ_SECONDS, default 300).
 FUZZ_SECONDS ?= 300
@@ -62,4 +73,4 @@ load: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/tether/*.so

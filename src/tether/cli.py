@@ -3,7 +3,8 @@
 ``tether serve MODULE:OBJECT [--host H] [--port P]`` exposes an object (or a factory called
 with each new peer) importable as ``MODULE:OBJECT``. ``tether shell URL`` opens a Python
 console with ``peer`` and ``root`` bound. ``tether demo`` runs the demo (``--native``: the
-two-process one), which is the ``tether_demo`` package (``python -m tether_demo``).
+two-process one), which is the ``tether_demo`` package (``python -m tether_demo``). ``tether
+info`` says the version, which codec runs (compiled with mypyc, or pure Python) and the Python.
 
 A token is read from ``$TETHER_TOKEN`` or ``--token-file`` (never from the command line, which
 other users of the machine can see); TLS needs ``--certfile`` and ``--keyfile`` to serve and
@@ -17,6 +18,7 @@ import code
 import errno
 import importlib
 import os
+import platform
 import signal
 import ssl
 import sys
@@ -26,7 +28,7 @@ from . import __version__
 from .websocket import DEFAULT_PORT
 
 __all__ = [
-    "cmd_demo", "cmd_serve", "cmd_shell", "load_object", "main", "read_token", "server_options",
+    "cmd_demo", "cmd_info", "cmd_serve", "cmd_shell", "load_object", "main", "read_token", "server_options",
     "server_ssl",
 ]
 
@@ -169,6 +171,20 @@ def cmd_demo(args: argparse.Namespace, argv: list[str]) -> int:
     return demo_main(argv, prog="tether demo")
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    """``tether info``: the version, the codec in use (where it was imported from) and the Python."""
+    from . import codec
+
+    print(f"tether {__version__}")
+    how = codec.implementation()
+    if how == "pure Python" and platform.python_implementation() == "CPython" and sys.platform != "emscripten":
+        how += " (the compiled codec is not installed: no C compiler or Python headers at install time?)"
+    print(f"codec: {how}")
+    print(f"codec module: {codec.__file__}")
+    print(f"python: {platform.python_implementation()} {platform.python_version()} on {sys.platform}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tether", description="Remote messaging between live Python objects.")
     parser.add_argument("--version", action="version", version=f"tether {__version__}")
@@ -201,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     shell.add_argument("--token-file", help="the server's token, in this file's first line (default: $TETHER_TOKEN)")
     shell.add_argument("--cafile", help="trust this certificate authority (PEM) for wss://")
     shell.set_defaults(func=cmd_shell)
+
+    info = sub.add_parser("info", help="print the version, the codec in use (compiled or pure Python) and the Python")
+    info.set_defaults(func=cmd_info)
 
     # The demo's options are those of python -m tether_demo, parsed there (see cmd_demo).
     demo = sub.add_parser(

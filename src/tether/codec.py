@@ -22,6 +22,12 @@ itself holds no connection state: the hooks (implemented by the protocol) do.
 
 To add a by-value kind, register a writer for its type with :meth:`Encoder.register` and a
 reader for its tag with :func:`register_reader`.
+
+On CPython this module and :mod:`tether.values` are usually compiled by mypyc (``setup.py``;
+:func:`implementation` says which runs), so keep them typed for mypy: a compiled class cannot be
+subclassed by interpreted code nor given attributes it does not declare, and compiled code
+checks the types it declares when values come in from outside (the hooks' answers included);
+hooks are registered in module-level tables and slots, never by assigning to a class.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ import uuid
 from collections.abc import Callable
 from types import FunctionType as _FunctionType
 from types import ModuleType as _ModuleType
-from typing import Any
+from typing import Any, cast
 
 from . import classes as _classes
 from .exceptions import DecodeError, EncodeError
@@ -58,6 +64,7 @@ __all__ = [
     "Reader",
     "decode_value",
     "encode_value",
+    "implementation",
     "register_reader",
     "write_bytes",
     "write_int",
@@ -144,12 +151,13 @@ class Encoder:
         t = type(value)
         # The most common literals first, inline.
         if t is int:
-            if 0 <= value < SMALLINT_LIMIT:  # type: ignore[operator]
-                out += pack_word(SMALLINT_BASE + value)  # type: ignore[operator]
+            n = cast(int, value)
+            if 0 <= n < SMALLINT_LIMIT:
+                out += pack_word(SMALLINT_BASE + n)
             else:
-                write_int(out, value)  # type: ignore[arg-type]
+                write_int(out, n)
         elif t is str:
-            data = value.encode("utf-8", "surrogatepass")  # type: ignore[attr-defined]
+            data = cast(str, value).encode("utf-8", "surrogatepass")
             if self.compact and len(data) < COMPACT_LIMIT:
                 out += pack_word(COMPACT_STRING + len(data))
             else:
@@ -250,7 +258,7 @@ class Encoder:
     def global_value(self, value: object) -> object:
         """How a global used by code that travels is sent (``tether.values`` sets the policy:
         by name when importable, a function by value otherwise)."""
-        return value
+        return _global_policy[0](self, value)
 
     def write_items(self, tag: int, items: Any, out: bytearray, depth: int) -> None:
         out += pack_word(tag)
@@ -328,6 +336,15 @@ def _w_slice(enc: Encoder, v: slice, out: bytearray, depth: int) -> None:
 def _w_ellipsis(enc: Encoder, v: Any, out: bytearray, depth: int) -> None:
     out += pack_word(TAG_ELLIPSIS)
 
+
+def _as_it_is(enc: Encoder, value: object) -> object:
+    return value
+
+
+# How a global used by code that travels is sent (``tether.values`` registers its policy; a
+# module-level slot rather than a method assigned to Encoder, which the compiled codec's class
+# would not see).
+_global_policy: list[Callable[[Encoder, object], object]] = [_as_it_is]
 
 _DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
     float: _w_float,
@@ -470,7 +487,7 @@ class Decoder:
         data = self.data
         if pos + 4 > len(data):
             raise DecodeError(f"frame ends after {len(data)} bytes; expected an object of 4 bytes", pos)
-        w = _unpack_word(data, pos)[0]
+        w: int = _unpack_word(data, pos)[0]
         self.pos = pos = pos + 4
         if 0x21000000 <= w < 0x23000000:  # the compact forms
             if w >= COMPACT_STRING:
@@ -755,6 +772,13 @@ for _tag, _reader in {
     TAG_BACKREF: _r_backref,
 }.items():
     register_reader(_tag, _reader)
+
+
+def implementation() -> str:
+    """Which codec runs here: ``"compiled (mypyc)"`` where CPython imported the extension
+    modules that ``setup.py`` builds from this file and ``values.py``, else ``"pure Python"``
+    (Pyodide, no C compiler at install time, ``TETHER_PURE=1`` in the tests)."""
+    return "pure Python" if isinstance(implementation, _FunctionType) else "compiled (mypyc)"
 
 
 def decode_value(data: bytes) -> object:

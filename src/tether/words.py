@@ -5,6 +5,7 @@ table; :mod:`tether.codec` reads and writes these words."""
 from __future__ import annotations
 
 import struct
+from typing import Final
 
 __all__ = [
     "COMPACT_LIMIT",
@@ -59,57 +60,57 @@ __all__ = [
 
 # Words. The Caffeine Tether words first, then the Python extensions (0x201xxxxx).
 
-TAG_TRUE = 0x20000001
-TAG_FALSE = 0x20000002
-TAG_NIL = 0x20000003
-TAG_SYMBOL = 0x20000004
-TAG_STRING = 0x20000005
-TAG_TETHER = 0x20000007  # first word of a message-send frame
-TAG_ARRAY = 0x20000008
-TAG_UUID = 0x20000011
-TAG_BYTEARRAY = 0x2000001B
-TAG_ANSWER = 0x2000001D  # first word of an answer frame
-TAG_MESSAGE = 0x20000021
+TAG_TRUE: Final = 0x20000001
+TAG_FALSE: Final = 0x20000002
+TAG_NIL: Final = 0x20000003
+TAG_SYMBOL: Final = 0x20000004
+TAG_STRING: Final = 0x20000005
+TAG_TETHER: Final = 0x20000007  # first word of a message-send frame
+TAG_ARRAY: Final = 0x20000008
+TAG_UUID: Final = 0x20000011
+TAG_BYTEARRAY: Final = 0x2000001B
+TAG_ANSWER: Final = 0x2000001D  # first word of an answer frame
+TAG_MESSAGE: Final = 0x20000021
 
-TAG_INTEGER = 0x20000101  # any int outside SmallInteger range: two's complement bytes
-TAG_FLOAT = 0x20000102
-TAG_COMPLEX = 0x20000103
-TAG_TUPLE = 0x20000104
-TAG_DICT = 0x20000105
-TAG_SET = 0x20000106
-TAG_FROZENSET = 0x20000107
-TAG_KWARGS = 0x20000108  # optional, after the arguments Array of a Message
-TAG_ERROR_ANSWER = 0x20000109  # first word of an error-answer frame
-TAG_DESCRIBED_REF = 0x2000010A  # "my object" word plus the class info of its object
-TAG_CLASS_INFO = 0x2000010B
-TAG_CLASS_INFO_REF = 0x2000010C
-TAG_SLICE = 0x2000010D  # start, stop, step: three encoded objects
-TAG_ELLIPSIS = 0x2000010E
-TAG_BACKREF = 0x20000110  # index word: an object already decoded in this frame
-TAG_OBJECT = 0x20000111  # an object by value: class, then state
-TAG_CLASS = 0x20000112  # id word, module String, qualname String, fingerprint (ByteArray or nil)
-TAG_CLASS_REF = 0x20000113  # id word of a class the sender named earlier on this connection
-TAG_NAMED = 0x20000114  # module, qualname, fingerprint, fallback reference (or nil)
-TAG_FUNCTION = 0x20000115  # a function by value: its record (a Dict)
-TAG_YOUR_CLASS = 0x20000116  # id word of a class the receiver sent us earlier
-TAG_ON_BEHALF = 0x20000117  # optional, after the arguments: the exchange id of the call it is nested in
-TAG_KEEP_ANSWER = 0x20000118  # optional, last in a Message: keep this call's answer for pipelining
-TAG_ANSWER_OF = 0x20000119  # a Message's receiver: the answer to the sender's call with this exchange id
-TAG_FAILURE = 0x20000120  # optional, in an error answer to a debugging peer: failure and frames
-TAG_MY_ERROR = 0x20000121  # optional, last in an error answer: 16 bytes, the sender's id for this exception
-TAG_YOUR_ERROR = 0x20000122  # optional, last in an error answer: 16 bytes, the receiver's exception going home
+TAG_INTEGER: Final = 0x20000101  # any int outside SmallInteger range: two's complement bytes
+TAG_FLOAT: Final = 0x20000102
+TAG_COMPLEX: Final = 0x20000103
+TAG_TUPLE: Final = 0x20000104
+TAG_DICT: Final = 0x20000105
+TAG_SET: Final = 0x20000106
+TAG_FROZENSET: Final = 0x20000107
+TAG_KWARGS: Final = 0x20000108  # optional, after the arguments Array of a Message
+TAG_ERROR_ANSWER: Final = 0x20000109  # first word of an error-answer frame
+TAG_DESCRIBED_REF: Final = 0x2000010A  # "my object" word plus the class info of its object
+TAG_CLASS_INFO: Final = 0x2000010B
+TAG_CLASS_INFO_REF: Final = 0x2000010C
+TAG_SLICE: Final = 0x2000010D  # start, stop, step: three encoded objects
+TAG_ELLIPSIS: Final = 0x2000010E
+TAG_BACKREF: Final = 0x20000110  # index word: an object already decoded in this frame
+TAG_OBJECT: Final = 0x20000111  # an object by value: class, then state
+TAG_CLASS: Final = 0x20000112  # id word, module String, qualname String, fingerprint (ByteArray or nil)
+TAG_CLASS_REF: Final = 0x20000113  # id word of a class the sender named earlier on this connection
+TAG_NAMED: Final = 0x20000114  # module, qualname, fingerprint, fallback reference (or nil)
+TAG_FUNCTION: Final = 0x20000115  # a function by value: its record (a Dict)
+TAG_YOUR_CLASS: Final = 0x20000116  # id word of a class the receiver sent us earlier
+TAG_ON_BEHALF: Final = 0x20000117  # optional, after the arguments: the exchange id of the call it is nested in
+TAG_KEEP_ANSWER: Final = 0x20000118  # optional, last in a Message: keep this call's answer for pipelining
+TAG_ANSWER_OF: Final = 0x20000119  # a Message's receiver: the answer to the sender's call with this exchange id
+TAG_FAILURE: Final = 0x20000120  # optional, in an error answer to a debugging peer: failure and frames
+TAG_MY_ERROR: Final = 0x20000121  # optional, last in an error answer: 16 bytes, the sender's id for this exception
+TAG_YOUR_ERROR: Final = 0x20000122  # optional, last in an error answer: 16 bytes, the receiver's exception going home
 # Compact forms, written only to Python peers (after hello): the tag word carries a number.
-COMPACT_OBJECT = 0x21000000  # + class id: an object of a class named before, then its state
-COMPACT_STRING = 0x22000000  # + length: a String of that many bytes
-COMPACT_LIMIT = 0x01000000
+COMPACT_OBJECT: Final = 0x21000000  # + class id: an object of a class named before, then its state
+COMPACT_STRING: Final = 0x22000000  # + length: a String of that many bytes
+COMPACT_LIMIT: Final = 0x01000000
 
-SMALLINT_BASE = 0x40000000
-SMALLINT_LIMIT = 0x20000000
-MY_OBJECT_BASE = 0x60000000
-MY_OBJECT_END = 0x70000000
-KEY_LIMIT = 0x10000000  # keys are 0 .. 0x0FFFFFFF, so that both reference forms fit
+SMALLINT_BASE: Final = 0x40000000
+SMALLINT_LIMIT: Final = 0x20000000
+MY_OBJECT_BASE: Final = 0x60000000
+MY_OBJECT_END: Final = 0x70000000
+KEY_LIMIT: Final = 0x10000000  # keys are 0 .. 0x0FFFFFFF, so that both reference forms fit
 
-DEFAULT_MAX_DEPTH = 200
+DEFAULT_MAX_DEPTH: Final = 200
 
 _WORD = struct.Struct(">I")
 _DOUBLE = struct.Struct(">d")

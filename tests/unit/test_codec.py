@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import importlib.util
 import math
+import os
 import struct
+import sys
 import uuid
+from collections.abc import Callable
+from pathlib import Path
+from types import ModuleType
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import tether.values  # noqa: F401 - registers its readers into the codec (as the pure values does below)
+from tether import codec
 from tether.codec import (
     DEFAULT_MAX_DEPTH,
     TAG_ARRAY,
@@ -19,9 +27,15 @@ from tether.codec import (
     Encoder,
     decode_value,
     encode_value,
+    implementation,
     pack_word,
 )
 from tether.exceptions import DecodeError, EncodeError
+
+# Words that make generated hostile input reach the readers: every tag, some counts and lengths.
+WORDS = {pack_word(w) for w in (*range(0x20000001, 0x20000024), *range(0x20000101, 0x20000123))} | {
+    pack_word(n) for n in (0, 1, 2, 3, 4, 16, 0x7FFFFFFF, 0xFFFFFFFF, 0x40000000, 0x60000001, 0x22000003)
+}
 
 hashables = st.recursive(
     st.none() | st.booleans() | st.integers() | st.text() | st.binary() | st.uuids()
@@ -207,3 +221,104 @@ def test_sharing_is_kept_whatever_comes_before(prefix: list[object], shared: lis
     decoded = decode_value(encode_value([*prefix, shared, {"again": shared}]))
     assert decoded[-2] is decoded[-1]["again"]  # type: ignore[index]
     assert same(decoded[-2], shared)
+
+
+# ---------------------------------------------------------------------------------------------
+# The compiled codec (setup.py: mypyc) against the pure-Python one, byte for byte and error for
+# error. `make test` also runs this file, the fuzz corpus and the hostile suite a second time
+# with TETHER_PURE=1 (tests/conftest.py): every test above runs against both.
+
+COMPILED = implementation() == "compiled (mypyc)"
+needs_compiled = pytest.mark.skipif(not COMPILED, reason="the compiled codec is not in use (it compares with it)")
+
+
+def _pure_codec() -> ModuleType:
+    """``tether/codec.py`` and ``tether/values.py`` run from their sources as other modules,
+    beside the compiled ones (the pure values registering into the pure codec); the two share
+    every other module, so their errors are of the same classes. Returns the pure codec."""
+    loaded = []
+    compiled = sys.modules["tether.codec"]
+    try:
+        for name in ("codec", "values"):
+            source = Path(compiled.__file__ or "").with_name(f"{name}.py")
+            spec = importlib.util.spec_from_file_location(f"tether._pure_{name}_for_tests", source)
+            assert spec is not None and spec.loader is not None
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            loaded.append(module)
+            sys.modules["tether.codec"] = module  # what the pure values imports its codec as
+    finally:
+        sys.modules["tether.codec"] = compiled
+    return loaded[0]
+
+
+pure = _pure_codec() if COMPILED else codec
+
+
+def _outcome(decode: Callable[[bytes], object], data: bytes) -> tuple[str, object]:
+    try:
+        return "value", decode(data)
+    except DecodeError as exc:
+        return "error", (str(exc), exc.offset, exc.path)
+
+
+def test_ci_runs_the_compiled_codec() -> None:
+    """Where CI installs a compiler (.ci/run), the install must have built the compiled codec."""
+    if os.environ.get("CI") != "true" or os.environ.get("TETHER_PURE") == "1":
+        pytest.skip("not CI, or the pure codec was asked for (TETHER_PURE=1)")
+    if os.environ.get("TETHER_PURE_BUILD") == "1" or sys.implementation.name != "cpython":
+        pytest.skip("no compiled codec is built here")
+    assert COMPILED, f"CI runs the {implementation()} codec: setup.py did not build the compiled one"
+
+
+def test_the_pure_module_is_the_source_of_the_compiled_one() -> None:
+    assert pure.implementation() == "pure Python"
+    assert codec.__all__ == pure.__all__
+    if COMPILED:
+        assert not (codec.__file__ or "").endswith(".py")
+
+
+@needs_compiled
+@settings(max_examples=300)
+@given(values)
+def test_both_codecs_write_the_same_bytes_and_read_them_back_alike(value: object) -> None:
+    data = encode_value(value)
+    assert pure.encode_value(value) == data
+    assert same(decode_value(data), pure.decode_value(data))
+
+
+@needs_compiled
+@given(st.integers() | st.floats(allow_nan=False) | st.text() | st.binary())
+def test_both_codecs_agree_on_scalars(value: object) -> None:
+    data = encode_value(value)
+    assert pure.encode_value(value) == data
+    assert same(decode_value(data), pure.decode_value(data))
+
+
+@needs_compiled
+@settings(max_examples=500)
+@given(st.binary(max_size=64) | st.lists(st.sampled_from(sorted(WORDS)), max_size=12).map(b"".join))
+def test_both_codecs_refuse_hostile_bytes_alike(data: bytes) -> None:
+    """Same value, or the same DecodeError: message, byte offset and path."""
+    assert _outcome(decode_value, data) == _outcome(pure.decode_value, data)
+
+
+@needs_compiled
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "fuzz" / "corpus").glob("*.bin")), ids=lambda p: p.stem)
+def test_both_codecs_read_the_fuzz_corpus_alike(path: Path) -> None:
+    data = path.read_bytes()
+    assert _outcome(decode_value, data) == _outcome(pure.decode_value, data)
+
+
+@needs_compiled
+def test_both_codecs_refuse_the_same_values() -> None:
+    deep: list[object] = []
+    for _ in range(DEFAULT_MAX_DEPTH + 5):
+        deep = [deep]
+    for value in (object(), deep, type("MyInt", (int,), {})(3)):
+        errors = []
+        for encode in (encode_value, pure.encode_value):
+            with pytest.raises(EncodeError) as info:
+                encode(value)
+            errors.append(str(info.value))
+        assert errors[0] == errors[1]
