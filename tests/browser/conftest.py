@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,6 +38,22 @@ def unavailable(reason: str) -> None:
     if os.environ.get("CI") == "true":
         pytest.fail(message + " (CI=true requires them)", pytrace=False)
     pytest.skip(message)
+
+
+def pyodide_or_skip() -> Path:
+    """The Pyodide folder the page servers use, after checking that ``tether.web`` (aiohttp)
+    imports; :func:`unavailable` when either is missing."""
+    try:
+        import tether.web
+    except ImportError as exc:
+        unavailable(f"{exc}")
+    from tether.exceptions import UsageError
+
+    try:
+        return tether.web.find_pyodide()
+    except UsageError as exc:
+        unavailable(str(exc))
+        raise  # unavailable() always raises; this tells type checkers so
 
 
 class LoopThread:
@@ -84,16 +101,8 @@ class Web:
 
 @pytest.fixture(scope="session")
 def web() -> Iterator[Web]:
-    try:
-        import tether.web
-    except ImportError as exc:
-        unavailable(f"{exc}")
-    from tether.exceptions import UsageError
-
-    try:
-        pyodide_dir = tether.web.find_pyodide()
-    except UsageError as exc:
-        unavailable(str(exc))
+    pyodide_dir = pyodide_or_skip()
+    import tether.web
     runner = LoopThread()
     hub = Hub()
 

@@ -12,7 +12,7 @@ import pytest
 
 import tether
 
-from .conftest import LoopThread, PageDriver, new_page, unavailable
+from .conftest import LoopThread, PageDriver, new_page, pyodide_or_skip
 
 PAGE_MODULE = '''
 import traceback
@@ -57,16 +57,8 @@ class Server:
 @pytest.fixture(scope="module")
 def debugging_web() -> Iterator[Server]:
     """serve_web with debug=True: the pages that ask for debugging get it."""
-    try:
-        import tether.web
-    except ImportError as exc:
-        unavailable(f"{exc}")
-    from tether.exceptions import UsageError
-
-    try:
-        pyodide_dir = tether.web.find_pyodide()
-    except UsageError as exc:
-        unavailable(str(exc))
+    pyodide_dir = pyodide_or_skip()
+    import tether.web
     runner = LoopThread()
 
     async def start() -> Any:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import CHROMIUM, unavailable
+from .conftest import CHROMIUM, pyodide_or_skip, unavailable
 
 DEMO_TIMEOUT = 85  # seconds: Chromium starts, Pyodide boots, the conversation runs (about 10 s here)
 
@@ -20,16 +20,10 @@ DEMO_TIMEOUT = 85  # seconds: Chromium starts, Pyodide boots, the conversation r
 def transcript() -> subprocess.CompletedProcess[str]:
     try:
         import playwright.async_api  # noqa: F401
-
-        import tether.web
     except ImportError as exc:
         unavailable(f"{exc}")
-    from tether.exceptions import UsageError
-
-    try:
-        tether.web.find_pyodide()
-    except UsageError as exc:
-        unavailable(str(exc))
+    pyodide_or_skip()
+    import tether.web
     if not os.path.exists(CHROMIUM):
         unavailable(f"no Chromium at {CHROMIUM} (apt-get install chromium, or set TETHER_CHROMIUM)")
     source = str(Path(tether.web.__file__).parents[2])  # the folder holding tether and tether_demo

@@ -12,7 +12,7 @@ import pytest
 
 import tether
 
-from .conftest import LoopThread, PageDriver, new_page, unavailable
+from .conftest import LoopThread, PageDriver, new_page, pyodide_or_skip
 
 
 def native_square_class() -> type:
@@ -61,16 +61,8 @@ def tenfold(x):
 
 @pytest.fixture(scope="module")
 def code_server() -> Iterator[Any]:
-    try:
-        import tether.web
-    except ImportError as exc:
-        unavailable(str(exc))
-    from tether.exceptions import UsageError
-
-    try:
-        pyodide_dir = tether.web.find_pyodide()
-    except UsageError as exc:
-        unavailable(str(exc))
+    pyodide_dir = pyodide_or_skip()
+    import tether.web
     runner = LoopThread()
 
     async def start() -> Any:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import LoopThread, PageDriver, new_page, unavailable
+from .conftest import LoopThread, PageDriver, new_page, pyodide_or_skip
 
 PAGE_PY = '''
 import importlib.resources, json, os
@@ -80,16 +80,8 @@ class Shipped:
 
 @pytest.fixture(scope="module")
 def shipped(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Shipped]:
-    try:
-        import tether.web
-    except ImportError as exc:
-        unavailable(f"{exc}")
-    from tether.exceptions import UsageError
-
-    try:
-        pyodide_dir = tether.web.find_pyodide()
-    except UsageError as exc:
-        unavailable(str(exc))
+    pyodide_dir = pyodide_or_skip()
+    import tether.web
     site = tmp_path_factory.mktemp("site")
     name, single = f"shipped_{uuid.uuid4().hex[:8]}", f"single_{uuid.uuid4().hex[:8]}"
     root = site / name

@@ -33,7 +33,7 @@ import tether.aio
 from tether.admission import client_subprotocols
 from tether_demo.headless import host_guard
 
-from .conftest import BOOT_TIMEOUT_MS, LoopThread, PageDriver, Web, unavailable
+from .conftest import BOOT_TIMEOUT_MS, LoopThread, PageDriver, Web, pyodide_or_skip
 
 # Characters that the fragment must carry encoded: '+', ' ', '&', '=' and a non-ASCII letter.
 TOKEN = "page s3cret+&=\u00e9"
@@ -89,18 +89,10 @@ class Servers:
 
 @pytest.fixture(scope="module")
 def servers() -> Iterator[Servers]:
-    try:
-        from aiohttp import web
+    pyodide_dir = pyodide_or_skip()
+    from aiohttp import web
 
-        import tether.web
-    except ImportError as exc:
-        unavailable(f"{exc}")
-    from tether.exceptions import UsageError
-
-    try:
-        pyodide_dir = tether.web.find_pyodide()
-    except UsageError as exc:
-        unavailable(str(exc))
+    import tether.web
     ca = trustme.CA()
     server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert("127.0.0.1", "localhost").configure_cert(server_ctx)
