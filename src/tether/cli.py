@@ -89,6 +89,7 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         origins=args.origin or None,
         ssl=server_ssl(args),
         keepalive=args.keepalive or None,
+        debug=args.debug,
     )
 
 
@@ -149,7 +150,7 @@ def cmd_shell(args: argparse.Namespace) -> int:
     context = None
     if args.cafile:
         context = ssl.create_default_context(cafile=args.cafile)
-    with connect(args.url, token=read_token(args), ssl=context) as peer:
+    with connect(args.url, token=read_token(args), ssl=context, debug=args.debug) as peer:
         banner = (
             f"Tether shell connected to {args.url}\n"
             "  root  - proxy to the server's root object (try dir(root))\n"
@@ -210,12 +211,19 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--keepalive", type=float, default=20.0, help="seconds between pings; a client silent twice that long is dropped (0: no pings)"
     )
+    serve.add_argument(
+        "--debug", action="store_true",
+        help="offer remote debugging to clients that ask for it (they are then trusted: give it only to yourself)",
+    )  # fmt: skip
     serve.set_defaults(func=cmd_serve)
 
     shell = sub.add_parser("shell", help="interactive console connected to URL")
     shell.add_argument("url", help="ws://HOST:PORT (or wss://) of a tether server")
     shell.add_argument("--token-file", help="the server's token, in this file's first line (default: $TETHER_TOKEN)")
     shell.add_argument("--cafile", help="trust this certificate authority (PEM) for wss://")
+    shell.add_argument(
+        "--debug", action="store_true", help="ask for remote debugging (tether.post_mortem, breakpoints in handlers)"
+    )
     shell.set_defaults(func=cmd_shell)
 
     info = sub.add_parser("info", help="print the version, the codec in use (compiled or pure Python) and the Python")

@@ -331,3 +331,25 @@ def test_a_value_over_the_servers_frame_limit_is_refused_here_and_the_connection
             peer.root.echo(bytes(17 << 20))
         assert peer.root.add(1, 2) == 3
         assert len(peer.root.echo(bytes(8 << 20))) == 8 << 20  # large values that fit travel whole
+
+
+def test_cli_serve_debug_offers_remote_frames_to_a_client_that_asks() -> None:
+    """`tether serve --debug`: a client with debug=True gets the remote frames as its error's
+    traceback; one without gets no frames (it stays an untrusted stranger)."""
+    import traceback
+
+    proc, url = start_server("tests.native.services:make_service", "--debug")
+    try:
+        with tether.connect(url, debug=True) as peer:
+            with pytest.raises(ZeroDivisionError) as caught:
+                peer.root.fail()
+            text = "".join(traceback.format_exception(caught.value))
+            assert "<remote " in text and "services.py" in text
+            assert 'raise ZeroDivisionError("division by zero, remotely")' in text
+        with tether.connect(url) as stranger:
+            with pytest.raises(ZeroDivisionError) as caught:
+                stranger.root.fail()
+            assert "<remote " not in "".join(traceback.format_exception(caught.value))
+    finally:
+        proc.kill()
+        proc.wait(5)
