@@ -622,6 +622,21 @@ def aio_websockets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         loop.stop()
 
 
+def _capture_served(module: Any, monkeypatch: pytest.MonkeyPatch, state: dict[str, Any]) -> asyncio.Queue[Any]:
+    """Replace ``module.serve_connection`` (on the running loop) by one that hands each endpoint
+    transport to the test through the queue returned, and holds it until ``state["release"]``."""
+    accepted: asyncio.Queue[Any] = asyncio.Queue()
+    release = state["release"] = asyncio.Event()
+
+    async def serve_connection(transport: Any, root: Any, url: str, peers: Any, options: Any) -> None:
+        """In place of the session: hand the endpoint's transport to the test."""
+        await accepted.put(transport)
+        await release.wait()
+
+    monkeypatch.setattr(module, "serve_connection", serve_connection)
+    return accepted
+
+
 @contextlib.contextmanager
 def web_aiohttp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
     pytest.importorskip("aiohttp", reason="tether.web needs aiohttp (pip install 'tether[web]')")
@@ -635,15 +650,7 @@ def web_aiohttp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pai
     state: dict[str, Any] = {}
 
     async def start() -> tuple[Any, Any]:
-        accepted: asyncio.Queue[Any] = asyncio.Queue()
-        release = state["release"] = asyncio.Event()
-
-        async def serve_connection(transport: Any, root: Any, url: str, peers: Any, options: Any) -> None:
-            """In place of the session: hand the endpoint's transport to the test."""
-            await accepted.put(transport)
-            await release.wait()
-
-        monkeypatch.setattr(tether.web, "serve_connection", serve_connection)
+        accepted = _capture_served(tether.web, monkeypatch, state)
         server = state["server"] = await tether.web.serve_web(None, port=0, pyodide_dir=pyodide)
         client = state["client"] = await _aio_client(server.ws_url, ["tether"])
         served = await asyncio.wait_for(accepted.get(), WAIT)
@@ -685,15 +692,7 @@ def asgi_uvicorn(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pa
     state: dict[str, Any] = {}
 
     async def start() -> tuple[Any, Any]:
-        accepted: asyncio.Queue[Any] = asyncio.Queue()
-        release = state["release"] = asyncio.Event()
-
-        async def serve_connection(transport: Any, root: Any, url: str, peers: Any, options: Any) -> None:
-            """In place of the session: hand the endpoint's transport to the test."""
-            await accepted.put(transport)
-            await release.wait()
-
-        monkeypatch.setattr(tether.asgi, "serve_connection", serve_connection)
+        accepted = _capture_served(tether.asgi, monkeypatch, state)
         config = uvicorn.Config(tether.asgi.app(None), host="127.0.0.1", port=0, lifespan="off",
                                 log_level="warning", ws_max_size=DEFAULT_MAX_FRAME_SIZE)  # fmt: skip
         server = state["server"] = uvicorn.Server(config)
