@@ -90,6 +90,8 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         ssl=server_ssl(args),
         keepalive=args.keepalive or None,
         debug=args.debug,
+        handoff=args.handoff,
+        advertise=args.advertise if args.advertise else True,
     )
 
 
@@ -214,6 +216,15 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument(
         "--debug", action="store_true",
         help="offer remote debugging to clients that ask for it (they are then trusted: give it only to yourself)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--advertise", metavar="URL",
+        help="the ws:// URL other machines reach this server at, told to peers so they can be introduced to it "
+        "(default: the bound address, none when bound to all interfaces)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--handoff", choices=("direct", "forward"), default="direct",
+        help="hand off proxies of other connections to their owners (direct, the default) or forward every call",
     )  # fmt: skip
     serve.set_defaults(func=cmd_serve)
 

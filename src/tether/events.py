@@ -16,6 +16,7 @@ __all__ = [
     "AnswerReceived",
     "ErrorReceived",
     "Event",
+    "HandoffNeeded",
     "Incoming",
     "Observer",
     "Opened",
@@ -59,7 +60,16 @@ class Violation:
     reason: str
 
 
-Event = Opened | Incoming | AnswerReceived | ErrorReceived | Violation
+@dataclass(slots=True)
+class HandoffNeeded:
+    """A frame holds handoff descriptors (``tether.gifts.Handoff``) this side must resolve
+    first: withdraw each gift from the vat it names (or give up on it), then tell
+    :meth:`Protocol.handoff_resolved`. The frame, and every frame after it, waits until then."""
+
+    handoffs: list[Any]
+
+
+Event = Opened | Incoming | AnswerReceived | ErrorReceived | Violation | HandoffNeeded
 
 CLOSE_PROTOCOL_ERROR = 1002
 CLOSE_TOO_BIG = 1009

@@ -7,7 +7,8 @@
     ├── EncodeError         a value cannot be written on the wire (also a TypeError)
     │   └── FrameTooLarge   the frame would be over the receiver's max_frame_size (announced in hello)
     ├── ProtocolError       the peer sent bytes that break the protocol
-    │   └── DecodeError     a frame could not be read; says where (``$.args[0]``) and at which byte
+    │   ├── DecodeError     a frame could not be read; says where (``$.args[0]``) and at which byte
+    │   └── GiftRefused     no gift for this recipient here (three-party handoff: withdrawn, expired, never deposited)
     ├── ConnectionLost      the peer went away; every waiting call and every proxy raises it
     │   └── HandshakeFailed no Tether conversation could be opened (bad URL, not a WebSocket, not a Tether peer, no answer in time)
     │       └── Refused     the server refused this client (a wrong token, a browser origin it does not allow)
@@ -30,6 +31,7 @@ __all__ = [
     "DecodeError",
     "EncodeError",
     "FrameTooLarge",
+    "GiftRefused",
     "HandshakeFailed",
     "ProtocolError",
     "Refused",
@@ -90,6 +92,12 @@ class DecodeError(ProtocolError):
         """Return self with ``part`` inserted after ``$`` in the path (used while unwinding)."""
         self.path = "$" + part + self.path[1:]
         return self
+
+
+class GiftRefused(ProtocolError):
+    """A handoff's gift could not be withdrawn: none is held under that id for that recipient
+    (not deposited yet, withdrawn already, expired, or meant for someone else). The recipient
+    retries until its deadline, then uses the introducer's reference instead (forwarding)."""
 
 
 class Busy(TetherError):

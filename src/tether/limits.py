@@ -34,7 +34,10 @@ class Limits:
       ``max_queued``, and beyond that are answered with :class:`~tether.Busy`;
     * ``max_kept_answers``: the peer's calls whose answers this side keeps at once for messages
       pipelined on them (until the peer drops them); a call asking for more is answered with
-      :class:`~tether.Busy`. Messages waiting for a kept answer count in ``max_queued``.
+      :class:`~tether.Busy`. Messages waiting for a kept answer count in ``max_queued``;
+    * ``max_gifts``: gifts the peer may have deposited here at once for third parties to
+      withdraw (three-party handoff, ``tether.gifts``; each lives at most 300 s), and handoffs
+      this side resolves at once for descriptors the peer sent (more fall back to forwarding).
     """
 
     memory_factor: int = 48
@@ -47,6 +50,7 @@ class Limits:
     max_concurrency: int = 256
     max_queued: int = 65536
     max_kept_answers: int = 4096
+    max_gifts: int = 1024
 
     def __post_init__(self) -> None:
         for name in self.__slots__:

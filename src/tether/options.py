@@ -32,7 +32,7 @@ __all__ = ["CONNECTING_ONLY", "DEFAULT_KEEPALIVE", "DEFAULT_MAX_FRAME_SIZE", "FA
 DEFAULT_KEEPALIVE = 20.0
 
 # Options that only a side that listens, or only some faces, take.
-SERVING_ONLY = frozenset({"origins"})
+SERVING_ONLY = frozenset({"origins", "advertise"})
 CONNECTING_ONLY = frozenset({"open_timeout"})
 FACE_ONLY = {"run_sync_in_threads": frozenset({"aio", "web"}), "high_water": frozenset({"browser"})}
 
@@ -53,6 +53,14 @@ class Options:
     Caffeine JavaScript peer), ``timeout`` (seconds each call this side makes may take; default
     none), ``open_timeout`` (seconds to open a connection, 10), ``keepalive`` (seconds between
     pings, 20; ``None``: no pings).
+
+    Many machines (three-party handoff, ``docs/guide.md`` "Objects on many machines"):
+    ``handoff`` is ``"direct"`` (default: a proxy of another connection that this side sends
+    is handed off, so the recipient talks to the object's owner directly, where it can reach it;
+    else calls are forwarded through this side) or ``"forward"`` (always forward, and take no
+    handoffs); ``advertise`` (serving: the URL others reach this server at, sent in hello so
+    that peers can be introduced to it; ``True``: the address it is bound to, unless that is a
+    wildcard; ``False``: none).
 
     Admission and transport: ``token`` (the shared secret), ``origins`` (serving: the browser
     origins admitted), ``ssl`` (an ``ssl.SSLContext``: ``wss://``), ``run_sync_in_threads``
@@ -78,6 +86,8 @@ class Options:
     run_sync_in_threads: bool = True
     high_water: int | None = None
     transport: Mapping[str, Any] = field(default_factory=dict)
+    handoff: str = "direct"
+    advertise: str | bool = True
 
     def __post_init__(self) -> None:
         _check(self)
@@ -95,7 +105,21 @@ class Options:
             "passing": dict(self.passing) if self.passing is not None else None,
             "limits": self.limits,
             "debug": self.debug,
+            "handoff": self.handoff,
         }
+
+    def advertised(self, bound_url: str, host: str) -> str | None:
+        """The URL a server says it listens on (``advertise``), given the one it is bound to."""
+        if isinstance(self.advertise, str):
+            return self.advertise
+        if self.advertise is False or host in ("0.0.0.0", "::", ""):
+            return None
+        return bound_url
+
+    def for_dialing(self) -> Options:
+        """These options for a connection this side opens to be introduced to an object's
+        owner: no token (the owner is not the server the token is for) and nothing a server takes."""
+        return dataclasses.replace(self, token=None, origins=None, advertise=True)
 
 
 NAMES = tuple(f.name for f in dataclasses.fields(Options))
@@ -164,6 +188,12 @@ def _check(o: Options) -> None:
         raise UsageError("origins= is a list of origins such as 'https://app.example.com'")
     if o.ssl is not None and not isinstance(o.ssl, SSLContext):
         raise UsageError(f"ssl= takes an ssl.SSLContext, not {type(o.ssl).__name__}")
+    if o.handoff not in ("direct", "forward"):
+        raise UsageError(f"handoff= is 'direct' (introduce peers to an object's owner) or 'forward'; not {o.handoff!r}")
+    if not isinstance(o.advertise, (bool, str)) or (
+        isinstance(o.advertise, str) and not o.advertise.startswith(("ws://", "wss://"))
+    ):
+        raise UsageError(f"advertise= is a ws:// or wss:// URL, True (the bound address) or False; not {o.advertise!r}")
     if not isinstance(o.transport, Mapping):
         raise UsageError(f"transport= is a dict of websockets settings, not {type(o.transport).__name__}")
 

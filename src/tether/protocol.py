@@ -41,6 +41,7 @@ from .events import (
     AnswerReceived,
     ErrorReceived,
     Event,
+    HandoffNeeded,
     Incoming,
     Observer,
     Opened,
@@ -63,6 +64,7 @@ from .frames import (
     new_id_source,
     parse_frame,
 )
+from .gifts import SECRET_SIZE, VAT, Handoff, Vat, handoff_key
 from .hooks import NeedClasses
 from .limits import Limits
 from .references import References
@@ -88,6 +90,7 @@ __all__ = [
     "AnswerReceived",
     "ErrorReceived",
     "Event",
+    "HandoffNeeded",
     "Incoming",
     "Observer",
     "Opened",
@@ -161,6 +164,17 @@ class Protocol:
         self._errors_sent: OrderedDict[bytes, BaseException] = OrderedDict()
         self._class_requests: dict[bytes, list[int]] = {}
         self._held: deque[bytes] | None = None
+        self._held_for_classes = False  # else, while held: for handoffs being resolved
+        # Three-party handoff (tether.gifts, docs/protocol.md 4.5): this process's vat, the URL
+        # this side listens on (when it says so), whether it writes handoff descriptors to a
+        # peer that takes them, and its secret for this connection when it takes them itself.
+        self.vat: Vat = VAT
+        self.advertise: str | None = None
+        self.writes_handoffs = True
+        self.handoff_secret: bytes | None = None
+        self._resolving: set[bytes] = set()  # gift ids the runtime is resolving for held frames
+        self.on_deposits: Callable[[list[tuple[Any, bytes, object, bytes]]], None] | None = None
+        self.on_hello: Callable[[], None] | None = None
         self.next_id = new_id_source()
         self._id_prefix = self.next_id()[:8]  # every id this side makes starts so
         self.peer_tether_key: int | None = None
@@ -205,6 +219,7 @@ class Protocol:
                 "encoding a frame would send another message on this connection (a proxy used "
                 "while a value is written, e.g. in __reduce__ or __getstate__); write plain state"
             )
+        deposits = None
         with self._lock:
             self._encoding_thread = me
             try:
@@ -213,6 +228,11 @@ class Protocol:
                     self._outbox.append(frame)
             finally:
                 self._encoding_thread = None
+                refs = self.references
+                if refs.deposits:
+                    deposits, refs.deposits = refs.deposits, []
+        if deposits is not None and self.on_deposits is not None:
+            self.on_deposits(deposits)  # before the frame is sent: the gifts are there first
 
     def data_to_send(self) -> list[bytes]:
         """Take every frame queued so far, in the order to send them (counted as sent)."""
@@ -254,6 +274,11 @@ class Protocol:
         }
         if self.tether.debug:
             info["debug"] = True
+        info["vat"] = self.vat.id
+        if self.advertise is not None:
+            info["advertise"] = self.advertise
+        if self.handoff_secret is not None:
+            info["handoff_key"] = handoff_key(self.handoff_secret)
         return info
 
     def queue_call(
@@ -346,6 +371,11 @@ class Protocol:
             size = info.get("max_frame_size")
             self.peer_max_frame_size = size if type(size) is int and size > 0 else None
             self.peer_reads_nesting = python and info.get("nesting") is True
+            key = info.get("handoff_key")
+            takes = python and self.writes_handoffs and type(key) is bytes and len(key) == SECRET_SIZE
+            self.references.handoff_binding = key if takes else None  # type: ignore[assignment]
+            if self.on_hello is not None:
+                self.on_hello()
 
     def queue_answer(self, exchange_id: bytes, value: object) -> None:
         """Queue the answer to the peer's call ``exchange_id``; if ``value`` cannot be encoded,
@@ -526,6 +556,9 @@ class Protocol:
         imports: list[int] = []
         refs.decoding_imports = imports
         refs.decoder = decoder
+        needed: list[Handoff] = []
+        refs.handoffs_needed = needed
+        refs.handoffs_used.clear()
         reading = getattr(_reading, "active", False)
         _reading.active = True
         try:
@@ -534,6 +567,7 @@ class Protocol:
             self.imports.rollback(imports)
             refs.decoding_imports = None
             self._held = deque([data])
+            self._held_for_classes = True
             self._request_classes(need.class_ids)
             return []
         except FrameBodyError as exc:
@@ -552,6 +586,12 @@ class Protocol:
             _reading.active = reading
             refs.decoding_imports = None
             refs.decoder = None
+            refs.handoffs_needed = None
+        if needed:
+            self.imports.rollback(imports)
+            return self._hold_for_handoffs(data, needed)
+        for gift in refs.handoffs_used:
+            refs.handoffs.pop(gift, None)
         kind = type(frame)
         if kind is Answer:
             if frame.exchange_id in self._class_requests:
@@ -615,13 +655,55 @@ class Protocol:
             else:
                 self.references.define_classes(records)
         self.references.note_class_failures(requested, error)
+        return self._read_held()
+
+    def _read_held(self) -> list[Event]:
+        """Read the held frames in order, until one must wait again."""
         held, self._held = self._held, None
+        self._held_for_classes = False
         events: list[Event] = []
         while held:
             events += self._receive(held.popleft())
-            if self._held is not None:  # blocked again, on other classes
+            if self._held is not None:  # blocked again, on other classes or handoffs
                 self._held.extend(held)
                 break
+        return events
+
+    # -- handoffs (tether.gifts) --------------------------------------------------------------
+
+    def _hold_for_handoffs(self, data: bytes, needed: list[Handoff]) -> list[Event]:
+        """Hold a frame until its handoffs are resolved; ask the runtime for the new ones (at
+        most ``Limits.max_gifts`` at once: beyond, the fallback is used at once)."""
+        new: list[Handoff] = []
+        for handoff in needed:
+            if handoff.gift in self._resolving or handoff.gift in self.references.handoffs:
+                continue
+            if len(self._resolving) >= self.limits.max_gifts or self.handoff_secret is None:
+                self.references.handoffs[handoff.gift] = None  # the fallback: forwarding
+                continue
+            self._resolving.add(handoff.gift)
+            new.append(handoff)
+        if not any(handoff.gift in self._resolving for handoff in needed):
+            return self._receive(data)  # all settled already
+        self._held = deque([data])
+        return [HandoffNeeded(new)] if new else []
+
+    def handoff_resolved(self, gift: bytes, value: object) -> list[Event]:
+        """The runtime resolved the handoff of gift ``gift``: ``value`` is the object withdrawn
+        (a proxy of the connection to its owner, or the object itself when this process owns
+        it), or ``None`` to use the introducer's fallback reference. Returns the events of the
+        held frames that can be read now (call it where frames are received, in their order)."""
+        if gift not in self._resolving:
+            return []
+        self._resolving.discard(gift)
+        if self.state is State.CLOSED or self.state is State.CLOSING:
+            return []
+        self.references.handoffs[gift] = value
+        if self._held is None or self._held_for_classes:
+            return []  # read when the classes arrive
+        events = self._read_held()
+        if events and self.observer is not None:
+            self.observer.events_received(events)
         return events
 
     # -- running an incoming message ---------------------------------------------------------

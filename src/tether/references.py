@@ -15,6 +15,7 @@ be encoded), which takes back what writing it counted. The protocol does both, u
 from __future__ import annotations
 
 import inspect
+import os
 import types
 import weakref
 from collections.abc import Callable
@@ -23,8 +24,10 @@ from typing import Any
 from .access import AccessPolicy, is_application_class
 from .codec import Decoder, Encoder
 from .dispatch import class_specials
+from .events import State
 from .exceptions import DecodeError, ProtocolError
 from .exposure import ExportTable, ImportTable
+from .gifts import GIFT_ID_SIZE, Handoff, write_handoff
 from .limits import Limits
 from .proxy import Proxy, _state
 from .transfer import ClassTransfer
@@ -111,6 +114,16 @@ class References(ClassTransfer):
         # classes) and its decoder (charged for every new proxy).
         self.decoding_imports: list[int] | None = None
         self.decoder: Decoder | None = None
+        # Three-party handoff (tether.gifts). Writing: the peer's binding when it takes handoffs
+        # (its hello's handoff_key; None: forward every proxy of another connection), and the
+        # deposits the frame being written asks for (sent once it is queued: on_deposits).
+        self.handoff_binding: bytes | None = None
+        self.deposits: list[tuple[Any, bytes, object, bytes]] = []
+        # Reading: the handoffs of the frame being read that are not resolved yet (then it is
+        # held), and the resolved ones by gift id (a value, or None: use the fallback).
+        self.handoffs_needed: list[Handoff] | None = None
+        self.handoffs: dict[bytes, object] = {}
+        self.handoffs_used: list[bytes] = []
         self._init_classes()
 
     @property
@@ -124,24 +137,25 @@ class References(ClassTransfer):
 
     # -- writing a frame: a transaction ---------------------------------------------------
 
-    def begin_frame(self) -> tuple[list[int] | None, int]:
+    def begin_frame(self) -> tuple[list[int] | None, int, int]:
         """Start writing one frame; returns what :meth:`undo_frame` and :meth:`end_frame` need
         (the enclosing frame's journal first: an error answer may be written while an answer is)."""
         exports = self.exports
         outer = exports.journal
         exports.journal = []
         self._named_now = []
-        return outer, len(self._class_ids)
+        return outer, len(self._class_ids), len(self.deposits)
 
-    def undo_frame(self, undo: tuple[list[int] | None, int]) -> None:
-        """The frame is not sent: take back the references it exported and the class infos and
-        names it marked as sent."""
+    def undo_frame(self, undo: tuple[list[int] | None, int, int]) -> None:
+        """The frame is not sent: take back the references it exported, the class infos and
+        names it marked as sent, and the gifts it would have deposited."""
         self.exports.rollback()
         for key in list(self._class_ids)[undo[1] :]:
             del self._class_ids[key]
         self._named_on_wire.difference_update(self._named_now)
+        del self.deposits[undo[2] :]
 
-    def end_frame(self, undo: tuple[list[int] | None, int]) -> None:
+    def end_frame(self, undo: tuple[list[int] | None, int, int]) -> None:
         self.exports.journal = undo[0]
 
     # -- the codec's reference hooks ------------------------------------------------------
@@ -155,6 +169,8 @@ class References(ClassTransfer):
             self.policy.check_send(obj)
             if isinstance(obj, type) and is_application_class(obj):
                 self.described[(obj.__module__, obj.__qualname__)] = obj
+        elif self.handoff_binding is not None and not self.plain_references:
+            self._introduce(obj, state, out)  # then the fallback: this side's proxy, as below
         key, _ = self.exports.export(obj)
         marker = self.marker_base + key
         if not self.encoder.compact or self.plain_references:
@@ -181,6 +197,37 @@ class References(ClassTransfer):
             write_class_info(out, class_id, forwarded or info)
         else:
             write_class_info(out, class_id, None)
+
+    def _introduce(self, proxy: object, state: Any, out: bytearray) -> None:
+        """A proxy of another connection goes to a peer that takes handoffs: where its owner
+        is a Python Tether that says where it listens (or is the recipient's own process), write
+        a handoff descriptor and deposit a gift for the recipient with the owner (docs/protocol.md
+        4.5). Otherwise nothing: the proxy is forwarded."""
+        owner = state.session.protocol
+        info = owner.peer_info
+        vat = info.get("vat")
+        if type(vat) is not bytes or owner.state is not State.OPEN or not owner.peer_is_python:
+            return
+        url = info.get("advertise")
+        if type(url) is not str or not url.startswith(("ws://", "wss://")):
+            url = None
+        if url is None and vat != self.owner.peer_info.get("vat"):  # type: ignore[attr-defined]
+            return  # the owner cannot be reached by the recipient (a page, a client)
+        gift = os.urandom(GIFT_ID_SIZE)
+        self.deposits.append((state.session, gift, proxy, self.handoff_binding))  # type: ignore[arg-type]
+        write_handoff(out, vat, url, gift)
+
+    def handoff(self, handoff: Handoff) -> object:
+        """A handoff descriptor was read: its resolved value, once resolved; until then the
+        frame is noted as needing it (the protocol holds the frame and the runtime withdraws
+        the gift), and the fallback stands in."""
+        if handoff.gift in self.handoffs:
+            resolved = self.handoffs[handoff.gift]
+            self.handoffs_used.append(handoff.gift)
+            return handoff.fallback if resolved is None else resolved
+        if self.handoffs_needed is not None:
+            self.handoffs_needed.append(handoff)
+        return handoff.fallback
 
     def may_send(self, obj: object) -> bool:
         return self.policy.may_send(obj)
@@ -242,5 +289,7 @@ class References(ClassTransfer):
 
     def close(self) -> None:
         """Forget both tables (the connection is gone)."""
+        self.handoffs.clear()
+        self.deposits.clear()
         self.imports.close()
         self.exports.clear()

@@ -17,6 +17,8 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
+import logging
+import os
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -29,6 +31,8 @@ from .errors import register_runtime_file
 from .exceptions import ConnectionLost, HandshakeFailed, ProtocolError, Refused
 from .frames import AnswerOf, MessageSend
 from .gate import CallGate, current_exchange, current_gate, nested_in
+from .gifts import SECRET_SIZE, VAT, Handoff, Vat
+from .handoff import GIFT_SECONDS, HANDOFF_SECONDS, Step, register, resolve
 from .limits import Limits
 from .pipelining import KeptAnswers
 from .protocol import (
@@ -36,6 +40,7 @@ from .protocol import (
     AnswerReceived,
     ErrorReceived,
     Event,
+    HandoffNeeded,
     Incoming,
     Opened,
     Protocol,
@@ -48,6 +53,7 @@ from .waiter import MAX_INLINE_NESTING, Waiter, inline_nesting
 from .words import ClassInfo
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
+log = logging.getLogger("tether")
 
 __all__ = [
     "SHUTDOWN_CODE",
@@ -81,6 +87,10 @@ class BaseSession:
         passing: dict[type, str] | None = None,
         limits: Limits | None = None,
         debug: bool = False,
+        handoff: str = "direct",
+        advertise: str | None = None,
+        dialer: Callable[[str], Any] | None = None,
+        vat: Vat | None = None,
     ) -> None:
         kwargs: dict[str, Any] = {}
         if marker_base is not None:
@@ -113,6 +123,17 @@ class BaseSession:
         self.protocol.on_cancel = self._cancel_incoming
         self.protocol.on_release_queued = self._release_queued
         self.protocol.expects = self._pending.__contains__
+        # Three-party handoff (tether.gifts, tether.handoff): this side introduces a peer that
+        # takes handoffs to the owners of the proxies it sends, and takes them itself.
+        protocol = self.protocol
+        protocol.vat = vat or VAT
+        protocol.advertise = advertise
+        protocol.writes_handoffs = handoff == "direct"
+        if handoff == "direct":
+            protocol.handoff_secret = os.urandom(SECRET_SIZE)
+        protocol.on_hello = self._on_hello
+        protocol.on_deposits = self._send_deposits
+        self.dialer = dialer  # dialer(url) -> a session on a new connection (client side, root None)
         if debug:  # this side asks for debugging (tether.debug): its hello says so
             offer_debugging(self.protocol)
 
@@ -141,6 +162,9 @@ class BaseSession:
                     self._settle(waiter, None, event.error)  # type: ignore[union-attr]
             elif kind is Opened:
                 self._on_opened()
+            elif kind is HandoffNeeded:
+                for handoff in event.handoffs:  # type: ignore[union-attr]
+                    self._run_steps(resolve(self, handoff, HANDOFF_SECONDS), self._handoff_done(handoff))
             elif kind is Violation:
                 return event  # type: ignore[return-value]
         return None
@@ -179,6 +203,58 @@ class BaseSession:
     def _schedule_release_flush(self) -> None:
         """Arrange for :meth:`_flush_releases` to run soon (releases go out in batches)."""
         raise NotImplementedError
+
+    def _run_steps(self, steps: Any, done: Callable[[object], None]) -> None:
+        """Perform the steps of ``tether.handoff.resolve`` (in a worker thread or a task: they
+        wait on the network), sending each step's result back in (a failure is thrown in);
+        then call ``done`` with what the generator returned (``None`` if it raised)."""
+        raise NotImplementedError
+
+    def _resume(self, read: Callable[[], list[Event]]) -> None:
+        """Run ``read`` (which reads held frames) where this flavour receives frames, in their
+        order, and act on its events as on a received frame's."""
+        raise NotImplementedError
+
+    # -- three-party handoff ------------------------------------------------------------------
+
+    def _on_hello(self) -> None:
+        """The peer said hello: a connection to its vat, for handoffs that name it."""
+        vat = self.protocol.peer_info.get("vat")
+        if type(vat) is bytes and len(vat) == 16 and self.protocol.peer_is_python:
+            register(self, vat)
+
+    def _send_deposits(self, deposits: list[tuple[Any, bytes, object, bytes]]) -> None:
+        """A frame just queued introduces its peer to proxies of other connections: deposit a
+        gift for each with its owner (one-way ``deposit_gift``), before that frame is sent."""
+        for session, gift, proxy, binding in deposits:
+            protocol = session.protocol
+            key = protocol.peer_tether_key
+            if key is None or session.closed:
+                continue  # the recipient's withdrawal fails: it uses the fallback
+            try:
+                protocol.queue_call(key, "deposit_gift", (gift, proxy, binding, GIFT_SECONDS))
+            except Exception as exc:
+                log.warning("could not deposit a gift with %s: %s", session.describe(), exc)
+                continue
+            session._flush()
+
+    def _handoff_done(self, handoff: Handoff) -> Callable[[object], None]:
+        def done(value: object) -> None:
+            if not self.closed:
+                self._resume(lambda: self.protocol.handoff_resolved(handoff.gift, value))
+
+        return done
+
+    def _next_step(self, steps: Any, value: Any, error: BaseException | None) -> tuple[bool, Any]:
+        """Advance the steps of a resolution: (True, the next step) or (False, the result)."""
+        try:
+            step: Step = steps.throw(error) if error is not None else steps.send(value)
+        except StopIteration as stop:
+            return False, stop.value
+        except Exception:
+            log.exception("resolving a handoff from %s failed", self.describe())
+            return False, None
+        return True, step
 
     # -- calls to the peer ----------------------------------------------------------------
 

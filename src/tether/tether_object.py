@@ -18,7 +18,7 @@ from .classes import value_kind
 from .codec import LITERAL_TYPES
 from .debug import Console, require_debugging
 from .exceptions import AccessDenied, ProtocolError
-from .values import ByValue, PlainReferences
+from .values import ByReference, ByValue, PlainReferences
 
 if TYPE_CHECKING:
     from .protocol import Protocol
@@ -32,10 +32,12 @@ class TetherObject:
     ``release`` (one-way), ``get_classes``, ``iterate``, ``next_batch``, ``fetch`` and ``help``;
     each obeys the connection's access policy like any other message."""
 
-    INLINE = frozenset({"root", "hello", "release", "get_classes", "cancel", "drop_answers"})
+    INLINE = frozenset(
+        {"root", "hello", "release", "get_classes", "cancel", "drop_answers", "deposit_gift", "withdraw_gift"}
+    )
     SELECTORS = frozenset(
         {"root", "hello", "release", "get_classes", "cancel", "drop_answers", "iterate", "next_batch", "fetch", "help",
-         "debug_console", "debug_source"}
+         "debug_console", "debug_source", "deposit_gift", "withdraw_gift"}
     )  # fmt: skip
 
     def __init__(self, protocol: Protocol) -> None:
@@ -76,6 +78,22 @@ class TetherObject:
         on_drop = self._protocol.on_drop_answers
         if on_drop is not None:
             on_drop(ids)
+
+    # -- three-party handoff (tether.gifts, docs/protocol.md 4.5) ------------------------------
+
+    def deposit_gift(self, gift_id: object, obj: object, binding: object, seconds: object) -> None:
+        """The peer introduces a third party to ``obj``, one of the objects this side exposes to
+        the peer (one-way): keep it as gift ``gift_id`` for whoever presents the secret whose
+        SHA-256 is ``binding``, for at most ``seconds`` (and at most 300)."""
+        protocol = self._protocol
+        if obj is self or protocol.exports.key_of(obj) is None:
+            raise ProtocolError("a gift is one of the objects this side exposes to the depositor")
+        protocol.vat.deposit(gift_id, obj, binding, seconds, id(protocol), protocol.limits.max_gifts)  # type: ignore[arg-type]
+
+    def withdraw_gift(self, gift_id: object, secret: object) -> Any:
+        """Take the gift ``gift_id`` deposited here for the holder of ``secret``: the object, by
+        reference (raises GiftRefused when there is none for that secret)."""
+        return ByReference(self._protocol.vat.withdraw(gift_id, secret))  # type: ignore[arg-type]
 
     def get_classes(self, class_ids: Any) -> Any:
         """The records of classes this side named (by id), with what they need, dependencies

@@ -36,6 +36,7 @@ __all__ = [
     "TAG_FLOAT",
     "TAG_FROZENSET",
     "TAG_FUNCTION",
+    "TAG_HANDOFF",
     "TAG_INTEGER",
     "TAG_KEEP_ANSWER",
     "TAG_KWARGS",
@@ -99,6 +100,7 @@ TAG_ANSWER_OF: Final = 0x20000119  # a Message's receiver: the answer to the sen
 TAG_FAILURE: Final = 0x20000120  # optional, in an error answer to a debugging peer: failure and frames
 TAG_MY_ERROR: Final = 0x20000121  # optional, last in an error answer: 16 bytes, the sender's id for this exception
 TAG_YOUR_ERROR: Final = 0x20000122  # optional, last in an error answer: 16 bytes, the receiver's exception going home
+TAG_HANDOFF: Final = 0x20000123  # vat id, gift id, URL or nil, fallback reference: an object on a third party
 # Compact forms, written only to Python peers (after hello): the tag word carries a number.
 COMPACT_OBJECT: Final = 0x21000000  # + class id: an object of a class named before, then its state
 COMPACT_STRING: Final = 0x22000000  # + length: a String of that many bytes

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from websockets.asyncio.client import connect as ws_connect
@@ -12,7 +13,7 @@ from ..options import Options, resolve_options
 from ..websocket import handshake_error, keepalive_options
 from .session import AsyncPeer, ConnectingBase, open_async_session
 
-__all__ = ["connect"]
+__all__ = ["connect", "dialer"]
 
 
 class _Connecting(ConnectingBase):
@@ -45,6 +46,7 @@ class _Connecting(ConnectingBase):
             url=self._url,
             open_timeout=o.open_timeout,
             run_sync_in_threads=o.run_sync_in_threads,
+            dialer=dialer(o),
             **o.session(serving=False),
         )
 
@@ -58,3 +60,15 @@ def connect(url: str, root: object = None, *, options: Options | None = None, **
     those of :class:`tether.Options`, as keywords or as ``options=``.
     """
     return _Connecting(url, root, resolve_options("tether.aio.connect", False, "aio", options, kwargs))
+
+
+def dialer(o: Options) -> Callable[[str], Awaitable[Any]]:
+    """How a connection made with options ``o`` opens another, to be introduced to an object's
+    owner (three-party handoff): a client connection exposing nothing, with ``o`` minus its
+    token (:meth:`Options.for_dialing`). Gives the new connection's session."""
+    dial_options = o.for_dialing()
+
+    async def dial(url: str) -> Any:
+        return (await connect(url, options=dial_options)).session
+
+    return dial

@@ -15,6 +15,7 @@ from ..admission import SUBPROTOCOL, Admission, tls_server_context
 from ..options import Options, resolve_options
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
 from ..websocket import DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
+from .client import dialer
 from .session import AsyncPeer, serve_connection
 
 __all__ = ["Server", "serve"]
@@ -67,6 +68,7 @@ class Server:
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'wss' if self._options.ssl is not None else 'ws'}://{shown}:{self.port}"
+        self._session_options.update(advertise=self._options.advertised(self.url, self.host), dialer=dialer(self._options))
         return self
 
     @property

@@ -19,15 +19,17 @@ import logging
 import sys
 import threading
 import time
+import weakref
 from collections.abc import Generator
 from typing import Any, cast
 
-from ..deadline import remaining
+from ..deadline import remaining, timeout
 from ..dispatch import OPERATIONS, python_name
 from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
 from ..frames import AnswerOf, MessageSend
 from ..gate import current_exchange, current_gate, nested_in, waiting
+from ..handoff import Dial, Pause, Withdraw, connection_to
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, Violation
 from ..proxy import needs_await
 from ..session import BaseSession, PeerBase, is_factory
@@ -354,6 +356,70 @@ class AsyncSession(BaseSession):
             release_flusher.request(self._flush_releases)
         else:
             self.loop.call_later(0.005, self._flush_releases)
+
+    # -- three-party handoff: the steps of tether.handoff.resolve, awaited in a task -----------
+
+    def _run_steps(self, steps: Any, done: Any) -> None:
+        self._spawn(self._drive_steps(steps, done))
+
+    async def _drive_steps(self, steps: Any, done: Any) -> None:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            going, step = self._next_step(steps, value, error)
+            if not going:
+                done(step)
+                return
+            value, error = None, None
+            try:
+                if type(step) is Pause:
+                    await asyncio.sleep(step.seconds)
+                elif type(step) is Dial:
+                    value = await self._dial(step)
+                else:
+                    value = await self._withdraw(step)
+            except asyncio.CancelledError:
+                raise  # the connection closes: its held frames go with it
+            except Exception as exc:
+                error = exc
+
+    async def _dial(self, step: Dial) -> Any:
+        """A session on a connection to ``step.url``: one connection per vat (a second
+        resolution for that vat waits for the first's and uses it)."""
+        if self.dialer is None:
+            raise ConnectionLost("this connection was made without a way to open others (no dialer)")
+        locks = _dial_locks.setdefault(self.loop, {})  # per vat dialed: a few
+        async with locks.setdefault(step.vat, asyncio.Lock()):
+            session = connection_to(step.vat)
+            if session is None:
+                session = await self.dialer(step.url)
+            return session
+
+    async def _withdraw(self, step: Withdraw) -> Any:
+        session = step.session
+        left = max(0.001, step.deadline - time.monotonic())
+        if isinstance(session, AsyncSession) and session.loop is self.loop:
+            return await asyncio.wait_for(session.call_tether("withdraw_gift", (step.gift, step.secret)), left)
+
+        def blocking() -> Any:  # a connection of another runtime in this process
+            with timeout(left):
+                return session.call_tether("withdraw_gift", (step.gift, step.secret))
+
+        return await asyncio.to_thread(blocking)
+
+    def _resume(self, read: Any) -> None:
+        if threading.get_ident() != self._loop_thread:
+            try:
+                self.loop.call_soon_threadsafe(self._resume, read)
+            except RuntimeError:
+                pass  # the loop is closed: so is the connection
+            return
+        violation = self.handle_events(read())
+        if violation is not None:
+            self._spawn(self._violate(violation.code, violation.reason))
+
+
+_dial_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Lock]] = weakref.WeakKeyDictionary()
 
 
 async def _await(awaitable: Any) -> Any:

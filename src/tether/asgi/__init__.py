@@ -52,6 +52,7 @@ from types import ModuleType
 from typing import Any
 
 from ..admission import Admission, offered_subprotocols, own_origins, select_subprotocol
+from ..aio.client import dialer
 from ..aio.session import AsyncPeer, serve_connection
 from ..exceptions import UsageError
 from ..options import Options, resolve_options
@@ -96,6 +97,8 @@ class TetherApp:
         self._session_options = {
             **options.session(serving=True),
             "run_sync_in_threads": options.run_sync_in_threads,
+            "dialer": dialer(options),
+            "advertise": options.advertise if isinstance(options.advertise, str) else None,
         }
         Admission(options.token, options.origins)  # checks token= and origins= now
         self._admissions: dict[tuple[str, str, int] | None, Admission] = {}

@@ -91,6 +91,13 @@ class BrowserSession(AsyncSession):
     before); see :meth:`acall` and :meth:`_call_blocking`.
     """
 
+    def __init__(self, transport: Any, **options: Any) -> None:
+        super().__init__(transport, **options)
+        # A page opens no connections of its own to be introduced to an object's owner: its
+        # hello takes no handoffs, so the server forwards the proxies it sends (it still
+        # introduces others to the page's own objects where that makes sense).
+        self.protocol.handoff_secret = None
+
     # -- receiving from a pushing transport -----------------------------------------------
 
     async def start(self) -> None:

@@ -7,6 +7,7 @@ can be called back by the server as soon as it is connected.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from websockets.typing import Subprotocol
@@ -18,7 +19,7 @@ from .session import Peer, open_session
 from .settings import client_settings
 from .transport import open_connection
 
-__all__ = ["connect"]
+__all__ = ["connect", "dialer"]
 
 
 def connect(url: str, root: object = None, *, options: Options | None = None, **kwargs: Any) -> Peer:
@@ -42,4 +43,18 @@ def connect(url: str, root: object = None, *, options: Options | None = None, **
         connection = open_connection(url, subprotocols=subprotocols, ssl_context=o.ssl, settings=settings)
     except Exception as exc:
         raise handshake_error(url, exc, o.open_timeout) from exc
-    return open_session(connection, root=root, url=url, open_timeout=o.open_timeout, **o.session(serving=False))
+    return open_session(
+        connection, root=root, url=url, open_timeout=o.open_timeout, dialer=dialer(o), **o.session(serving=False)
+    )
+
+
+def dialer(o: Options) -> Callable[[str], Any]:
+    """How a connection made with options ``o`` opens another, to be introduced to an object's
+    owner (three-party handoff): a client connection exposing nothing, with ``o`` minus its
+    token (:meth:`Options.for_dialing`). Gives the new connection's session."""
+    dial_options = o.for_dialing()
+
+    def dial(url: str) -> Any:
+        return connect(url, options=dial_options).session
+
+    return dial

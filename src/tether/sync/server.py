@@ -27,6 +27,7 @@ from ..session import (
     is_factory,
 )
 from ..websocket import DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
+from .client import dialer
 from .session import Peer, Session
 from .settings import listen, server_settings
 from .transport import PushingServerConnection, accept_connection
@@ -71,6 +72,7 @@ class Server:
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'wss' if o.ssl is not None else 'ws'}://{shown}:{self.port}"
+        self._options.update(advertise=o.advertised(self.url, self.host), dialer=dialer(o))
         self._wake_up, self._waker = socket.socketpair()  # close() wakes the accepting thread
         self._thread = threading.Thread(target=self._accept, name="tether-server", daemon=True)
         self._thread.start()

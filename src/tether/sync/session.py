@@ -28,9 +28,11 @@ import time
 import weakref
 from typing import Any, cast
 
+from .. import deadline
 from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed
 from ..frames import MessageSend
+from ..handoff import Dial, Pause, connection_to
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State
 from ..session import BaseSession, PeerBase
 from ..session import describe_close as _describe_close
@@ -74,6 +76,9 @@ class Session(BaseSession):
         self._done = threading.Event()
         self._pool = worker_pool()
         self._reader: threading.Thread | None = None
+        # Frames are read under this lock, and so are frames held for a handoff when it is
+        # resolved (on a worker thread): either way in the order they arrived.
+        self._receive_lock = threading.Lock()
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -102,8 +107,9 @@ class Session(BaseSession):
             self._pool.submit(self._violate, CLOSE_PROTOCOL_ERROR, violation)
             return
         try:
-            if self._handle(self.protocol.receive(data), deferred_close=True):
-                return
+            with self._receive_lock:
+                if self._handle(self.protocol.receive(data), deferred_close=True):
+                    return
         except Exception as exc:  # a bug, not bad input: report it and drop the connection
             log.exception("error while handling a frame from %s", self.describe())
             self.close_reason = f"internal error: {exc!r}"
@@ -134,7 +140,9 @@ class Session(BaseSession):
                 if isinstance(data, str):
                     self._violate(CLOSE_PROTOCOL_ERROR, "Tether frames are binary messages, got a text message")
                     break
-                if self._handle(receive(data)):
+                with self._receive_lock:
+                    done = self._handle(receive(data))
+                if done:
                     break
         except Exception as exc:  # the transport closed or failed: that ends the session
             if self.close_reason is None:
@@ -241,6 +249,73 @@ class Session(BaseSession):
 
     def _schedule_release_flush(self) -> None:
         release_flusher.request(self._flush_releases)
+
+    # -- three-party handoff: the steps of tether.handoff.resolve, blocking in a worker --------
+
+    def _run_steps(self, steps: Any, done: Any) -> None:
+        self._pool.submit(self._drive_steps, steps, done)
+
+    def _drive_steps(self, steps: Any, done: Any) -> None:
+        value: Any = None
+        error: BaseException | None = None
+        while True:
+            going, step = self._next_step(steps, value, error)
+            if not going:
+                done(step)
+                return
+            value, error = None, None
+            try:
+                if type(step) is Pause:
+                    time.sleep(step.seconds)
+                elif type(step) is Dial:
+                    value = self._dial(step)
+                else:
+                    with deadline.timeout(max(0.001, step.deadline - time.monotonic())):
+                        value = step.session.call_tether("withdraw_gift", (step.gift, step.secret))
+            except Exception as exc:
+                error = exc
+
+    def _dial(self, step: Dial) -> Any:
+        """A session on a connection to ``step.url``: one connection per vat (a second
+        resolution for that vat waits for the first's and uses it)."""
+        if self.dialer is None:
+            raise ConnectionLost("this connection was made without a way to open others (no dialer)")
+        with _dial_lock(step.vat):
+            session = connection_to(step.vat)
+            if session is None:
+                session = self.dialer(step.url)
+            return session
+
+    def _resume(self, read: Any) -> None:
+        with self._receive_lock:
+            self._handle(read(), deferred_close=True)
+
+
+_dial_locks: weakref.WeakValueDictionary[bytes, Any] = weakref.WeakValueDictionary()
+_dial_locks_guard = threading.Lock()
+
+
+def _dial_lock(vat: bytes) -> Any:
+    with _dial_locks_guard:
+        lock = _dial_locks.get(vat)
+        if lock is None:
+            lock = _dial_locks[vat] = _Lock()
+        return lock
+
+
+class _Lock:
+    """A lock that can be weakly referenced (threading.Lock cannot)."""
+
+    __slots__ = ("__weakref__", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self._lock.release()
 
 
 def _run_awaitable(awaitable: Any) -> Any:

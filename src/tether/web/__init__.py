@@ -45,6 +45,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
     raise ImportError("tether.web needs aiohttp: pip install 'tether[web]' (or pip install aiohttp)") from exc
 
 from ..admission import SUBPROTOCOL, Admission, offered_subprotocols, own_origins, tls_server_context
+from ..aio.client import dialer
 from ..aio.session import AsyncPeer, serve_connection
 from ..exceptions import ConnectionLost, UsageError
 from ..options import Options, resolve_options
@@ -323,7 +324,12 @@ def serve_web(
         host,
         port,
         find_pyodide(pyodide_dir),
-        {**o.session(serving=True), "run_sync_in_threads": o.run_sync_in_threads},
+        {
+            **o.session(serving=True),
+            "run_sync_in_threads": o.run_sync_in_threads,
+            "dialer": dialer(o),
+            "advertise": o.advertise if isinstance(o.advertise, str) else None,
+        },
         page,
         token=o.token,
         origins=o.origins,
