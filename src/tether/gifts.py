@@ -1,5 +1,5 @@
 """Three-party handoff, the core of it: this process's vat (its identity and the gifts deposited
-with it) and the handoff descriptor on the wire (``docs/protocol.md`` section 4.5).
+with it) and the handoff descriptor on the wire (``docs/protocol.md`` section 5.5).
 
 When A sends C a reference to an object that lives on B, A can *introduce* C to B instead of
 forwarding every call: A deposits a gift for the object with B (a one-way ``deposit_gift``

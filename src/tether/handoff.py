@@ -1,5 +1,5 @@
 """Three-party handoff, the recipient's part: which connection leads to a vat, and the steps
-that resolve one handoff descriptor (``docs/protocol.md`` 4.5; the core is ``tether.gifts``).
+that resolve one handoff descriptor (``docs/protocol.md`` 5.5; the core is ``tether.gifts``).
 
 Resolving is written once, as a generator of steps (:func:`resolve`): it yields
 :class:`Dial` (open a connection to a URL), :class:`Withdraw` (ask a connection's Tether for a

@@ -165,7 +165,7 @@ class Protocol:
         self._class_requests: dict[bytes, list[int]] = {}
         self._held: deque[bytes] | None = None
         self._held_for_classes = False  # else, while held: for handoffs being resolved
-        # Three-party handoff (tether.gifts, docs/protocol.md 4.5): this process's vat, the URL
+        # Three-party handoff (tether.gifts, docs/protocol.md 5.5): this process's vat, the URL
         # this side listens on (when it says so), whether it writes handoff descriptors to a
         # peer that takes them, and its secret for this connection when it takes them itself.
         self.vat: Vat = VAT

@@ -79,7 +79,7 @@ class TetherObject:
         if on_drop is not None:
             on_drop(ids)
 
-    # -- three-party handoff (tether.gifts, docs/protocol.md 4.5) ------------------------------
+    # -- three-party handoff (tether.gifts, docs/protocol.md 5.5) ------------------------------
 
     def deposit_gift(self, gift_id: object, obj: object, binding: object, seconds: object) -> None:
         """The peer introduces a third party to ``obj``, one of the objects this side exposes to

@@ -309,3 +309,62 @@ def test_error_answer_with_the_exceptions_id() -> None:
     parts = error_parts(KeyError("Dune"), False)
     assert error_answer_bytes(ID, *parts, ("mine", error_id)) == expected
     assert parse_frame(Decoder(expected)).identity == ("mine", error_id)
+
+
+class _Refs:
+    """Just enough of a connection to read 9.10's frames: B's object 1, and descriptors."""
+
+    def __init__(self) -> None:
+        self.infos: dict[int, ClassInfo] = {}
+
+    def your_object(self, key: int) -> object:
+        return ("yours", key)
+
+    def my_object(self, key: int, info: ClassInfo | None) -> object:
+        return ("mine", key, info.name if info else None)
+
+    def define_class_info(self, class_id: int, info: ClassInfo) -> None:
+        self.infos[class_id] = info
+
+    def class_info(self, class_id: int) -> ClassInfo:
+        return self.infos[class_id]
+
+    def handoff(self, handoff: object) -> object:
+        return handoff
+
+
+def test_a_three_party_handoff() -> None:
+    """9.10: the deposit, the descriptor and the withdrawal, as written and as read."""
+    import hashlib
+
+    from tether.gifts import Handoff, write_handoff
+
+    gift, vat, secret = bytes(range(0xA0, 0xB0)), bytes(range(0xB0, 0xC0)), bytes(range(0x20))
+    gift_line = "2000001B 00000010 A0A1A2A3A4A5A6A7A8A9AAABACADAEAF"
+    deposit = hexlines(
+        "20000007", "20000003", "00000000", "20000021", "20000004 0000000C 6465706F7369745F67696674",
+        "20000008 00000004", gift_line, "00000001",
+        "2000001B 00000020 630DCD2966C4336691125448BBB25B4FF412A49C732DB2C8ABC1B8581BD710DD",
+        "20000102 404E000000000000",
+    )  # fmt: skip
+    assert hashlib.sha256(secret).digest() == deposit[-44:-12]
+    frame = parse_frame(Decoder(deposit, 0, _Refs()))
+    assert isinstance(frame, MessageSend) and frame.exchange_id is None and frame.selector == "deposit_gift"
+    assert frame.args == [gift, ("yours", 1), hashlib.sha256(secret).digest(), 60.0]
+    descriptor = hexlines(
+        "20000123", "2000001B 00000010 B0B1B2B3B4B5B6B7B8B9BABBBCBDBEBF", gift_line,
+        "20000005 00000012 77733A2F2F31302E302E302E323A38373635", "2000010A 60000002",
+        "2000010B 00000001 20000005 00000003 617070 20000005 00000007 436F756E746572",
+        "00000001 20000004 00000009 696E6372656D656E74 00000000",
+    )  # fmt: skip
+    written = bytearray()
+    write_handoff(written, vat, "ws://10.0.0.2:8765", gift)
+    assert bytes(written) + described(2, 1, ClassInfo("app", "Counter", frozenset({"increment"}))) == descriptor
+    read = Decoder(descriptor, 0, _Refs()).read_object()
+    assert read == Handoff(vat, "ws://10.0.0.2:8765", gift, ("mine", 2, "app.Counter"))
+    withdraw = hexlines(
+        "20000007", ID_LINE, "00000000", "20000021", "20000004 0000000D 77697468647261775F67696674",
+        "20000008 00000002", gift_line,
+        "2000001B 00000020 000102030405060708090A0B0C0D0E0F101112131415161718191A1B1C1D1E1F",
+    )  # fmt: skip
+    assert message_send_bytes(Encoder(), ID, 0, "withdraw_gift", [gift, secret]) == withdraw

@@ -393,6 +393,9 @@ class AsyncSession(BaseSession):
             session = connection_to(step.vat)
             if session is None:
                 session = await self.dialer(step.url)
+                if session.protocol.peer_info.get("vat") != step.vat:
+                    await session.close()  # someone else listens there
+                    raise ConnectionLost(f"{step.url} is not the vat the handoff names")
             return session
 
     async def _withdraw(self, step: Withdraw) -> Any:

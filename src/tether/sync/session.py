@@ -284,6 +284,9 @@ class Session(BaseSession):
             session = connection_to(step.vat)
             if session is None:
                 session = self.dialer(step.url)
+                if session.protocol.peer_info.get("vat") != step.vat:
+                    session.close()  # someone else listens there
+                    raise ConnectionLost(f"{step.url} is not the vat the handoff names")
             return session
 
     def _resume(self, read: Any) -> None:

@@ -1,0 +1,46 @@
+"""Three-party handoff on the async face: this process is the recipient, with an asyncio
+connection to the introducer A; A and the owner B are real ``tether serve`` processes."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+
+import tether.aio
+from tether.proxy import _state
+
+from ..native.test_processes import start_server
+
+
+def test_an_async_recipient_dials_the_owner_and_identity_holds() -> None:
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        b_proc, b_url = start_server("tests.native.vats:make_node")
+        procs.append(b_proc)
+        a_proc, a_url = start_server("tests.native.vats:make_node")
+        procs.append(a_proc)
+
+        async def main() -> None:
+            async with tether.aio.connect(a_url) as a:
+                await a.root.link(b_url)
+                counter = await a.root.remote_counter(b_url)
+                assert _state(counter).session.url == b_url, "a connection of its own to B"
+                before = await a.root.stats()
+                assert [await counter.increment() for _ in range(20)] == list(range(1, 21))
+                after = await a.root.stats()
+                link = (before["links"][b_url], after["links"][b_url])
+                assert link[0]["frames_sent"] == link[1]["frames_sent"], "A forwarded nothing"
+                assert await a.root.is_held(counter, b_url), "back to A: A's own proxy"
+                again = await a.root.remote_counter(b_url)
+                assert again is counter, "two routes, one proxy"
+                async with tether.aio.connect(b_url) as b:
+                    assert await b.root.is_mine(counter), "back to B: the original"
+                    assert await b.root.count() == 20
+                await _state(counter).session.close()  # the dialed connection is ours to close
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(5)
