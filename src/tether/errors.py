@@ -10,7 +10,11 @@ registered with :func:`register_exception`; nothing is imported by name. Runtime
 from __future__ import annotations
 
 import builtins
+import threading
 import traceback
+import weakref
+from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from . import debug, dispatch, proxy, remote_frames
@@ -21,7 +25,7 @@ from .debug import FailurePart, attach_failure, failure_part
 from .exceptions import EncodeError, RemoteError
 from .frames import ErrorAnswer
 
-__all__ = ["error_parts", "make_exception", "register_exception", "register_runtime_file"]
+__all__ = ["ERRORS_KEPT", "ErrorsSent", "error_parts", "make_exception", "register_exception", "register_runtime_file"]
 
 
 _REGISTERED_EXCEPTIONS: dict[str, type[BaseException]] = {}
@@ -116,3 +120,55 @@ def make_exception(frame: ErrorAnswer) -> BaseException:
     if frame.traceback:
         exc.add_note("Remote traceback (most recent call last is the remote one):\n" + frame.traceback.rstrip())
     return exc
+
+
+ERRORS_KEPT = 64  # exceptions sent to one peer that it may raise back to us (per connection)
+
+
+class ErrorsSent:
+    """The identity of exceptions across one connection (``docs/protocol.md`` 4.3): the latest
+    :data:`ERRORS_KEPT` exceptions of ours sent to the peer, by the id sent with them, so that
+    one the peer raises back to us (its handler let our callback's error through) is ours again;
+    and, on an exception made from the peer's error answer, the peer's id for it, so that it
+    goes home as the peer's own if this side raises it back. ``owner`` is the connection's
+    protocol, ``next_id`` makes the ids."""
+
+    def __init__(self, owner: object, next_id: Callable[[], bytes]) -> None:
+        self._owner = weakref.ref(owner)
+        self._next_id = next_id
+        self._lock = threading.Lock()
+        self._sent: OrderedDict[bytes, BaseException] = OrderedDict()
+
+    def identity(self, exc: BaseException) -> tuple[str, bytes]:
+        """What an error answer carrying ``exc`` says of it: ("yours", id) for the peer's own
+        exception going home, else ("mine", a new id) (and ``exc`` is kept under it)."""
+        home = getattr(exc, "__tether_home__", None)
+        if type(home) is tuple and home[0]() is self._owner():
+            return ("yours", home[1])
+        error_id = self._next_id()
+        with self._lock:
+            self._sent[error_id] = exc
+            while len(self._sent) > ERRORS_KEPT:
+                self._sent.popitem(last=False)
+        return ("mine", error_id)
+
+    def exception_of(self, frame: ErrorAnswer) -> BaseException:
+        """The exception an error answer raises here: our own exception if it names one that
+        is coming home, else a new one that remembers the peer's id for it."""
+        identity = frame.identity
+        if identity is not None and identity[0] == "yours":
+            with self._lock:
+                own = self._sent.get(identity[1])
+            if own is not None:
+                return own
+        exc = make_exception(frame)
+        if identity is not None and identity[0] == "mine":
+            try:
+                exc.__tether_home__ = (self._owner, identity[1])  # type: ignore[attr-defined]
+            except AttributeError:  # an exception class with __slots__: it just will not go home
+                pass
+        return exc
+
+    def clear(self) -> None:
+        with self._lock:
+            self._sent.clear()

@@ -23,6 +23,7 @@ are forwarded by the introducer).
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 import weakref
@@ -33,12 +34,26 @@ from typing import Any
 from .exceptions import GiftRefused
 from .gifts import Handoff
 
-__all__ = ["GIFT_SECONDS", "HANDOFF_SECONDS", "UNREACHABLE_SECONDS", "Dial", "Pause", "Step", "Withdraw", "connection_to", "register", "resolve"]
+__all__ = [
+    "GIFT_SECONDS",
+    "HANDOFF_SECONDS",
+    "UNREACHABLE_SECONDS",
+    "Dial",
+    "Pause",
+    "Step",
+    "Withdraw",
+    "advance",
+    "connection_to",
+    "register",
+    "resolve",
+    "send_deposits",
+]
 
 HANDOFF_SECONDS = 10.0  # a held frame waits at most this long for its handoffs, then uses the fallbacks
 GIFT_SECONDS = 60.0  # how long an owner keeps a gift this side deposits with it for a recipient
 UNREACHABLE_SECONDS = 30.0  # a URL that could not be reached is not tried again for this long
 
+log = logging.getLogger("tether")
 _lock = threading.Lock()
 _by_vat: dict[bytes, list[weakref.ref[Any]]] = {}
 _unreachable: dict[str, float] = {}  # URL -> until when it is not tried
@@ -148,3 +163,35 @@ def resolve(session: Any, handoff: Handoff, seconds: float) -> Generator[Step, A
             return None
         yield Pause(pause)
         pause = min(pause * 2, 0.2)
+
+
+def advance(steps: Generator[Step, Any, object], value: Any, error: BaseException | None, where: str) -> tuple[bool, Any]:
+    """Send the last step's result (or throw its failure) into ``steps``: (True, the next
+    step), or (False, what the resolution gave: ``None`` if it failed unexpectedly, which is
+    logged naming ``where``)."""
+    try:
+        step: Step = steps.throw(error) if error is not None else steps.send(value)
+    except StopIteration as stop:
+        return False, stop.value
+    except Exception:
+        log.exception("resolving a handoff from %s failed", where)
+        return False, None
+    return True, step
+
+
+def send_deposits(deposits: list[tuple[Any, bytes, object, bytes]]) -> None:
+    """A frame just queued introduces its peer to proxies of other connections: deposit a gift
+    for each with its owner (a one-way ``deposit_gift`` on the session the proxy belongs to),
+    before that frame is sent. A deposit that cannot be sent is logged: its recipient's
+    withdrawal fails, and it uses the fallback."""
+    for session, gift, proxy, binding in deposits:
+        protocol = session.protocol
+        key = protocol.peer_tether_key
+        if key is None or session.closed:
+            continue
+        try:
+            protocol.queue_call(key, "deposit_gift", (gift, proxy, binding, GIFT_SECONDS))
+        except Exception as exc:
+            log.warning("could not deposit a gift with %s: %s", session.describe(), exc)
+            continue
+        session._flush()

@@ -24,17 +24,15 @@ says where the conversation is (:class:`State`).
 from __future__ import annotations
 
 import logging
-import sys
 import threading
-import weakref
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable
 from typing import Any
 
 from ._version import __version__
 from .codec import Decoder
 from .dispatch import AccessPolicy, perform, smalltalk_selector
-from .errors import error_parts, make_exception, register_runtime_file
+from .errors import ErrorsSent, error_parts, make_exception, register_runtime_file
 from .events import (
     CLOSE_PROTOCOL_ERROR,
     CLOSE_TOO_BIG,
@@ -64,7 +62,12 @@ from .frames import (
     new_id_source,
     parse_frame,
 )
-from .gifts import SECRET_SIZE, VAT, Handoff, Vat, handoff_key
+from .gifts import VAT, Handoff, Vat
+from .held import ANSWER_TAG_BYTES as _ANSWER_TAG_BYTES
+from .held import ERROR_TAG_BYTES as _ERROR_TAG_BYTES
+from .held import TETHER_TAG_BYTES as _TETHER_TAG_BYTES
+from .held import HeldFrames
+from .hello import apply_hello, hello_info
 from .hooks import NeedClasses
 from .limits import Limits
 from .references import References
@@ -72,11 +75,6 @@ from .tether_object import TetherObject
 from .words import (
     DEFAULT_MAX_DEPTH,
     MY_OBJECT_BASE,
-    TAG_ANSWER,
-    TAG_ERROR_ANSWER,
-    TAG_MESSAGE,
-    TAG_SYMBOL,
-    TAG_TETHER,
     TAG_UUID,
     ClassInfo,
     pack_word,
@@ -159,12 +157,7 @@ class Protocol:
         self._lock = threading.Lock()  # encoding a frame and putting it in the outbox: one step
         self._encoding_thread: int | None = None
         self._outbox: deque[bytes] = deque()
-        # The exceptions of ours in the latest error answers, by the id sent with them: one that
-        # the peer raises back to us (its handler let our callback's error through) is ours again.
-        self._errors_sent: OrderedDict[bytes, BaseException] = OrderedDict()
-        self._class_requests: dict[bytes, list[int]] = {}
-        self._held: deque[bytes] | None = None
-        self._held_for_classes = False  # else, while held: for handoffs being resolved
+        self.held = HeldFrames(self)  # frames waiting for classes or handoffs, in order
         # Three-party handoff (tether.gifts, docs/protocol.md 5.5): this process's vat, the URL
         # this side listens on (when it says so), whether it writes handoff descriptors to a
         # peer that takes them, and its secret for this connection when it takes them itself.
@@ -172,10 +165,10 @@ class Protocol:
         self.advertise: str | None = None
         self.writes_handoffs = True
         self.handoff_secret: bytes | None = None
-        self._resolving: set[bytes] = set()  # gift ids the runtime is resolving for held frames
         self.on_deposits: Callable[[list[tuple[Any, bytes, object, bytes]]], None] | None = None
         self.on_hello: Callable[[], None] | None = None
         self.next_id = new_id_source()
+        self.errors_sent = ErrorsSent(self, self.next_id)  # the identity of exceptions across it (4.3)
         self._id_prefix = self.next_id()[:8]  # every id this side makes starts so
         self.peer_tether_key: int | None = None
         self._hello_id: bytes | None = None
@@ -262,24 +255,8 @@ class Protocol:
         return [item for pair in self.hello_info().items() for item in pair]
 
     def hello_info(self) -> dict[str, Any]:
-        """What this side says about itself in ``hello`` (``docs/protocol.md`` section 7); with
-        ``"debug": true`` when this side asked for debugging (``tether.debug``)."""
-        info: dict[str, Any] = {
-            "language": "python",
-            "tether": VERSION,
-            "python": ".".join(map(str, sys.version_info[:3])),
-            "platform": sys.platform,
-            "max_frame_size": self.max_frame_size,
-            "nesting": True,
-        }
-        if self.tether.debug:
-            info["debug"] = True
-        info["vat"] = self.vat.id
-        if self.advertise is not None:
-            info["advertise"] = self.advertise
-        if self.handoff_secret is not None:
-            info["handoff_key"] = handoff_key(self.handoff_secret)
-        return info
+        """What this side says about itself in ``hello`` (``docs/protocol.md`` section 7)."""
+        return hello_info(self)
 
     def queue_call(
         self,
@@ -361,21 +338,7 @@ class Protocol:
     def apply_hello(self, info: object) -> None:
         """Take what the peer says about itself (its hello, or its answer to ours): a flat
         Array of keys and values (:meth:`hello_argument`), or a Dictionary."""
-        if type(info) is list and len(info) % 2 == 0 and all(type(k) is str for k in info[::2]):
-            info = dict(zip(info[::2], info[1::2], strict=True))
-        if isinstance(info, dict):
-            self.peer_info = info
-            language = info.get("language")
-            python = type(language) is str and language == "python"  # no proxy's __eq__
-            self.references.peer_is_python = python
-            size = info.get("max_frame_size")
-            self.peer_max_frame_size = size if type(size) is int and size > 0 else None
-            self.peer_reads_nesting = python and info.get("nesting") is True
-            key = info.get("handoff_key")
-            takes = python and self.writes_handoffs and type(key) is bytes and len(key) == SECRET_SIZE
-            self.references.handoff_binding = key if takes else None  # type: ignore[assignment]
-            if self.on_hello is not None:
-                self.on_hello()
+        apply_hello(self, info)
 
     def queue_answer(self, exchange_id: bytes, value: object) -> None:
         """Queue the answer to the peer's call ``exchange_id``; if ``value`` cannot be encoded,
@@ -406,36 +369,9 @@ class Protocol:
     def _error_frame(self, exchange_id: bytes, exc: BaseException) -> bytes:
         if self.observer is not None:
             self.observer.error_sent(exchange_id, exc)
-        identity: tuple[str, bytes] | None = None
-        if self.peer_is_python:  # the exception's identity, so that it can come home (4.3)
-            home = getattr(exc, "__tether_home__", None)
-            if type(home) is tuple and home[0]() is self:
-                identity = ("yours", home[1])
-            else:
-                error_id = self.next_id()
-                self._errors_sent[error_id] = exc
-                while len(self._errors_sent) > _ERRORS_KEPT:
-                    self._errors_sent.popitem(last=False)
-                identity = ("mine", error_id)
+        # A Python peer is told the exception's identity, so that it can come home (4.3).
+        identity = self.errors_sent.identity(exc) if self.peer_is_python else None
         return error_answer_bytes(exchange_id, *error_parts(exc, self.send_tracebacks), identity)
-
-    def _error_of(self, frame: ErrorAnswer) -> BaseException:
-        """The exception an error answer raises here: our own exception if it names one that
-        is coming home (a callback of ours failed in the peer's handler), else a new one that
-        remembers the peer's id for it (so it goes home if it is raised back to the peer)."""
-        identity = frame.identity
-        if identity is not None and identity[0] == "yours":
-            with self._lock:
-                own = self._errors_sent.get(identity[1])
-            if own is not None:
-                return own
-        exc = make_exception(frame)
-        if identity is not None and identity[0] == "mine":
-            try:
-                exc.__tether_home__ = (weakref.ref(self), identity[1])  # type: ignore[attr-defined]
-            except AttributeError:  # an exception class with __slots__: it just will not go home
-                pass
-        return exc
 
     def _check_size(self, frame: bytes, what: str) -> None:
         limit = self.peer_max_frame_size
@@ -499,17 +435,17 @@ class Protocol:
     def receive(self, data: bytes) -> list[Event]:
         """Take one received frame; return the events it causes (never raises on bad input).
 
-        A frame that holds an object of a class this side must first get from the peer is
-        held, with every frame after it, until the peer's ``get_classes`` answer arrives; then
-        they are read in order. Once a frame broke the protocol (a :class:`Violation`), or the
+        A frame that holds an object of a class this side must first get from the peer, or a
+        handoff descriptor the runtime must resolve first, is held, with every frame after it,
+        until the peer's ``get_classes`` answer arrives or the handoff is resolved
+        (:meth:`handoff_resolved`); then they are read in order (``tether.held``). Once a frame broke the protocol (a :class:`Violation`), or the
         runtime set :attr:`state` to ``CLOSING``, frames are ignored.
         """
         self.frames_received += 1
         self.bytes_received += len(data)
         if self.state is State.CLOSING or self.state is State.CLOSED:
             return []
-        if self._held is not None and not self._passes_hold(data):
-            self._held.append(data)
+        if self.held.keeps(data):
             return []
         events = self._receive(data)
         if events:
@@ -519,14 +455,6 @@ class Protocol:
             if self.observer is not None:
                 self.observer.events_received(events)
         return events
-
-    def _passes_hold(self, data: bytes) -> bool:
-        """While frames are held: answers to our class requests and the peer's own class
-        requests go through (each side may be waiting for the other's classes)."""
-        head = data[:4]
-        if head in (_ANSWER_TAG_BYTES, _ERROR_TAG_BYTES):
-            return data[12:28] in self._class_requests
-        return head == _TETHER_TAG_BYTES and data[28:55] == _GET_CLASSES_SELECTOR
 
     def _receive(self, data: bytes) -> list[Event]:
         if len(data) > self.max_frame_size:
@@ -547,7 +475,7 @@ class Protocol:
             and data[:4] in (_ANSWER_TAG_BYTES, _ERROR_TAG_BYTES)
             and data[4:12] == _UUID_HEAD
             and not expects(exchange_id := data[12:28])
-            and exchange_id not in self._class_requests
+            and exchange_id not in self.held.class_requests
         ):
             self.answers_dropped += 1  # nobody waits for it (never sent, or given up on)
             return []
@@ -566,9 +494,7 @@ class Protocol:
         except NeedClasses as need:
             self.imports.rollback(imports)
             refs.decoding_imports = None
-            self._held = deque([data])
-            self._held_for_classes = True
-            self._request_classes(need.class_ids)
+            self.held.wait_for_classes(data, need.class_ids)
             return []
         except FrameBodyError as exc:
             refs.decoding_imports = None
@@ -589,13 +515,13 @@ class Protocol:
             refs.handoffs_needed = None
         if needed:
             self.imports.rollback(imports)
-            return self._hold_for_handoffs(data, needed)
+            return self.held.wait_for_handoffs(data, needed)
         for gift in refs.handoffs_used:
             refs.handoffs.pop(gift, None)
         kind = type(frame)
         if kind is Answer:
-            if frame.exchange_id in self._class_requests:
-                return self._classes_arrived(frame.exchange_id, frame.value, None)
+            if frame.exchange_id in self.held.class_requests:
+                return self.held.classes_arrived(frame.exchange_id, frame.value, None)
             if frame.exchange_id == self._hello_id:  # before any later frame is read
                 self.apply_hello(frame.value)
             return [AnswerReceived(frame.exchange_id, frame.value)]
@@ -618,9 +544,9 @@ class Protocol:
                 return []
             return [Incoming(frame)]
         if kind is ErrorAnswer:
-            if frame.exchange_id in self._class_requests:
-                return self._classes_arrived(frame.exchange_id, None, make_exception(frame))
-            return [ErrorReceived(frame.exchange_id, self._error_of(frame))]
+            if frame.exchange_id in self.held.class_requests:
+                return self.held.classes_arrived(frame.exchange_id, None, make_exception(frame))
+            return [ErrorReceived(frame.exchange_id, self.errors_sent.exception_of(frame))]
         if kind is Exposure:
             if self.peer_tether_key is not None:
                 return [Violation(CLOSE_PROTOCOL_ERROR, "the peer exposed its Tether twice")]
@@ -636,72 +562,18 @@ class Protocol:
             return [Violation(CLOSE_PROTOCOL_ERROR, f"no handler for frame {kind.__name__}")]
         return list(handle(self) or ())
 
-    # -- classes on demand -----------------------------------------------------------------
-
-    def _request_classes(self, class_ids: list[int]) -> None:
+    def queue_tether_call(self, exchange_id: bytes | None, selector: str, args: tuple[Any, ...]) -> None:
+        """Queue a message-send to the peer's Tether object that no runtime waits for (the
+        protocol's own: ``get_classes``)."""
         assert self.peer_tether_key is not None
-        exchange_id = self.next_id()
-        self._class_requests[exchange_id] = class_ids
-        self._queue(self._call_frame, self.peer_tether_key, "get_classes", (class_ids,), None, exchange_id, None)
-
-    def _classes_arrived(self, exchange_id: bytes, records: Any, error: BaseException | None) -> list[Event]:
-        """Define the classes the peer sent, then read the held frames in order."""
-        requested = self._class_requests.pop(exchange_id)
-        if error is None and not isinstance(records, list):
-            error = ProtocolError("get_classes must answer a list of class records")
-        if error is None:
-            if not self.references.accept_code:
-                error = ProtocolError("this side does not accept code (accept_code=False)")
-            else:
-                self.references.define_classes(records)
-        self.references.note_class_failures(requested, error)
-        return self._read_held()
-
-    def _read_held(self) -> list[Event]:
-        """Read the held frames in order, until one must wait again."""
-        held, self._held = self._held, None
-        self._held_for_classes = False
-        events: list[Event] = []
-        while held:
-            events += self._receive(held.popleft())
-            if self._held is not None:  # blocked again, on other classes or handoffs
-                self._held.extend(held)
-                break
-        return events
-
-    # -- handoffs (tether.gifts) --------------------------------------------------------------
-
-    def _hold_for_handoffs(self, data: bytes, needed: list[Handoff]) -> list[Event]:
-        """Hold a frame until its handoffs are resolved; ask the runtime for the new ones (at
-        most ``Limits.max_gifts`` at once: beyond, the fallback is used at once)."""
-        new: list[Handoff] = []
-        for handoff in needed:
-            if handoff.gift in self._resolving or handoff.gift in self.references.handoffs:
-                continue
-            if len(self._resolving) >= self.limits.max_gifts or self.handoff_secret is None:
-                self.references.handoffs[handoff.gift] = None  # the fallback: forwarding
-                continue
-            self._resolving.add(handoff.gift)
-            new.append(handoff)
-        if not any(handoff.gift in self._resolving for handoff in needed):
-            return self._receive(data)  # all settled already
-        self._held = deque([data])
-        return [HandoffNeeded(new)] if new else []
+        self._queue(self._call_frame, self.peer_tether_key, selector, args, None, exchange_id, None)
 
     def handoff_resolved(self, gift: bytes, value: object) -> list[Event]:
         """The runtime resolved the handoff of gift ``gift``: ``value`` is the object withdrawn
         (a proxy of the connection to its owner, or the object itself when this process owns
         it), or ``None`` to use the introducer's fallback reference. Returns the events of the
         held frames that can be read now (call it where frames are received, in their order)."""
-        if gift not in self._resolving:
-            return []
-        self._resolving.discard(gift)
-        if self.state is State.CLOSED or self.state is State.CLOSING:
-            return []
-        self.references.handoffs[gift] = value
-        if self._held is None or self._held_for_classes:
-            return []  # read when the classes arrive
-        events = self._read_held()
+        events = self.held.resolved(gift, value)
         if events and self.observer is not None:
             self.observer.events_received(events)
         return events
@@ -755,17 +627,10 @@ class Protocol:
         self.state = State.CLOSED
         self._outbox.clear()
         self.references.close()
-        self._errors_sent.clear()
+        self.errors_sent.clear()
         self.releases.clear()
         self.dropped_answers.clear()
 
 
-_ERRORS_KEPT = 64  # per connection
 _TETHER_EXPOSURES = (pack_word(MY_OBJECT_BASE), pack_word(MY_OBJECT_BASE + 1))
-_TETHER_TAG_BYTES = pack_word(TAG_TETHER)
 _UUID_HEAD = pack_word(TAG_UUID) + pack_word(16)
-_ANSWER_TAG_BYTES = pack_word(TAG_ANSWER)
-_ERROR_TAG_BYTES = pack_word(TAG_ERROR_ANSWER)
-_GET_CLASSES_SELECTOR = (
-    pack_word(TETHER_KEY) + pack_word(TAG_MESSAGE) + pack_word(TAG_SYMBOL) + pack_word(11) + b"get_classes"
-)

@@ -17,7 +17,6 @@ from __future__ import annotations
 import contextvars
 import functools
 import inspect
-import logging
 import os
 import threading
 from collections.abc import Callable
@@ -32,7 +31,7 @@ from .exceptions import ConnectionLost, HandshakeFailed, ProtocolError, Refused
 from .frames import AnswerOf, MessageSend
 from .gate import CallGate, current_exchange, current_gate, nested_in
 from .gifts import SECRET_SIZE, VAT, Handoff, Vat
-from .handoff import GIFT_SECONDS, HANDOFF_SECONDS, Step, register, resolve
+from .handoff import HANDOFF_SECONDS, advance, register, resolve, send_deposits
 from .limits import Limits
 from .pipelining import KeptAnswers
 from .protocol import (
@@ -53,7 +52,6 @@ from .waiter import MAX_INLINE_NESTING, Waiter, inline_nesting
 from .words import ClassInfo
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
-log = logging.getLogger("tether")
 
 __all__ = [
     "SHUTDOWN_CODE",
@@ -132,7 +130,7 @@ class BaseSession:
         if handoff == "direct":
             protocol.handoff_secret = os.urandom(SECRET_SIZE)
         protocol.on_hello = self._on_hello
-        protocol.on_deposits = self._send_deposits
+        protocol.on_deposits = send_deposits
         self.dialer = dialer  # dialer(url) -> a session on a new connection (client side, root None)
         if debug:  # this side asks for debugging (tether.debug): its hello says so
             offer_debugging(self.protocol)
@@ -223,21 +221,6 @@ class BaseSession:
         if type(vat) is bytes and len(vat) == 16 and self.protocol.peer_is_python:
             register(self, vat)
 
-    def _send_deposits(self, deposits: list[tuple[Any, bytes, object, bytes]]) -> None:
-        """A frame just queued introduces its peer to proxies of other connections: deposit a
-        gift for each with its owner (one-way ``deposit_gift``), before that frame is sent."""
-        for session, gift, proxy, binding in deposits:
-            protocol = session.protocol
-            key = protocol.peer_tether_key
-            if key is None or session.closed:
-                continue  # the recipient's withdrawal fails: it uses the fallback
-            try:
-                protocol.queue_call(key, "deposit_gift", (gift, proxy, binding, GIFT_SECONDS))
-            except Exception as exc:
-                log.warning("could not deposit a gift with %s: %s", session.describe(), exc)
-                continue
-            session._flush()
-
     def _handoff_done(self, handoff: Handoff) -> Callable[[object], None]:
         def done(value: object) -> None:
             if not self.closed:
@@ -247,14 +230,7 @@ class BaseSession:
 
     def _next_step(self, steps: Any, value: Any, error: BaseException | None) -> tuple[bool, Any]:
         """Advance the steps of a resolution: (True, the next step) or (False, the result)."""
-        try:
-            step: Step = steps.throw(error) if error is not None else steps.send(value)
-        except StopIteration as stop:
-            return False, stop.value
-        except Exception:
-            log.exception("resolving a handoff from %s failed", self.describe())
-            return False, None
-        return True, step
+        return advance(steps, value, error, self.describe())
 
     # -- calls to the peer ----------------------------------------------------------------
 

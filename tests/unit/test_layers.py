@@ -31,7 +31,7 @@ LAYER_OF = {
     "tether.hooks": "core", "tether.codec": "core", "tether.values": "core", "tether.classes": "core",
     "tether.access": "core", "tether.admission": "core", "tether.dispatch": "core", "tether.exposure": "core",
     "tether.frames": "core", "tether.transfer": "core", "tether.tether_object": "core", "tether.errors": "core",
-    "tether.references": "core", "tether.events": "core", "tether.gifts": "core",
+    "tether.references": "core", "tether.events": "core", "tether.gifts": "core", "tether.held": "core", "tether.hello": "core",
     "tether.protocol": "core", "tether.proxy": "core", "tether.gate": "core", "tether.options": "core",
     "tether.transports": "core",
     "tether.debug": "core", "tether.remote_frames": "core",
