@@ -162,8 +162,21 @@ class ImportTable:
             self._entries[key] = [weakref.ref(proxy, self._make_callback(key)), 1]
             return proxy
 
+    def alias(self, key: int, proxy: Any) -> None:
+        """From now on ``key`` stands for ``proxy`` (the direct proxy a handoff gave for the
+        peer's reference ``key``): the entry keeps its count, and is released when ``proxy``
+        dies. A ``proxy`` that cannot be weakly referenced is left alone."""
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is None:
+                return
+            try:
+                entry[0] = weakref.ref(proxy, self._make_callback(key))
+            except TypeError:
+                pass
+
     def rollback(self, keys: list[int]) -> None:
-        """Undo the counts of a frame that is read again later (it waited for classes)."""
+        """Undo the counts of a frame that is read again later (it waited for classes or handoffs)."""
         with self._lock:
             for key in keys:
                 entry = self._entries.get(key)

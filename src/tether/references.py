@@ -169,7 +169,9 @@ class References(ClassTransfer):
             self.policy.check_send(obj)
             if isinstance(obj, type) and is_application_class(obj):
                 self.described[(obj.__module__, obj.__qualname__)] = obj
-        elif self.handoff_binding is not None and not self.plain_references:
+        elif self.handoff_binding is not None and not self.plain_references and self.exports.key_of(obj) is None:
+            # Introduced once per export: while the peer holds the key, it stands for the peer's
+            # direct proxy if the handoff succeeded (ImportTable.alias), else for this side's.
             self._introduce(obj, state, out)  # then the fallback: this side's proxy, as below
         key, _ = self.exports.export(obj)
         marker = self.marker_base + key
@@ -202,7 +204,7 @@ class References(ClassTransfer):
         """A proxy of another connection goes to a peer that takes handoffs: where its owner
         is a Python Tether that says where it listens (or is the recipient's own process), write
         a handoff descriptor and deposit a gift for the recipient with the owner (docs/protocol.md
-        4.5). Otherwise nothing: the proxy is forwarded."""
+        5.5). Otherwise write nothing: the proxy is forwarded."""
         owner = state.session.protocol
         info = owner.peer_info
         vat = info.get("vat")
@@ -224,7 +226,15 @@ class References(ClassTransfer):
         if handoff.gift in self.handoffs:
             resolved = self.handoffs[handoff.gift]
             self.handoffs_used.append(handoff.gift)
-            return handoff.fallback if resolved is None else resolved
+            if resolved is None:
+                return handoff.fallback
+            fallback = handoff.fallback
+            state = _state(fallback) if issubclass(type(fallback), Proxy) else None
+            if state is not None and state.session.protocol is self.owner:
+                # The introducer's key stands for the direct proxy while this side holds it:
+                # the introducer sends that key again, not another handoff (docs/protocol.md 5.5).
+                self.imports.alias(state.key, resolved)
+            return resolved
         if self.handoffs_needed is not None:
             self.handoffs_needed.append(handoff)
         return handoff.fallback

@@ -139,6 +139,8 @@ def test_the_owners_tables_return_to_their_baseline(nodes: Callable[..., Node]) 
         baseline = exposed()  # B's roots for this process and for A, no more
         counters = [a.root.remote_counter(b_url) for _ in range(5)]
         assert len({id(c) for c in counters}) == 1
+        stats = b.root.stats()
+        assert (stats["withdrawn"], stats["gifts"]) == (1, 0), "one handoff: A sends its key again while C holds it"
         assert exposed() > baseline
         del counters
         a.root.drop()
@@ -169,3 +171,17 @@ def test_an_owner_that_refuses_the_recipient_leaves_forwarding(nodes: Callable[.
         counter = a.root.remote_counter(b_url)
         assert _url_of(counter) == a_url, "B refused C: C uses A's reference"
         assert counter.increment() == 1
+
+
+def test_after_a_handoff_an_error_names_the_owners_connection(nodes: Callable[..., Node]) -> None:
+    proc_b, b_url = nodes()
+    _, a_url = nodes()
+    with tether.connect(a_url) as a:
+        a.root.link(b_url)
+        counter = a.root.remote_counter(b_url)
+        os.kill(proc_b.pid, signal.SIGKILL)
+        proc_b.wait(5)
+        with pytest.raises(tether.ConnectionLost) as lost:
+            counter.increment()
+        assert b_url in str(lost.value) and a_url not in str(lost.value)
+        assert a.root.pid() > 0, "the introducer's connection is untouched"
