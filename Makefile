@@ -38,7 +38,7 @@ demo: $(VENV)/.test-installed $(PYODIDE) browser-deps
 	$(BIN)/python -m tether demo
 
 lint: $(VENV)/.test-installed
-	$(BIN)/ruff check src tests benchmarks setup.py
+	$(BIN)/ruff check src tests benchmarks examples setup.py
 	$(BIN)/mypy
 
 # The whole suite with the compiled codec (where it built), then the codec's own tests, the
@@ -61,6 +61,7 @@ wheel-check: $(VENV)/.test-installed
 bench: $(VENV)/.bench-installed
 	$(BIN)/python benchmarks/run.py
 	$(BIN)/python benchmarks/pipelining.py
+	$(BIN)/python benchmarks/handoff.py
 
 # A longer fuzzing round than the one in `make test` (FUZZ_SECONDS, default 300).
 FUZZ_SECONDS ?= 300

@@ -72,7 +72,7 @@ echo "check_wheel: built $(basename "$SDIST") and $(basename "$WHEEL") ($((SECON
 
 tracked=""
 if git -C "$ROOT" rev-parse --git-dir >/dev/null 2>&1; then
-  tracked=$(git -C "$ROOT" ls-files -- src tests docs scripts benchmarks Makefile README.md LICENSE \
+  tracked=$(git -C "$ROOT" ls-files -- src tests docs scripts benchmarks examples Makefile README.md LICENSE \
     MANIFEST.in pyproject.toml)
 fi
 TRACKED="$tracked" TETHER_PURE_BUILD="$PURE_BUILD" "$BUILD_PYTHON" - "$SDIST" "$WHEEL" "$ROOT" <<'EOF'
