@@ -445,7 +445,7 @@ class Protocol:
         self.bytes_received += len(data)
         if self.state is State.CLOSING or self.state is State.CLOSED:
             return []
-        if self.held.keeps(data):
+        if self.held.frames is not None and self.held.keeps(data):
             return []
         events = self._receive(data)
         if events:
