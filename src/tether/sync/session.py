@@ -26,6 +26,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, cast
 
 from ..errors import register_runtime_file
@@ -74,6 +75,7 @@ class Session(BaseSession):
         self._done = threading.Event()
         self._pool = worker_pool()
         self._reader: threading.Thread | None = None
+        self._run_here: Callable[..., bool] | None = None  # the transport's, if it has one
 
     # -- lifecycle ------------------------------------------------------------------------
 
@@ -82,6 +84,8 @@ class Session(BaseSession):
         (or, for a transport that pushes messages, attach to it)."""
         attach = getattr(self.transport, "attach", None)
         if attach is not None:
+            self._run_here = getattr(self.transport, "run_here", None)
+            self._read_here = getattr(self.transport, "read_here", None)
             attach(self._feed, self._transport_closed)
         if self.protocol.client:
             self.protocol.queue_opening()
@@ -234,7 +238,11 @@ class Session(BaseSession):
     # -- incoming messages: each in a worker thread ---------------------------------------
 
     def _start_message(self, message: MessageSend) -> None:
-        self._pool.submit(self._run_in_worker, message)
+        """Run ``message`` on the thread that read it, if the transport lets it (``run_here``:
+        that thread hands the reading to another first), else on a worker."""
+        run_here = self._run_here
+        if run_here is None or not run_here(self._run_in_worker, message):
+            self._pool.submit(self._run_in_worker, message)
 
     def _await_in_thread(self, awaitable: Any) -> Any:
         return _run_awaitable(awaitable)

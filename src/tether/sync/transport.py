@@ -31,9 +31,11 @@ receiving thread per connection (:class:`~tether.transports.PushTransport`).
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import mmap
 import os
+import select
 import socket
 import ssl
 import struct
@@ -54,6 +56,7 @@ from websockets.uri import parse_uri
 
 from ..session import describe_keepalive_timeout, describe_peer_close
 from ..transports import OnClosed, OnMessage
+from ..workers import worker_pool
 from .settings import Settings
 
 __all__ = [
@@ -75,6 +78,7 @@ _CLOSED = State.CLOSED
 _BINARY, _TEXT, _CONT, _PONG = Opcode.BINARY, Opcode.TEXT, Opcode.CONT, Opcode.PONG
 _BUFFER_SIZE = 65536
 _DROPPED = "the connection dropped without a closing handshake"
+_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # (without it, a read follows a poll)
 
 
 # -- sockets -------------------------------------------------------------------------------------
@@ -97,6 +101,51 @@ def _set_recv_timeout(sock: socket.socket, seconds: float | None) -> bool:
     except (OSError, AttributeError, struct.error):
         log.debug("no receive timeout on this socket: keepalive pings are off", exc_info=True)
         return False
+
+
+class _Readiness:
+    """Waits for a socket to have something to read (or to end). With epoll (Linux), the
+    watcher and the thread that holds the read lock may wait at once: an arrival wakes one of
+    them, the one that began waiting last (epoll's wake-ups are LIFO), and no other until
+    :meth:`rearm`. Elsewhere each of the two waits on a poll of its own, and both wake."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._fd = sock.fileno()
+        self._polls: list[Callable[[float | None], bool]] | None = None
+        if hasattr(select, "epoll"):
+            self._epoll = select.epoll()
+            self._epoll.register(self._fd, _ONE_READ)
+        else:
+            self._polls = [_poll(sock), _poll(sock)]  # the watcher's, the reader's
+
+    def wait(self, timeout: float | None, watcher: bool = False) -> bool:
+        """Wait at most ``timeout`` seconds (None: no limit); True: something came, and this
+        thread reads it (under the read lock), then calls :meth:`rearm`."""
+        if self._polls is not None:
+            return self._polls[0 if watcher else 1](timeout)
+        return bool(self._epoll.poll(-1 if timeout is None else timeout, 1))
+
+    def rearm(self) -> None:
+        """Let the next arrival wake a waiting thread (after a read, under the read lock)."""
+        if self._polls is None:
+            self._epoll.modify(self._fd, _ONE_READ)
+
+    def close(self) -> None:
+        if self._polls is None:
+            self._epoll.close()
+
+
+_ONE_READ = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
+
+
+def _poll(sock: socket.socket) -> Callable[[float | None], bool]:
+    """A wait of at most ``timeout`` seconds (None: no limit) for ``sock`` to have something
+    to read, or to end; True if it has. One thread at a time may use each."""
+    if not hasattr(select, "poll"):
+        return lambda timeout: bool(select.select([sock], [], [], timeout)[0])
+    poll = select.poll()
+    poll.register(sock, select.POLLIN)
+    return lambda timeout: bool(poll.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
 
 
 def _no_delay(sock: socket.socket) -> None:
@@ -217,12 +266,27 @@ class Connection:
         self._early: list[bytes | str] = []
         self._ended = False
         self._done = threading.Event()  # the receiving thread is done: the socket is closed
-        self._receiver: int | None = None  # the receiving thread's ident
+        self._receiver: int | None = None  # the ident of the thread that reads it now
+        # Reading (receiving and handing on what came) is one thread's at a time: the read
+        # lock's. The watcher (one thread at a time) waits for data and reads when nobody else
+        # does; a caller waiting for an answer reads it itself when nobody else reads.
+        self._read_lock = threading.Lock()
+        self._ready = _Readiness(sock)
+        self._watch_lock = threading.Lock()
+        self._watchers = 0  # threads in _watch (followers), or handed the watching
+        self._watcher_reads = False  # the watcher holds the read lock (briefly)
+        self._keeper: int | None = None  # the watcher, while it reads and may keep a job
+        self._kept: Callable[[], None] | None = None  # the job it kept (run_here)
+        self._over = False  # the stream ended: nobody reads it any more
+        self._received_at = time.monotonic()
         self._handshake_events: list[Event] = []  # parsed along with the opening handshake
         self._handshake_read = False
         self._fragments: list[bytes] = []
         self._fragmented_text = False
-        self._tick: float | None = None  # the receive timeout (keepalive, closing)
+        # How long the watcher waits before it looks at the time (keepalive, closing).
+        self._tick: float | None = None
+        if self.ping_interval is not None:
+            self._tick = self.ping_interval if self.ping_timeout is None else min(self.ping_interval, self.ping_timeout)
         self._ping: bytes | None = None  # the keepalive ping waiting for its pong
         self._ping_sent = 0.0
         self._close_deadline: float | None = None
@@ -399,7 +463,7 @@ class Connection:
             if self._close_deadline is None and timeout is not None:
                 self._close_deadline = time.monotonic() + timeout
                 if self._tick is None or timeout < self._tick:
-                    self._tick = timeout if _set_recv_timeout(self.socket, timeout) else None
+                    self._tick = timeout
             return
         if not self._done.wait(timeout):
             self._abort(TimeoutError("timed out while closing the connection"))
@@ -422,77 +486,197 @@ class Connection:
             on_closed(self._describe_end())
 
     def start(self) -> None:
-        """Run :meth:`run` in a thread of its own (a daemon, like websockets')."""
-        thread = threading.Thread(target=self.run, name="tether-receiver", daemon=True)
+        """Watch the connection from a thread of its own (a daemon, like websockets'); see
+        :meth:`_watch`."""
+        thread = threading.Thread(target=self._watch_first, name="tether-receiver", daemon=True)
         thread.start()
 
     def run(self) -> None:
-        """The receiving loop, in the calling thread, until the connection ends; then close
-        the socket and call ``on_closed``."""
-        self._receiver = threading.get_ident()
-        try:
-            events, self._handshake_events = self._handshake_events, []
-            self._process(events)
-            if self._has_output():
-                self._write_pending()
-            self._receive()
-        except Exception as exc:  # a bug, or an on_message that raised: drop the connection
-            log.exception("the connection to %s failed", self.remote_address)
-            with self._lock:
-                if self.protocol.state is _OPEN:
-                    self.protocol.fail(1011)
-            self._write_pending()
-            self._abort(exc)
-        finally:
-            self._finish()
+        """Watch the connection from the calling thread (see :meth:`_watch`) and return when it
+        has ended: the socket is closed and ``on_closed`` was called."""
+        self._watch_first()
+        self._done.wait()
 
-    def _receive(self) -> None:
-        sock = self.socket
-        recv_into = sock.recv_into
-        view = self._view
-        protocol = self.protocol
-        receive_data = protocol.receive_data
-        lock = self._lock
-        tls = self._tls
-        process = self._process
-        silent = 0  # receive timeouts in a row
-        if self.ping_interval is not None and self._tick is None:
-            tick = self.ping_interval if self.ping_timeout is None else min(self.ping_interval, self.ping_timeout)
-            if _set_recv_timeout(sock, tick):
-                self._tick = tick
-        while True:
+    def _watch_first(self) -> None:
+        """Hand on what came with the opening handshake, then watch (:meth:`_follow`)."""
+        with self._read_lock:
+            self._receiver = threading.get_ident()
+            events, self._handshake_events = self._handshake_events, []
             try:
-                n = recv_into(view)
-            except (BlockingIOError, TimeoutError):  # the receive timeout: the line was silent
-                silent += 1
-                if self._on_silence(silent):
-                    continue
+                self._process(events)
+                if self._has_output():
+                    self._write_pending()
+            except Exception as exc:
+                self._fail(exc)
+            finally:
+                self._receiver = None
+        with self._watch_lock:
+            self._watchers += 1
+        self._follow(None)
+
+    def _lead(self) -> None:
+        """A worker handed the watching (counted in ``_watchers`` already): watch."""
+        self._follow(worker_pool())
+
+    def _follow(self, pool: Any) -> None:
+        """Watch; run each message this thread keeps, then watch again while fewer than two
+        threads watch (a worker counts as blocked while it watches)."""
+        while True:
+            if pool is None:
+                job = self._watch()
+            else:
+                with pool.blocked():
+                    job = self._watch()
+            if job is None:
                 return
-            except OSError as exc:
-                self._abort(exc)
-                return
-            if not n:
-                return
-            silent = 0
-            ended = False
-            with lock:
-                if tls is None:
-                    receive_data(bytes(view[:n]))  # (bytes of the size received: see _buffer)
-                else:
-                    try:
-                        data, ended = tls.decrypt(view[:n])
-                    except ssl.SSLError as exc:  # a broken TLS stream: the connection is over
-                        self._failure = self._failure or exc
-                        return
-                    if data:
-                        receive_data(data)
-                events = protocol.events_received()
-            if protocol.writes or (tls is not None and tls.outgoing.pending):
-                self._write_pending()
-            if events:
-                process(events)
-            if ended:
-                return
+            job()
+            job = None
+            with self._watch_lock:
+                if self._over or self._watchers >= 2:
+                    return
+                self._watchers += 1
+
+    def _watch(self) -> Callable[[], None] | None:
+        """Be one of the connection's watchers (its followers: they wait for the socket to be
+        readable; with epoll, an arrival wakes the last one that began waiting). The one woken
+        reads (:meth:`_read`) unless a caller does; it keeps the line alive when it is silent.
+        Returns the job it kept (:meth:`run_here`), for the caller to run; or None once the
+        connection has ended (the last watcher to leave closes it: :meth:`_finish`)."""
+        lock, ready, ident = self._read_lock, self._ready, threading.get_ident()
+        while not self._over:
+            tick = self._tick
+            if not ready.wait(tick, True):
+                if not self._on_silence():
+                    self._over = True
+                continue
+            if not lock.acquire(False):  # a reader waits for it: let it have it, look again after
+                ready.rearm()
+                if lock.acquire(timeout=-1 if tick is None else tick):
+                    lock.release()
+                elif not self._on_silence():
+                    self._over = True
+                continue
+            self._receiver = self._keeper = ident
+            self._watcher_reads = True
+            try:
+                alive = self._read_guarded() if not self._over else False
+            finally:
+                self._receiver = self._keeper = None
+                self._watcher_reads = False
+                job, self._kept = self._kept, None
+                self._rearm(alive)
+                lock.release()
+            if job is not None:  # (no longer counted as a watcher: see run_here)
+                return job
+        self._ready.rearm()  # the next watcher wakes and sees the end too
+        with self._watch_lock:
+            self._watchers -= 1
+            last = self._watchers == 0
+        if last:
+            self._finish()
+        return None
+
+    def _rearm(self, alive: bool) -> None:
+        """After a read (under the read lock): an end seen here ends the watching (the socket
+        is shut down: every waiting thread wakes and sees it); the next arrival may wake a
+        thread."""
+        if not alive and not self._over:
+            self._over = True
+            self._abort()
+        self._ready.rearm()
+
+    def run_here(self, fn: Callable[..., None], *args: Any) -> bool:
+        """From ``on_message``: keep ``fn(*args)`` to run on this thread, right after what it
+        read is handed on, if this thread is a watcher that keeps nothing yet and another
+        thread watches meanwhile (one already waiting, or an idle worker handed the watching
+        now). False: run it elsewhere (a worker)."""
+        if self._keeper != threading.get_ident():
+            return False
+        with self._watch_lock:
+            if self._watchers < 2 and not worker_pool().hand_off(self._lead):
+                return False
+            if self._watchers >= 2:
+                self._watchers -= 1  # this one leaves; a worker handed it takes its place
+        self._keeper = None
+        self._kept = functools.partial(fn, *args)
+        return True
+
+    def read_here(self, timeout: float | None, stop: Callable[[], bool]) -> bool:
+        """Read the connection on this thread, if no other thread reads it (only watches it):
+        wait at most ``timeout`` seconds (None: no limit) for data, receive it and hand its
+        messages on (``on_message``, here). Returns True after that one read (or none in time,
+        or at once when ``stop()`` is true): the caller looks at what changed and calls again;
+        False when another thread reads or the connection has ended: the caller waits for
+        what it needs to be handed over."""
+        lock = self._read_lock
+        if not lock.acquire(False) and (not self._watcher_reads or not lock.acquire(timeout=-1 if timeout is None else timeout)):
+            return False
+        try:
+            if self._over:
+                return False
+            if stop():
+                return True
+            if self._ready.wait(timeout):
+                self._receiver = threading.get_ident()
+                try:
+                    self._rearm(self._read_guarded())
+                finally:
+                    self._receiver = None
+        finally:
+            lock.release()
+        return True
+
+    def _read_guarded(self) -> bool:
+        try:
+            return self._read()
+        except Exception as exc:  # a bug, or an on_message that raised: drop the connection
+            self._fail(exc)
+            return False
+
+    def _fail(self, exc: Exception) -> None:
+        log.exception("the connection to %s failed", self.remote_address)
+        with self._lock:
+            if self.protocol.state is _OPEN:
+                self.protocol.fail(1011)
+        self._write_pending()
+        self._abort(exc)
+
+    def _read(self) -> bool:
+        """Under the read lock: receive what the socket holds (never waiting for more), feed
+        the protocol, write what it answers by itself, hand the messages on. False: the
+        connection ended."""
+        view = self._view
+        if not _DONTWAIT and not self._ready.wait(0):  # another reader took it first
+            return True
+        try:
+            n = self.socket.recv_into(view, 0, _DONTWAIT)
+        except (BlockingIOError, InterruptedError):  # another reader took it first
+            return True
+        except OSError as exc:
+            self._abort(exc)
+            return False
+        if not n:
+            return False
+        self._received_at = time.monotonic()
+        protocol, tls = self.protocol, self._tls
+        ended = False
+        with self._lock:
+            if tls is None:
+                protocol.receive_data(bytes(view[:n]))  # (bytes of the size received: see _buffer)
+            else:
+                try:
+                    data, ended = tls.decrypt(view[:n])
+                except ssl.SSLError as exc:  # a broken TLS stream: the connection is over
+                    self._failure = self._failure or exc
+                    return False
+                if data:
+                    protocol.receive_data(data)
+            events = protocol.events_received()
+        if protocol.writes or (tls is not None and tls.outgoing.pending):
+            self._write_pending()
+        if events:
+            self._process(events)
+        return not ended
 
     def _process(self, events: Sequence[Event]) -> None:
         for frame in events:
@@ -525,10 +709,10 @@ class Connection:
                     return
         handler(data)
 
-    def _on_silence(self, silent: int) -> bool:
-        """The receive timed out (nothing arrived for ``_tick`` seconds): drop a connection
-        whose close timed out, ping a silent peer, give up on one that does not answer.
-        False: the connection ends."""
+    def _on_silence(self) -> bool:
+        """The watcher waited ``_tick`` seconds: drop a connection whose close timed out, ping
+        a peer silent for ``ping_interval``, give up on one that does not answer. False: the
+        connection ends."""
         now = time.monotonic()
         if self._close_deadline is not None and now >= self._close_deadline:
             self._abort(TimeoutError("timed out while closing the connection"))
@@ -536,7 +720,7 @@ class Connection:
         interval, tick = self.ping_interval, self._tick
         if interval is None or tick is None or self.protocol.state is not _OPEN:
             return True
-        slack = tick / 20  # (a receive timeout may end a little early: not a tick late for that)
+        slack = tick / 20  # (a wait may end a little early: not a tick late for that)
         if self._ping is not None:
             if self.ping_timeout is not None and now - self._ping_sent >= self.ping_timeout - slack:
                 with self._lock:
@@ -546,7 +730,7 @@ class Connection:
                 self._abort(TimeoutError(KEEPALIVE_TIMEOUT_REASON))
                 return False
             return True
-        if silent * tick >= interval - slack:
+        if now - self._received_at >= interval - slack:
             payload = os.urandom(4)
             with self._lock:
                 self.protocol.send_ping(payload)
@@ -555,7 +739,7 @@ class Connection:
         return True
 
     def _finish(self) -> None:
-        """The receiving thread is done: the protocol sees the end of the stream, the socket
+        """The watcher is done: the protocol sees the end of the stream, the socket
         is closed (once no sender uses it: shut down first, a blocked send returns), and the
         session is told."""
         sock = self.socket
@@ -565,7 +749,9 @@ class Connection:
             self.protocol.receive_eof()  # idempotent; the state is CLOSED from here
             self.protocol.events_received()
             self.protocol.data_to_send()
-        with self._send_lock:
+        with self._read_lock, self._send_lock:  # no other thread reads it, or writes to it
+            self._over = True
+            self._ready.close()
             sock.close()
         self._buffer_release()
         self._done.set()
