@@ -1,11 +1,14 @@
 """The sync flavour's transport: a WebSocket connection over a plain socket (``wss://`` with an
 ``ssl.SSLContext``), run by websockets' sans-I/O protocol (``websockets.client.ClientProtocol``,
-``websockets.server.ServerProtocol``), that pushes each message to its session from one
-receiving thread per connection (:class:`~tether.transports.PushTransport`).
+``websockets.server.ServerProtocol``), that pushes each message to its session from the thread
+that read it (:class:`~tether.transports.PushTransport`).
 
-- **Receiving**: the connection's thread reads the socket into a buffer the connection owns,
-  feeds the protocol and hands each message to ``on_message``. Nothing else happens per
-  message: no selector, no queue, no other thread.
+- **Receiving** (``tether.sync.reading``): one thread at a time reads the socket into a buffer
+  the connection owns, feeds the protocol and hands each message to ``on_message``: a
+  watcher (the connection's own thread at first, then pool workers, leader/followers), which
+  may keep a message to run itself (:meth:`Connection.run_here`) while another watches on, or
+  a caller waiting for its answer when nobody else reads (:meth:`Connection.read_here`). No
+  queue, no thread hop per message.
 - **Sending**: the calling thread frames the message with the protocol and writes it to the
   socket itself, under the connection's send lock. What the protocol answers on its own (a
   pong, the echo of a close frame) is written by whichever thread holds the send lock next,
@@ -14,13 +17,13 @@ receiving thread per connection (:class:`~tether.transports.PushTransport`).
   reading and writing never run in OpenSSL at once on one connection (which an ``SSLSocket``
   read by one thread and written by another does: ``tether.admission.tls_server_context``
   says what that did to websockets' sync client).
-- **Keepalive**, without a thread of its own: the socket has a receive timeout (``SO_RCVTIMEO``),
-  so when the line has been silent for ``ping_interval`` the receiving thread wakes and sends a
+- **Keepalive**, without a thread of its own: a watcher waits for the socket with a timeout,
+  so when the line has been silent for ``ping_interval`` it wakes and sends a
   ping; when no pong came ``ping_timeout`` later it closes with 1011 "keepalive ping timeout"
   and reports the peer as stalled (:func:`~tether.session.describe_keepalive_timeout`).
 - **Closing**: :meth:`Connection.close` sends the close frame and waits (``close_timeout``)
-  for the receiving thread to see the closing handshake through; the receiving thread then
-  closes the socket and calls ``on_closed`` once.
+  for the watchers to see the closing handshake through; the last one then closes the socket
+  and calls ``on_closed`` once.
 
 :func:`open_connection` opens a client connection (TCP, TLS, the HTTP upgrade);
 :func:`accept_connection` answers the upgrade on a socket a server accepted;
@@ -31,15 +34,11 @@ receiving thread per connection (:class:`~tether.transports.PushTransport`).
 from __future__ import annotations
 
 import contextlib
-import functools
 import logging
 import mmap
 import os
-import select
 import socket
 import ssl
-import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -56,7 +55,7 @@ from websockets.uri import parse_uri
 
 from ..session import describe_keepalive_timeout, describe_peer_close
 from ..transports import OnClosed, OnMessage
-from ..workers import worker_pool
+from .reading import Reading
 from .settings import Settings
 
 __all__ = [
@@ -78,74 +77,9 @@ _CLOSED = State.CLOSED
 _BINARY, _TEXT, _CONT, _PONG = Opcode.BINARY, Opcode.TEXT, Opcode.CONT, Opcode.PONG
 _BUFFER_SIZE = 65536
 _DROPPED = "the connection dropped without a closing handshake"
-_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # (without it, a read follows a poll)
 
 
 # -- sockets -------------------------------------------------------------------------------------
-
-
-def _set_recv_timeout(sock: socket.socket, seconds: float | None) -> bool:
-    """Make a blocking ``recv`` on ``sock`` give up after ``seconds`` (``None``: never), at the
-    socket's level (``SO_RCVTIMEO``): sends are not affected, unlike ``settimeout``."""
-    try:
-        if sys.platform == "win32":  # a DWORD of milliseconds
-            value = struct.pack("<L", 0 if seconds is None else max(1, round(seconds * 1000)))
-        elif seconds is None:  # a struct timeval of zero: no timeout
-            value = struct.pack("@ll", 0, 0)
-        else:
-            whole = int(seconds)
-            micro = int((seconds - whole) * 1_000_000)
-            value = struct.pack("@ll", whole, micro if whole or micro else 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-        return True
-    except (OSError, AttributeError, struct.error):
-        log.debug("no receive timeout on this socket: keepalive pings are off", exc_info=True)
-        return False
-
-
-class _Readiness:
-    """Waits for a socket to have something to read (or to end). With epoll (Linux), the
-    watcher and the thread that holds the read lock may wait at once: an arrival wakes one of
-    them, the one that began waiting last (epoll's wake-ups are LIFO), and no other until
-    :meth:`rearm`. Elsewhere each of the two waits on a poll of its own, and both wake."""
-
-    def __init__(self, sock: socket.socket) -> None:
-        self._fd = sock.fileno()
-        self._polls: list[Callable[[float | None], bool]] | None = None
-        if hasattr(select, "epoll"):
-            self._epoll = select.epoll()
-            self._epoll.register(self._fd, _ONE_READ)
-        else:
-            self._polls = [_poll(sock), _poll(sock)]  # the watcher's, the reader's
-
-    def wait(self, timeout: float | None, watcher: bool = False) -> bool:
-        """Wait at most ``timeout`` seconds (None: no limit); True: something came, and this
-        thread reads it (under the read lock), then calls :meth:`rearm`."""
-        if self._polls is not None:
-            return self._polls[0 if watcher else 1](timeout)
-        return bool(self._epoll.poll(-1 if timeout is None else timeout, 1))
-
-    def rearm(self) -> None:
-        """Let the next arrival wake a waiting thread (after a read, under the read lock)."""
-        if self._polls is None:
-            self._epoll.modify(self._fd, _ONE_READ)
-
-    def close(self) -> None:
-        if self._polls is None:
-            self._epoll.close()
-
-
-_ONE_READ = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
-
-
-def _poll(sock: socket.socket) -> Callable[[float | None], bool]:
-    """A wait of at most ``timeout`` seconds (None: no limit) for ``sock`` to have something
-    to read, or to end; True if it has. One thread at a time may use each."""
-    if not hasattr(select, "poll"):
-        return lambda timeout: bool(select.select([sock], [], [], timeout)[0])
-    poll = select.poll()
-    poll.register(sock, select.POLLIN)
-    return lambda timeout: bool(poll.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
 
 
 def _no_delay(sock: socket.socket) -> None:
@@ -236,7 +170,7 @@ class _TLS:
 # -- the connection ------------------------------------------------------------------------------
 
 
-class Connection:
+class Connection(Reading):
     """One WebSocket connection, pushing what it receives (see the module docstring).
 
     :class:`PushingClientConnection` and :class:`PushingServerConnection` are its two sides.
@@ -267,18 +201,7 @@ class Connection:
         self._ended = False
         self._done = threading.Event()  # the receiving thread is done: the socket is closed
         self._receiver: int | None = None  # the ident of the thread that reads it now
-        # Reading (receiving and handing on what came) is one thread's at a time: the read
-        # lock's. The watcher (one thread at a time) waits for data and reads when nobody else
-        # does; a caller waiting for an answer reads it itself when nobody else reads.
-        self._read_lock = threading.Lock()
-        self._ready = _Readiness(sock)
-        self._watch_lock = threading.Lock()
-        self._watchers = 0  # threads in _watch (followers), or handed the watching
-        self._watcher_reads = False  # the watcher holds the read lock (briefly)
-        self._keeper: int | None = None  # the watcher, while it reads and may keep a job
-        self._kept: Callable[[], None] | None = None  # the job it kept (run_here)
-        self._over = False  # the stream ended: nobody reads it any more
-        self._received_at = time.monotonic()
+        self._init_reading(sock)
         self._handshake_events: list[Event] = []  # parsed along with the opening handshake
         self._handshake_read = False
         self._fragments: list[bytes] = []
@@ -485,199 +408,6 @@ class Connection:
         if ended:
             on_closed(self._describe_end())
 
-    def start(self) -> None:
-        """Watch the connection from a thread of its own (a daemon, like websockets'); see
-        :meth:`_watch`."""
-        thread = threading.Thread(target=self._watch_first, name="tether-receiver", daemon=True)
-        thread.start()
-
-    def run(self) -> None:
-        """Watch the connection from the calling thread (see :meth:`_watch`) and return when it
-        has ended: the socket is closed and ``on_closed`` was called."""
-        self._watch_first()
-        self._done.wait()
-
-    def _watch_first(self) -> None:
-        """Hand on what came with the opening handshake, then watch (:meth:`_follow`)."""
-        with self._read_lock:
-            self._receiver = threading.get_ident()
-            events, self._handshake_events = self._handshake_events, []
-            try:
-                self._process(events)
-                if self._has_output():
-                    self._write_pending()
-            except Exception as exc:
-                self._fail(exc)
-            finally:
-                self._receiver = None
-        with self._watch_lock:
-            self._watchers += 1
-        self._follow(None)
-
-    def _lead(self) -> None:
-        """A worker handed the watching (counted in ``_watchers`` already): watch."""
-        self._follow(worker_pool())
-
-    def _follow(self, pool: Any) -> None:
-        """Watch; run each message this thread keeps, then watch again while fewer than two
-        threads watch (a worker counts as blocked while it watches)."""
-        while True:
-            if pool is None:
-                job = self._watch()
-            else:
-                with pool.blocked():
-                    job = self._watch()
-            if job is None:
-                return
-            job()
-            job = None
-            with self._watch_lock:
-                if self._over or self._watchers >= 2:
-                    return
-                self._watchers += 1
-
-    def _watch(self) -> Callable[[], None] | None:
-        """Be one of the connection's watchers (its followers: they wait for the socket to be
-        readable; with epoll, an arrival wakes the last one that began waiting). The one woken
-        reads (:meth:`_read`) unless a caller does; it keeps the line alive when it is silent.
-        Returns the job it kept (:meth:`run_here`), for the caller to run; or None once the
-        connection has ended (the last watcher to leave closes it: :meth:`_finish`)."""
-        lock, ready, ident = self._read_lock, self._ready, threading.get_ident()
-        while not self._over:
-            tick = self._tick
-            if not ready.wait(tick, True):
-                if not self._on_silence():
-                    self._over = True
-                continue
-            if not lock.acquire(False):  # a reader waits for it: let it have it, look again after
-                ready.rearm()
-                if lock.acquire(timeout=-1 if tick is None else tick):
-                    lock.release()
-                elif not self._on_silence():
-                    self._over = True
-                continue
-            self._receiver = self._keeper = ident
-            self._watcher_reads = True
-            try:
-                alive = self._read_guarded() if not self._over else False
-            finally:
-                self._receiver = self._keeper = None
-                self._watcher_reads = False
-                job, self._kept = self._kept, None
-                self._rearm(alive)
-                lock.release()
-            if job is not None:  # (no longer counted as a watcher: see run_here)
-                return job
-        self._ready.rearm()  # the next watcher wakes and sees the end too
-        with self._watch_lock:
-            self._watchers -= 1
-            last = self._watchers == 0
-        if last:
-            self._finish()
-        return None
-
-    def _rearm(self, alive: bool) -> None:
-        """After a read (under the read lock): an end seen here ends the watching (the socket
-        is shut down: every waiting thread wakes and sees it); the next arrival may wake a
-        thread."""
-        if not alive and not self._over:
-            self._over = True
-            self._abort()
-        self._ready.rearm()
-
-    def run_here(self, fn: Callable[..., None], *args: Any) -> bool:
-        """From ``on_message``: keep ``fn(*args)`` to run on this thread, right after what it
-        read is handed on, if this thread is a watcher that keeps nothing yet and another
-        thread watches meanwhile (one already waiting, or an idle worker handed the watching
-        now). False: run it elsewhere (a worker)."""
-        if self._keeper != threading.get_ident():
-            return False
-        with self._watch_lock:
-            if self._watchers < 2 and not worker_pool().hand_off(self._lead):
-                return False
-            if self._watchers >= 2:
-                self._watchers -= 1  # this one leaves; a worker handed it takes its place
-        self._keeper = None
-        self._kept = functools.partial(fn, *args)
-        return True
-
-    def read_here(self, timeout: float | None, stop: Callable[[], bool]) -> bool:
-        """Read the connection on this thread, if no other thread reads it (only watches it):
-        wait at most ``timeout`` seconds (None: no limit) for data, receive it and hand its
-        messages on (``on_message``, here). Returns True after that one read (or none in time,
-        or at once when ``stop()`` is true): the caller looks at what changed and calls again;
-        False when another thread reads or the connection has ended: the caller waits for
-        what it needs to be handed over."""
-        lock = self._read_lock
-        if not lock.acquire(False) and (not self._watcher_reads or not lock.acquire(timeout=-1 if timeout is None else timeout)):
-            return False
-        try:
-            if self._over:
-                return False
-            if stop():
-                return True
-            if self._ready.wait(timeout):
-                self._receiver = threading.get_ident()
-                try:
-                    self._rearm(self._read_guarded())
-                finally:
-                    self._receiver = None
-        finally:
-            lock.release()
-        return True
-
-    def _read_guarded(self) -> bool:
-        try:
-            return self._read()
-        except Exception as exc:  # a bug, or an on_message that raised: drop the connection
-            self._fail(exc)
-            return False
-
-    def _fail(self, exc: Exception) -> None:
-        log.exception("the connection to %s failed", self.remote_address)
-        with self._lock:
-            if self.protocol.state is _OPEN:
-                self.protocol.fail(1011)
-        self._write_pending()
-        self._abort(exc)
-
-    def _read(self) -> bool:
-        """Under the read lock: receive what the socket holds (never waiting for more), feed
-        the protocol, write what it answers by itself, hand the messages on. False: the
-        connection ended."""
-        view = self._view
-        if not _DONTWAIT and not self._ready.wait(0):  # another reader took it first
-            return True
-        try:
-            n = self.socket.recv_into(view, 0, _DONTWAIT)
-        except (BlockingIOError, InterruptedError):  # another reader took it first
-            return True
-        except OSError as exc:
-            self._abort(exc)
-            return False
-        if not n:
-            return False
-        self._received_at = time.monotonic()
-        protocol, tls = self.protocol, self._tls
-        ended = False
-        with self._lock:
-            if tls is None:
-                protocol.receive_data(bytes(view[:n]))  # (bytes of the size received: see _buffer)
-            else:
-                try:
-                    data, ended = tls.decrypt(view[:n])
-                except ssl.SSLError as exc:  # a broken TLS stream: the connection is over
-                    self._failure = self._failure or exc
-                    return False
-                if data:
-                    protocol.receive_data(data)
-            events = protocol.events_received()
-        if protocol.writes or (tls is not None and tls.outgoing.pending):
-            self._write_pending()
-        if events:
-            self._process(events)
-        return not ended
-
     def _process(self, events: Sequence[Event]) -> None:
         for frame in events:
             if not isinstance(frame, Frame):
@@ -816,11 +546,12 @@ class Connection:
 
     def _opened(self) -> None:
         """The handshake is done: the socket blocks from now on (the receive timeout of
-        keepalive is set at the socket's level by the receiving thread)."""
+        keepalive is the watchers' wait)."""
         self.socket.settimeout(None)
 
     def _drop(self) -> None:
-        """Close a connection that never opened (no receiving thread)."""
+        """Close a connection that never opened (no watcher)."""
+        self._ready.close()
         with contextlib.suppress(OSError):
             self.socket.close()
         self._buffer_release()
