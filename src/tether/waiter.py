@@ -24,9 +24,10 @@ register_runtime_file(__file__)  # its frames stay out of tracebacks sent to pee
 __all__ = ["MAX_INLINE_NESTING", "Reader", "Waiter", "inline_nesting"]
 
 # How a waiting thread reads its connection itself (the sync transport's ``read_here``):
-# ``read(timeout, stop)`` reads once, unless another thread reads or ``stop()`` is true, and
-# says whether it did (True: look at what changed; False: wait to be handed the answer).
-Reader = Callable[[float | None, Callable[[], bool]], bool]
+# ``read(timeout, stop, wake)`` reads once, unless another thread reads or ``stop()`` is true,
+# and says whether it did (True: look at what changed; False: wait to be handed the answer, or
+# for ``wake()`` once the other reader lets go).
+Reader = Callable[[float | None, Callable[[], bool], Callable[[], None]], bool]
 
 # A thread runs at most this many messages nested inside each other for the calls it waits on
 # (each adds about ten Python frames); a deeper one goes to a worker, which starts a fresh stack.
@@ -132,7 +133,7 @@ class Waiter:
             if self.done:
                 return
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
-            if read is not None and left != 0.0 and read(left, stop):
+            if read is not None and left != 0.0 and read(left, stop, self._wake):
                 continue
             if lock.acquire(timeout=-1 if left is None else left):
                 continue

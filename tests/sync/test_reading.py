@@ -6,6 +6,7 @@ thread watches the connection; and the worker pool's ``hand_off``, which finds t
 from __future__ import annotations
 
 import queue
+import select
 import socket
 import threading
 import time
@@ -135,6 +136,9 @@ class Root:
         self.ran_on.append(threading.get_ident())
         return x
 
+    def run_callbacks(self, f: Any, n: int) -> int:
+        return sum(f(i) for i in range(n))
+
     def answer_when_the_caller_reads(self, x: Any) -> Any:
         # The answer leaves once the calling thread reads the client's connection itself.
         until(lambda: self.client._receiver == self.caller, "the caller to read")
@@ -208,3 +212,21 @@ def test_hand_off_gives_a_job_only_to_a_worker_waiting_for_one() -> None:
     assert ran.wait(5)
     assert handed == first  # the waiting worker ran it; none was started
     assert pool.threads == 1
+
+
+def test_without_epoll_every_waiting_thread_polls_and_calls_and_callbacks_still_work(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Where there is no epoll (not Linux), the same scheme runs on a poll per waiting thread."""
+    monkeypatch.delattr(select, "epoll")
+    root = Root()
+    with tether.serve(root, port=0) as server, tether.connect(server.url) as peer:
+        assert peer.session.transport._ready._epoll is None
+        for i in range(30):
+            assert peer.root.echo(i) == i
+        callbacks = [threading.Thread(target=lambda: peer.root.run_callbacks(lambda i: i, 20)) for _ in range(4)]
+        for thread in callbacks:
+            thread.start()
+        for thread in callbacks:
+            thread.join(30)
+        assert peer.root.run_callbacks(lambda i: i, 20) == 190

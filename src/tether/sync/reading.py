@@ -18,11 +18,12 @@ Reading the socket, feeding websockets' protocol and handing each message to ``o
 With epoll (Linux) the watchers and the reading caller wait on one epoll with a one-shot
 registration: an arrival wakes only the thread that began waiting last (a caller that just
 sent its call, or the watcher that just ran a message), and nobody else until the reader
-re-arms it. Elsewhere the watcher and the reading caller each poll; both wake.
+re-arms it. Elsewhere each waiting thread polls, and all of them wake.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import select
@@ -50,48 +51,40 @@ _BRIEF = 0.02
 
 
 class _Readiness:
-    """Waits for a socket to have something to read (or to end). With epoll (Linux), the
-    watcher and the thread that holds the read lock may wait at once: an arrival wakes one of
-    them, the one that began waiting last (epoll's wake-ups are LIFO), and no other until
-    :meth:`rearm`. Elsewhere each of the two waits on a poll of its own, and both wake."""
+    """Waits for a socket to have something to read (or to end). With epoll (Linux), threads
+    may wait at once (the watchers, the reading caller): an arrival wakes one of them, the one
+    that began waiting last (epoll's wake-ups are LIFO), and no other until :meth:`rearm`.
+    Elsewhere each waits on a poll of its own, and all wake."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: _Socket) -> None:
         self._fd = sock.fileno()
-        self._polls: list[Callable[[float | None], bool]] | None = None
+        self._epoll: Any = None
         if hasattr(select, "epoll"):
             self._epoll = select.epoll()
             self._epoll.register(self._fd, _ONE_READ)
-        else:
-            self._polls = [_poll(sock), _poll(sock)]  # the watcher's, the reader's
 
-    def wait(self, timeout: float | None, watcher: bool = False) -> bool:
+    def wait(self, timeout: float | None) -> bool:
         """Wait at most ``timeout`` seconds (None: no limit); True: something came, and this
         thread reads it (under the read lock), then calls :meth:`rearm`."""
-        if self._polls is not None:
-            return self._polls[0 if watcher else 1](timeout)
-        return bool(self._epoll.poll(-1 if timeout is None else timeout, 1))
+        if self._epoll is not None:
+            return bool(self._epoll.poll(-1 if timeout is None else timeout, 1))
+        if not hasattr(select, "poll"):
+            return bool(select.select([self._fd], [], [], timeout)[0])
+        poll = select.poll()
+        poll.register(self._fd, select.POLLIN)
+        return bool(poll.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
 
     def rearm(self) -> None:
         """Let the next arrival wake a waiting thread (after a read, under the read lock)."""
-        if self._polls is None:
+        if self._epoll is not None:
             self._epoll.modify(self._fd, _ONE_READ)
 
     def close(self) -> None:
-        if self._polls is None:
+        if self._epoll is not None:
             self._epoll.close()
 
 
 _ONE_READ = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
-
-
-def _poll(sock: socket.socket) -> Callable[[float | None], bool]:
-    """A wait of at most ``timeout`` seconds (None: no limit) for ``sock`` to have something
-    to read, or to end; True if it has. One thread at a time may use each."""
-    if not hasattr(select, "poll"):
-        return lambda timeout: bool(select.select([sock], [], [], timeout)[0])
-    poll = select.poll()
-    poll.register(sock, select.POLLIN)
-    return lambda timeout: bool(poll.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
 
 
 class Reading:
@@ -139,6 +132,7 @@ class Reading:
         self._keeper: int | None = None  # the watcher, while it reads and may keep a job
         self._kept: Callable[[], None] | None = None  # the job it kept (run_here)
         self._over = False  # the stream ended: nobody reads it any more
+        self._wanting: list[Callable[[], None]] = []  # wakes of callers that found it read
         self._received_at = time.monotonic()
 
     def start(self) -> None:
@@ -185,7 +179,10 @@ class Reading:
                     job = self._watch()
             if job is None:
                 return
-            job()
+            try:
+                job()
+            except BaseException:  # jobs answer their own errors; a stray one must not stop us
+                pass
             job = None
             with self._watch_lock:
                 if self._over or self._watchers >= 2:
@@ -198,10 +195,30 @@ class Reading:
         reads (:meth:`_read`) unless a caller does; it keeps the line alive when it is silent.
         Returns the job it kept (:meth:`run_here`), for the caller to run; or None once the
         connection has ended (the last watcher to leave closes it: :meth:`_finish`)."""
+        try:
+            job = self._watch_on()
+        except BaseException as exc:  # a bug: drop the connection (the last watcher closes it)
+            if isinstance(exc, Exception):
+                self._fail(exc)
+            self._over = True
+            self._abort()
+            job = None
+        if job is not None:  # (no longer counted as a watcher: see run_here)
+            return job
+        with contextlib.suppress(OSError, ValueError):
+            self._ready.rearm()  # the next watcher wakes and sees the end too
+        with self._watch_lock:
+            self._watchers -= 1
+            last = self._watchers == 0
+        if last:
+            self._finish()
+        return None
+
+    def _watch_on(self) -> Callable[[], None] | None:
         lock, ready, ident = self._read_lock, self._ready, threading.get_ident()
         while not self._over:
             tick = self._tick
-            if not ready.wait(tick, True):
+            if not ready.wait(tick):
                 self._look_at_the_time()
                 continue
             self._watcher_reads = True  # (a caller that finds the read lock taken waits a little)
@@ -210,27 +227,26 @@ class Reading:
                 got = lock.acquire(timeout=-1 if tick is None else tick)
                 if got:
                     lock.release()
+                    self._nudge()
                 self._watcher_reads = False
                 if not got:
                     self._look_at_the_time()
                 continue
             self._receiver = self._keeper = ident
+            alive = False
             try:
                 alive = self._read_guarded() if not self._over else False
             finally:
                 self._receiver = self._keeper = None
                 self._watcher_reads = False
                 job, self._kept = self._kept, None
-                self._rearm(alive)
-                lock.release()
-            if job is not None:  # (no longer counted as a watcher: see run_here)
+                try:
+                    self._rearm(alive)
+                finally:
+                    lock.release()
+                    self._nudge()
+            if job is not None:
                 return job
-        self._ready.rearm()  # the next watcher wakes and sees the end too
-        with self._watch_lock:
-            self._watchers -= 1
-            last = self._watchers == 0
-        if last:
-            self._finish()
         return None
 
     def _look_at_the_time(self) -> None:
@@ -264,19 +280,26 @@ class Reading:
         self._kept = functools.partial(fn, *args)
         return True
 
-    def read_here(self, timeout: float | None, stop: Callable[[], bool]) -> bool:
+    def read_here(
+        self, timeout: float | None, stop: Callable[[], bool], wake: Callable[[], None] | None = None
+    ) -> bool:
         """Read the connection on this thread, if no other thread reads it (only watches it):
         wait at most ``timeout`` seconds (None: no limit) for data, receive it and hand its
         messages on (``on_message``, here). Returns True after that one read (or none in time,
         or at once when ``stop()`` is true): the caller looks at what changed and calls again;
         False when another thread reads or the connection has ended: the caller waits for
-        what it needs to be handed over."""
+        what it needs to be handed over, or for ``wake()``: the reading thread lets go, the
+        caller may call again."""
         lock = self._read_lock
         if not lock.acquire(False) and (
             not self._watcher_reads
             or not lock.acquire(timeout=_BRIEF if timeout is None else min(timeout, _BRIEF))
         ):
-            return False
+            if wake is None:
+                return False
+            self._wanting.append(wake)  # (then look again: the reader may have let go meanwhile)
+            if not lock.acquire(False):
+                return False
         try:
             self._receiver = threading.get_ident()
             if self._over:
@@ -284,11 +307,22 @@ class Reading:
             if stop():
                 return True
             if self._ready.wait(timeout):
-                self._rearm(self._read_guarded())
+                alive = False
+                try:
+                    alive = self._read_guarded()
+                finally:
+                    self._rearm(alive)  # (the lock is released below even if this fails)
         finally:
             self._receiver = None
             lock.release()
+            self._nudge()
         return True
+
+    def _nudge(self) -> None:
+        """The read lock was let go: wake a caller that found it taken (it may read now)."""
+        if self._wanting:
+            with contextlib.suppress(IndexError):
+                self._wanting.pop(0)()
 
     def _read_guarded(self) -> bool:
         try:
