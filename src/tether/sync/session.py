@@ -69,6 +69,8 @@ class Session(BaseSession):
     """One connection in the threading runtime. Start it with :meth:`start` (a reader thread)
     or run the reader in the current thread with :meth:`run`."""
 
+    _run_here: Callable[..., bool] | None = None  # the transport's, if it has one (start)
+
     def __init__(self, transport: Transport | PushTransport, **options: Any) -> None:
         super().__init__(**options)
         _open_sessions.add(self)
@@ -78,7 +80,6 @@ class Session(BaseSession):
         self._done = threading.Event()
         self._pool = worker_pool()
         self._reader: threading.Thread | None = None
-        self._run_here: Callable[..., bool] | None = None  # the transport's, if it has one
 
     # -- lifecycle ------------------------------------------------------------------------
 
