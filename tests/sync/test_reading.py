@@ -17,6 +17,7 @@ import pytest
 
 import tether
 from tether.protocol import AnswerReceived, Incoming
+from tether.sync import reading
 from tether.sync.settings import client_settings, server_settings
 from tether.sync.transport import Connection, accept_connection, open_connection
 from tether.websocket import keepalive_options
@@ -196,6 +197,26 @@ def test_a_plain_message_runs_on_the_thread_that_read_it(served: tuple[Root, Rou
     for i in range(30):
         assert peer.root.echo(i) == i
     assert routes.threads("echo") == root.ran_on  # each ran where it was read: no hand-off
+
+
+def test_a_spare_watcher_goes_back_to_the_pool_when_the_connection_idles(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(reading, "_SPARE_FOR", 0.05)
+    root = Root()
+    transports: list[Any] = []
+
+    def factory(peer: tether.Peer) -> Root:
+        transports.append(peer.session.transport)
+        return root
+
+    with tether.serve(factory, port=0) as server, tether.connect(server.url) as peer:
+        idle_workers(4)
+        for _ in range(3):
+            for i in range(10):
+                assert peer.root.echo(i) == i
+            # Used, the connection took a worker to watch beside its own thread; idle, it lets
+            # the worker go (the count never drops to none: the connection is still read).
+            until(lambda: transports[0]._watchers == 1, "the spare watcher to leave")
+        assert peer.root.echo("still read") == "still read"
 
 
 def test_hand_off_gives_a_job_only_to_a_worker_waiting_for_one() -> None:

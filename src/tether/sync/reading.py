@@ -48,6 +48,16 @@ _Socket = socket.socket
 # How long a caller waits for a watcher's read to end before it leaves the reading to others (a
 # watcher holds the read lock only while it reads what came, or gives way to a reading caller).
 _BRIEF = 0.02
+# How long a worker watches without being woken, while another thread watches too, before it
+# goes back to the pool (a connection that is used keeps two watchers; an idle one, its own).
+_SPARE_FOR = 30.0
+
+
+def _left() -> None:
+    """What :meth:`Reading._watch_on` returns when a spare watcher leaves."""
+
+
+_LEFT = _left
 
 
 class _Readiness:
@@ -173,10 +183,10 @@ class Reading:
         threads watch (a worker counts as blocked while it watches)."""
         while True:
             if pool is None:
-                job = self._watch()
+                job = self._watch(False)
             else:
                 with pool.blocked():
-                    job = self._watch()
+                    job = self._watch(True)
             if job is None:
                 return
             try:
@@ -189,20 +199,23 @@ class Reading:
                     return
                 self._watchers += 1
 
-    def _watch(self) -> Callable[[], None] | None:
+    def _watch(self, spare: bool) -> Callable[[], None] | None:
         """Be one of the connection's watchers (its followers: they wait for the socket to be
         readable; with epoll, an arrival wakes the last one that began waiting). The one woken
         reads (:meth:`_read`) unless a caller does; it keeps the line alive when it is silent.
         Returns the job it kept (:meth:`run_here`), for the caller to run; or None once the
-        connection has ended (the last watcher to leave closes it: :meth:`_finish`)."""
+        connection has ended (the last watcher to leave closes it: :meth:`_finish`), or once
+        this worker (``spare``) went unwoken for ``_SPARE_FOR`` seconds while another watched."""
         try:
-            job = self._watch_on()
+            job = self._watch_on(spare)
         except BaseException as exc:  # a bug: drop the connection (the last watcher closes it)
             if isinstance(exc, Exception):
                 self._fail(exc)
             self._over = True
             self._abort()
             job = None
+        if job is _LEFT:
+            return None
         if job is not None:  # (no longer counted as a watcher: see run_here)
             return job
         with contextlib.suppress(OSError, ValueError):
@@ -214,13 +227,21 @@ class Reading:
             self._finish()
         return None
 
-    def _watch_on(self) -> Callable[[], None] | None:
+    def _watch_on(self, spare: bool) -> Callable[[], None] | None:
         lock, ready, ident = self._read_lock, self._ready, threading.get_ident()
+        idle_since = time.monotonic()
         while not self._over:
             tick = self._tick
-            if not ready.wait(tick):
+            wait = tick if not spare else _SPARE_FOR if tick is None else min(tick, _SPARE_FOR)
+            if not ready.wait(wait):
                 self._look_at_the_time()
+                if spare and time.monotonic() - idle_since >= _SPARE_FOR:
+                    with self._watch_lock:
+                        if self._watchers >= 2 and not self._over:
+                            self._watchers -= 1
+                            return _LEFT  # back to the pool: one watcher is enough when idle
                 continue
+            idle_since = time.monotonic()
             self._watcher_reads = True  # (a caller that finds the read lock taken waits a little)
             if not lock.acquire(False):  # a reader waits for it: let it have it, look again after
                 ready.rearm()
