@@ -4,7 +4,10 @@ A :class:`Waiter` is a caller's slot for its answer. While the caller waits, its
 hand it a message that the peer sent on behalf of that call (``MessageSend.on_behalf``: a
 callback or a nested call made by the handler of the call); the waiting thread runs it, then
 waits again. So a chain of nested calls between two peers holds about one thread a side per
-:data:`MAX_INLINE_NESTING` hops, not one per hop.
+:data:`MAX_INLINE_NESTING` hops, not one per hop. On a transport that lets it (a
+:data:`Reader`: ``tether.sync.reading``), the waiting thread reads the connection itself while
+nobody else does, so its answer and the messages sent on behalf of its call reach it with no
+other thread woken.
 """
 
 from __future__ import annotations
