@@ -12,7 +12,7 @@ that read it (:class:`~tether.transports.PushTransport`).
 - **Sending**: the calling thread frames the message with the protocol and writes it to the
   socket itself, under the connection's send lock. What the protocol answers on its own (a
   pong, the echo of a close frame) is written by whichever thread holds the send lock next,
-  or by the receiving thread when none does: the receiving thread never waits for a sender.
+  or by the reading thread when none does: the reading thread never waits for a sender.
 - **TLS**: an ``ssl.SSLObject`` over memory buffers, used under the connection's lock, so
   reading and writing never run in OpenSSL at once on one connection (which an ``SSLSocket``
   read by one thread and written by another does: ``tether.admission.tls_server_context``
@@ -194,12 +194,12 @@ class Connection(Reading):
         self.local_address: Any = _address(sock.getsockname)
         self._lock = threading.Lock()  # the protocol and the TLS object
         self._send_lock = threading.Lock()  # writing to the socket
-        self._push_lock = threading.Lock()  # attach against the receiving thread
+        self._push_lock = threading.Lock()  # attach against the reading thread
         self._on_message: OnMessage | None = None
         self._on_closed: OnClosed | None = None
         self._early: list[bytes | str] = []
         self._ended = False
-        self._done = threading.Event()  # the receiving thread is done: the socket is closed
+        self._done = threading.Event()  # the watchers are done: the socket is closed
         self._receiver: int | None = None  # the ident of the thread that reads it now
         self._init_reading(sock)
         self._handshake_events: list[Event] = []  # parsed along with the opening handshake
@@ -317,7 +317,7 @@ class Connection(Reading):
     def _write_pending(self) -> None:
         """Write what the protocol queued by itself (a pong, a close frame's echo) unless a
         sender holds the send lock: that sender writes it once it is done (it checks after
-        releasing the lock), so the receiving thread never waits for a sender."""
+        releasing the lock), so the reading thread never waits for a sender."""
         while self._has_output():
             if not self._send_lock.acquire(blocking=False):
                 return
@@ -330,8 +330,8 @@ class Connection(Reading):
                 self._send_lock.release()
 
     def _abort(self, failure: BaseException | None = None) -> None:
-        """End the connection now, without a closing handshake: the receiving thread wakes up
-        (its socket is shut down), closes the socket and reports the end."""
+        """End the connection now, without a closing handshake: the watchers wake up (the
+        socket is shut down) and the last one closes the socket and reports the end."""
         if failure is not None and self._failure is None:
             self._failure = failure
         with contextlib.suppress(OSError):
@@ -355,8 +355,8 @@ class Connection(Reading):
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake with ``code`` and ``reason`` and wait, at most
         ``close_timeout`` seconds, for it to end (then the connection is dropped). Idempotent;
-        from any thread. From the receiving thread it does not wait: the thread ends the
-        handshake when it reads on."""
+        from any thread. From the thread that reads it now it does not wait: the watchers see
+        the handshake through after it."""
         timeout = self.close_timeout
         if self._send_lock.acquire(timeout=-1 if timeout is None else timeout):
             try:
@@ -370,15 +370,15 @@ class Connection(Reading):
                     self._write(chunks)
             finally:
                 self._send_lock.release()
-            if self._has_output():  # what the receiving thread left to us meanwhile
+            if self._has_output():  # what the reading thread left to us meanwhile
                 self._write_pending()
         else:  # a send is stuck (the peer does not read): give up on a polite close
             self._abort(TimeoutError("timed out while closing: a send did not finish"))
         self._wait_done()
 
     def _wait_done(self) -> None:
-        """Wait for the receiving thread to end (``close_timeout``, then drop the connection);
-        on the receiving thread itself, have it drop the connection after ``close_timeout``."""
+        """Wait for the watchers to end (``close_timeout``, then drop the connection); on the
+        thread that reads it now, have the watchers drop the connection after ``close_timeout``."""
         if self._done.is_set():
             return
         timeout = self.close_timeout
@@ -562,7 +562,7 @@ class Connection(Reading):
 
 
 class PushingClientConnection(Connection):
-    """The client side: opened by :func:`open_connection`, which starts its receiving thread."""
+    """The client side: opened by :func:`open_connection`, which starts its watching thread."""
 
     protocol: ClientProtocol
 
@@ -627,7 +627,7 @@ def open_connection(url: str, *, subprotocols: Sequence[Subprotocol] | None, ssl
                     settings: Settings) -> PushingClientConnection:  # fmt: skip
     """Connect to ``url`` (``ws://`` or ``wss://``), open the WebSocket (TLS handshake with
     ``ssl_context``, or the default context for ``wss://``; the HTTP upgrade offering
-    ``subprotocols``), all within ``settings.open_timeout``, and start the receiving thread.
+    ``subprotocols``), all within ``settings.open_timeout``, and start the watching thread.
 
     Raises what websockets' ``connect`` raises for the same failures (``InvalidURI``,
     ``InvalidStatus``, ``InvalidHandshake``, ``TimeoutError``, ``OSError``...), which
