@@ -48,7 +48,7 @@ from .protocol import (
 )
 from .proxy import make_proxy, needs_await
 from .tether_object import TetherObject
-from .waiter import MAX_INLINE_NESTING, Waiter, inline_nesting
+from .waiter import MAX_INLINE_NESTING, Reader, Waiter, inline_nesting
 from .words import ClassInfo
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
@@ -183,6 +183,10 @@ class BaseSession:
 
     # -- what each flavour supplies -----------------------------------------------------------
 
+    # How a thread waiting for an answer reads the connection itself when nobody else reads it
+    # (``tether.waiter.Reader``); None: it waits to be handed its answer.
+    _read_here: Reader | None = None
+
     def _flush(self) -> None:
         """Send what the protocol's outbox holds, in order (called from any thread after
         queueing; a flavour must never let two flushes overtake each other). Must not raise:
@@ -284,7 +288,7 @@ class BaseSession:
         exchange_id = self._queue_call(waiter, receiver, selector, args, kwargs, on_behalf)
         self._flush()
         try:
-            return waiter.wait(wait, selector, self._run_nested)
+            return waiter.wait(wait, selector, self._run_nested, self._read_here)
         except BaseException:  # timed out, or interrupted: nobody waits for the answer now
             with self._pending_lock:
                 abandoned = self._pending.pop(exchange_id, None) is not None

@@ -152,6 +152,12 @@ class PushTransport(Protocol):
     :meth:`close` are as in :class:`Transport` (``close_timeout`` too). There is no ``recv`` in this contract: once
     ``attach`` is called the session never calls it (those connections have the ``recv`` of
     ``websockets``, but it delivers no message: they keep messages for ``attach``).
+
+    Two optional methods let the session save the remaining hops (``tether.sync.reading``
+    has them): ``run_here(fn, *args) -> bool``, called from ``on_message``, runs ``fn`` on the
+    thread that delivered the message once another thread reads on (False: the session starts
+    it on a worker); ``read_here(timeout, stop, wake) -> bool`` lets a caller waiting for an
+    answer read the connection itself when nobody else does.
     """
 
     def send(self, data: bytes) -> None:
@@ -171,8 +177,8 @@ class PushTransport(Protocol):
         The session calls it once, first thing (before it sends its opening frame).
 
         - ``on_message(data)``: each message, whole, ``bytes`` for binary and ``str`` for
-          text, in the order the peer sent them, called from the transport's receiving
-          thread, one call at a time (never two at once). Messages that arrived before
+          text, in the order the peer sent them, called from the thread that reads the
+          connection, one call at a time (never two at once). Messages that arrived before
           ``attach`` are kept and handed over first, in order (possibly from ``attach``
           itself, before it returns), before any later message.
         - ``on_closed(reason)``: called once, after the last ``on_message``, when the

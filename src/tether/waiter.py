@@ -4,7 +4,10 @@ A :class:`Waiter` is a caller's slot for its answer. While the caller waits, its
 hand it a message that the peer sent on behalf of that call (``MessageSend.on_behalf``: a
 callback or a nested call made by the handler of the call); the waiting thread runs it, then
 waits again. So a chain of nested calls between two peers holds about one thread a side per
-:data:`MAX_INLINE_NESTING` hops, not one per hop.
+:data:`MAX_INLINE_NESTING` hops, not one per hop. On a transport that lets it (a
+:data:`Reader`: ``tether.sync.reading``), the waiting thread reads the connection itself while
+nobody else does, so its answer and the messages sent on behalf of its call reach it with no
+other thread woken.
 """
 
 from __future__ import annotations
@@ -21,7 +24,13 @@ from .workers import worker_pool
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 
-__all__ = ["MAX_INLINE_NESTING", "Waiter", "inline_nesting"]
+__all__ = ["MAX_INLINE_NESTING", "Reader", "Waiter", "inline_nesting"]
+
+# How a waiting thread reads its connection itself (the sync transport's ``read_here``):
+# ``read(timeout, stop, wake)`` reads once, unless another thread reads or ``stop()`` is true,
+# and says whether it did (True: look at what changed; False: wait to be handed the answer, or
+# for ``wake()`` once the other reader lets go).
+Reader = Callable[[float | None, Callable[[], bool], Callable[[], None]], bool]
 
 # A thread runs at most this many messages nested inside each other for the calls it waits on
 # (each adds about ten Python frames); a deeper one goes to a worker, which starts a fresh stack.
@@ -71,6 +80,10 @@ class Waiter:
         self.done = True
         self._wake()
 
+    def _stop(self) -> bool:
+        """Whether the waiting thread has something to do (stop reading the connection)."""
+        return self.done or self.job is not None
+
     def give(self, message: MessageSend) -> None:
         """Hand the waiter a message to run (the caller holds its session's pending lock and
         has seen ``idle``)."""
@@ -83,9 +96,12 @@ class Waiter:
         timeout: float | None,
         what: str = "the call",
         run: Callable[[MessageSend], None] | None = None,
+        read: Reader | None = None,
     ) -> Any:
-        """Block until the answer comes (running messages handed over meanwhile with ``run``);
-        return it or raise its error. Raise TimeoutError after ``timeout`` seconds of waiting."""
+        """Block until the answer comes (running messages handed over meanwhile with ``run``;
+        reading the connection with ``read`` whenever nobody else reads it, so that the answer
+        needs no other thread); return it or raise its error. Raise TimeoutError after
+        ``timeout`` seconds of waiting."""
         if not (self._lock.acquire(False) and self.done and self.job is None):
             # Block, and tell the pool and the gate: the whole wait, messages run meanwhile
             # included, counts as one waiting handler (the messages take no slot of their own).
@@ -94,7 +110,7 @@ class Waiter:
                 gate.blocked()
             try:
                 with worker_pool().blocked():
-                    self._wait(timeout, what, run)
+                    self._wait(timeout, what, run, read)
             finally:
                 if gate is not None:
                     gate.unblocked()
@@ -103,9 +119,12 @@ class Waiter:
             raise error
         return self.value
 
-    def _wait(self, timeout: float | None, what: str, run: Callable[[MessageSend], None] | None) -> None:
+    def _wait(
+        self, timeout: float | None, what: str, run: Callable[[MessageSend], None] | None, read: Reader | None
+    ) -> None:
         lock = self._lock
         deadline = None if timeout is None else time.monotonic() + timeout
+        stop = self._stop
         while True:
             job = self.job
             if job is not None:  # a message sent on behalf of this call: run it here
@@ -116,7 +135,10 @@ class Waiter:
                 continue
             if self.done:
                 return
-            if lock.acquire(timeout=-1 if deadline is None else max(0.0, deadline - time.monotonic())):
+            left = None if deadline is None else max(0.0, deadline - time.monotonic())
+            if read is not None and left != 0.0 and read(left, stop, self._wake):
+                continue
+            if lock.acquire(timeout=-1 if left is None else left):
                 continue
             if not self.done and self.job is None:
                 raise TimeoutError(

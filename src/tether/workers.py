@@ -72,6 +72,15 @@ class WorkerPool:
         else:
             self._wake_supervisor()
 
+    def hand_off(self, fn: Callable[..., Any], *args: Any) -> bool:
+        """Give ``fn(*args)`` to a worker that waits for a job, if one does (then True), so that
+        it runs now, not behind queued jobs; False: nothing was submitted."""
+        with self._lock:
+            if self._jobs.qsize() >= self._idle:
+                return False
+            self._jobs.put((fn, args))  # a worker waiting for a job takes it
+        return True
+
     def _start(self, n: int) -> None:
         for _ in range(n):
             threading.Thread(target=self._work, name=self._name, daemon=True).start()

@@ -1,7 +1,7 @@
 """The sync flavour's transport (``tether.sync.transport``: websockets' sans-I/O protocol over
 sockets) beyond the conformance suite (``tests/transports``): keepalive without a thread of its
-own, messages fragmented by the peer, the server's handshake, its ``transport=`` settings, and
-the socket-level receive timeout keepalive rests on."""
+own, messages fragmented by the peer, the server's handshake, its ``transport=`` settings (how
+it is read: ``test_reading.py``)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,6 @@ from tether.sync.settings import client_settings, server_settings
 from tether.sync.transport import (
     KEEPALIVE_TIMEOUT_REASON,
     PushingServerConnection,
-    _set_recv_timeout,
     accept_connection,
     open_connection,
 )
@@ -73,23 +72,6 @@ def reading(connection: PushingServerConnection) -> threading.Thread:
     thread = threading.Thread(target=connection.run, daemon=True)
     thread.start()
     return thread
-
-
-# -- the receive timeout -------------------------------------------------------------------------
-
-
-def test_a_receive_timeout_ends_a_blocking_recv_and_leaves_sends_alone() -> None:
-    a, b = socket.socketpair()
-    with a, b:
-        assert _set_recv_timeout(b, 0.2)
-        started = time.monotonic()
-        with pytest.raises((BlockingIOError, TimeoutError)):
-            b.recv(16)
-        assert 0.15 < time.monotonic() - started < 2
-        assert b.gettimeout() is None  # the socket still blocks, for sends
-        a.sendall(b"x")
-        assert b.recv(16) == b"x"
-        assert _set_recv_timeout(b, None)
 
 
 # -- keepalive -----------------------------------------------------------------------------------

@@ -2,19 +2,22 @@
 transport, and the sync face's :class:`Peer`.
 
 A :class:`Session` receives frames in order (on a reader thread of its own, or pushed by a
-transport's receiving thread), routes answers to waiting callers and hands every incoming
-message to a worker thread of the process-wide elastic pool (``tether.workers``), so a handler
-may block, sleep, or call back into the peer while the connection goes on reading and
-answering. Callers block on a per-call lock until their answer arrives. A message the peer
-sends on behalf of a call waiting here (a callback or nested call from that call's handler;
-``MessageSend.on_behalf``) runs on the waiting caller's thread instead of a worker
-(``tether.waiter``), so nested chains hold few threads.
+transport's reading thread), routes answers to waiting callers and runs every incoming message
+as a worker of its own would: on a thread of the process-wide elastic pool (``tether.workers``),
+or, when the transport lets it (``run_here``, ``tether.sync.reading``), on the thread that read
+it while another thread reads on; so a handler may block, sleep, or call back into the peer
+while the connection goes on reading and answering. Callers block on a per-call lock until
+their answer arrives, or read it themselves when the transport lets them (``read_here``) and
+nobody else reads. A message the peer sends on behalf of a call waiting here (a callback or
+nested call from that call's handler; ``MessageSend.on_behalf``) runs on the waiting caller's
+thread instead of a worker (``tether.waiter``), so nested chains hold few threads.
 
 A transport is anything with ``send(bytes)`` (thread-safe), ``recv() -> bytes`` (blocking,
 raising when closed) and ``close()``: ``websockets.sync`` connections are, and so is
 :func:`tether.testing.memory_pair`. A transport that also has ``attach(on_message, on_closed)``
-pushes each message to the session from its own receiving thread instead, which saves a
-thread hop per message (``tether.sync.transport`` does this with ``websockets``).
+pushes each message to the session from the thread that reads it instead, which saves a
+thread hop per message (``tether.sync.transport`` does this with ``websockets``, and also has
+``run_here`` and ``read_here``).
 Open one with :func:`open_session`; ``tether.sync.client.connect`` and
 ``tether.sync.server.Server`` do.
 """
@@ -26,6 +29,7 @@ import logging
 import threading
 import time
 import weakref
+from collections.abc import Callable
 from typing import Any, cast
 
 from .. import deadline
@@ -67,6 +71,8 @@ class Session(BaseSession):
     """One connection in the threading runtime. Start it with :meth:`start` (a reader thread)
     or run the reader in the current thread with :meth:`run`."""
 
+    _run_here: Callable[..., bool] | None = None  # the transport's, if it has one (start)
+
     def __init__(self, transport: Transport | PushTransport, **options: Any) -> None:
         super().__init__(**options)
         _open_sessions.add(self)
@@ -87,6 +93,8 @@ class Session(BaseSession):
         (or, for a transport that pushes messages, attach to it)."""
         attach = getattr(self.transport, "attach", None)
         if attach is not None:
+            self._run_here = getattr(self.transport, "run_here", None)
+            self._read_here = getattr(self.transport, "read_here", None)
             attach(self._feed, self._transport_closed)
         if self.protocol.client:
             self.protocol.queue_opening()
@@ -242,7 +250,11 @@ class Session(BaseSession):
     # -- incoming messages: each in a worker thread ---------------------------------------
 
     def _start_message(self, message: MessageSend) -> None:
-        self._pool.submit(self._run_in_worker, message)
+        """Run ``message`` on the thread that read it, if the transport lets it (``run_here``:
+        that thread hands the reading to another first), else on a worker."""
+        run_here = self._run_here
+        if run_here is None or not run_here(self._run_in_worker, message):
+            self._pool.submit(self._run_in_worker, message)
 
     def _await_in_thread(self, awaitable: Any) -> Any:
         return _run_awaitable(awaitable)

@@ -1,26 +1,29 @@
 """The sync flavour's transport: a WebSocket connection over a plain socket (``wss://`` with an
 ``ssl.SSLContext``), run by websockets' sans-I/O protocol (``websockets.client.ClientProtocol``,
-``websockets.server.ServerProtocol``), that pushes each message to its session from one
-receiving thread per connection (:class:`~tether.transports.PushTransport`).
+``websockets.server.ServerProtocol``), that pushes each message to its session from the thread
+that read it (:class:`~tether.transports.PushTransport`).
 
-- **Receiving**: the connection's thread reads the socket into a buffer the connection owns,
-  feeds the protocol and hands each message to ``on_message``. Nothing else happens per
-  message: no selector, no queue, no other thread.
+- **Receiving** (``tether.sync.reading``): one thread at a time reads the socket into a buffer
+  the connection owns, feeds the protocol and hands each message to ``on_message``: a
+  watcher (the connection's own thread at first, then pool workers, leader/followers), which
+  may keep a message to run itself (:meth:`Connection.run_here`) while another watches on, or
+  a caller waiting for its answer when nobody else reads (:meth:`Connection.read_here`). No
+  queue, no thread hop per message.
 - **Sending**: the calling thread frames the message with the protocol and writes it to the
   socket itself, under the connection's send lock. What the protocol answers on its own (a
   pong, the echo of a close frame) is written by whichever thread holds the send lock next,
-  or by the receiving thread when none does: the receiving thread never waits for a sender.
+  or by the reading thread when none does: the reading thread never waits for a sender.
 - **TLS**: an ``ssl.SSLObject`` over memory buffers, used under the connection's lock, so
   reading and writing never run in OpenSSL at once on one connection (which an ``SSLSocket``
   read by one thread and written by another does: ``tether.admission.tls_server_context``
   says what that did to websockets' sync client).
-- **Keepalive**, without a thread of its own: the socket has a receive timeout (``SO_RCVTIMEO``),
-  so when the line has been silent for ``ping_interval`` the receiving thread wakes and sends a
+- **Keepalive**, without a thread of its own: a watcher waits for the socket with a timeout,
+  so when the line has been silent for ``ping_interval`` it wakes and sends a
   ping; when no pong came ``ping_timeout`` later it closes with 1011 "keepalive ping timeout"
   and reports the peer as stalled (:func:`~tether.session.describe_keepalive_timeout`).
 - **Closing**: :meth:`Connection.close` sends the close frame and waits (``close_timeout``)
-  for the receiving thread to see the closing handshake through; the receiving thread then
-  closes the socket and calls ``on_closed`` once.
+  for the watchers to see the closing handshake through; the last one then closes the socket
+  and calls ``on_closed`` once.
 
 :func:`open_connection` opens a client connection (TCP, TLS, the HTTP upgrade);
 :func:`accept_connection` answers the upgrade on a socket a server accepted;
@@ -36,8 +39,6 @@ import mmap
 import os
 import socket
 import ssl
-import struct
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -54,6 +55,7 @@ from websockets.uri import parse_uri
 
 from ..session import describe_keepalive_timeout, describe_peer_close
 from ..transports import OnClosed, OnMessage
+from .reading import Reading
 from .settings import Settings
 
 __all__ = [
@@ -78,25 +80,6 @@ _DROPPED = "the connection dropped without a closing handshake"
 
 
 # -- sockets -------------------------------------------------------------------------------------
-
-
-def _set_recv_timeout(sock: socket.socket, seconds: float | None) -> bool:
-    """Make a blocking ``recv`` on ``sock`` give up after ``seconds`` (``None``: never), at the
-    socket's level (``SO_RCVTIMEO``): sends are not affected, unlike ``settimeout``."""
-    try:
-        if sys.platform == "win32":  # a DWORD of milliseconds
-            value = struct.pack("<L", 0 if seconds is None else max(1, round(seconds * 1000)))
-        elif seconds is None:  # a struct timeval of zero: no timeout
-            value = struct.pack("@ll", 0, 0)
-        else:
-            whole = int(seconds)
-            micro = int((seconds - whole) * 1_000_000)
-            value = struct.pack("@ll", whole, micro if whole or micro else 1)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, value)
-        return True
-    except (OSError, AttributeError, struct.error):
-        log.debug("no receive timeout on this socket: keepalive pings are off", exc_info=True)
-        return False
 
 
 def _no_delay(sock: socket.socket) -> None:
@@ -187,7 +170,7 @@ class _TLS:
 # -- the connection ------------------------------------------------------------------------------
 
 
-class Connection:
+class Connection(Reading):
     """One WebSocket connection, pushing what it receives (see the module docstring).
 
     :class:`PushingClientConnection` and :class:`PushingServerConnection` are its two sides.
@@ -211,18 +194,22 @@ class Connection:
         self.local_address: Any = _address(sock.getsockname)
         self._lock = threading.Lock()  # the protocol and the TLS object
         self._send_lock = threading.Lock()  # writing to the socket
-        self._push_lock = threading.Lock()  # attach against the receiving thread
+        self._push_lock = threading.Lock()  # attach against the reading thread
         self._on_message: OnMessage | None = None
         self._on_closed: OnClosed | None = None
         self._early: list[bytes | str] = []
         self._ended = False
-        self._done = threading.Event()  # the receiving thread is done: the socket is closed
-        self._receiver: int | None = None  # the receiving thread's ident
+        self._done = threading.Event()  # the watchers are done: the socket is closed
+        self._receiver: int | None = None  # the ident of the thread that reads it now
+        self._init_reading(sock)
         self._handshake_events: list[Event] = []  # parsed along with the opening handshake
         self._handshake_read = False
         self._fragments: list[bytes] = []
         self._fragmented_text = False
-        self._tick: float | None = None  # the receive timeout (keepalive, closing)
+        # How long the watcher waits before it looks at the time (keepalive, closing).
+        self._tick: float | None = None
+        if self.ping_interval is not None:
+            self._tick = self.ping_interval if self.ping_timeout is None else min(self.ping_interval, self.ping_timeout)
         self._ping: bytes | None = None  # the keepalive ping waiting for its pong
         self._ping_sent = 0.0
         self._close_deadline: float | None = None
@@ -330,7 +317,7 @@ class Connection:
     def _write_pending(self) -> None:
         """Write what the protocol queued by itself (a pong, a close frame's echo) unless a
         sender holds the send lock: that sender writes it once it is done (it checks after
-        releasing the lock), so the receiving thread never waits for a sender."""
+        releasing the lock), so the reading thread never waits for a sender."""
         while self._has_output():
             if not self._send_lock.acquire(blocking=False):
                 return
@@ -343,8 +330,8 @@ class Connection:
                 self._send_lock.release()
 
     def _abort(self, failure: BaseException | None = None) -> None:
-        """End the connection now, without a closing handshake: the receiving thread wakes up
-        (its socket is shut down), closes the socket and reports the end."""
+        """End the connection now, without a closing handshake: the watchers wake up (the
+        socket is shut down) and the last one closes the socket and reports the end."""
         if failure is not None and self._failure is None:
             self._failure = failure
         with contextlib.suppress(OSError):
@@ -368,8 +355,8 @@ class Connection:
     def close(self, code: int = 1000, reason: str = "") -> None:
         """Start the closing handshake with ``code`` and ``reason`` and wait, at most
         ``close_timeout`` seconds, for it to end (then the connection is dropped). Idempotent;
-        from any thread. From the receiving thread it does not wait: the thread ends the
-        handshake when it reads on."""
+        from any thread. From the thread that reads it now it does not wait: the watchers see
+        the handshake through after it."""
         timeout = self.close_timeout
         if self._send_lock.acquire(timeout=-1 if timeout is None else timeout):
             try:
@@ -383,15 +370,15 @@ class Connection:
                     self._write(chunks)
             finally:
                 self._send_lock.release()
-            if self._has_output():  # what the receiving thread left to us meanwhile
+            if self._has_output():  # what the reading thread left to us meanwhile
                 self._write_pending()
         else:  # a send is stuck (the peer does not read): give up on a polite close
             self._abort(TimeoutError("timed out while closing: a send did not finish"))
         self._wait_done()
 
     def _wait_done(self) -> None:
-        """Wait for the receiving thread to end (``close_timeout``, then drop the connection);
-        on the receiving thread itself, have it drop the connection after ``close_timeout``."""
+        """Wait for the watchers to end (``close_timeout``, then drop the connection); on the
+        thread that reads it now, have the watchers drop the connection after ``close_timeout``."""
         if self._done.is_set():
             return
         timeout = self.close_timeout
@@ -399,7 +386,7 @@ class Connection:
             if self._close_deadline is None and timeout is not None:
                 self._close_deadline = time.monotonic() + timeout
                 if self._tick is None or timeout < self._tick:
-                    self._tick = timeout if _set_recv_timeout(self.socket, timeout) else None
+                    self._tick = timeout
             return
         if not self._done.wait(timeout):
             self._abort(TimeoutError("timed out while closing the connection"))
@@ -420,79 +407,6 @@ class Connection:
                 self._on_closed = on_closed
         if ended:
             on_closed(self._describe_end())
-
-    def start(self) -> None:
-        """Run :meth:`run` in a thread of its own (a daemon, like websockets')."""
-        thread = threading.Thread(target=self.run, name="tether-receiver", daemon=True)
-        thread.start()
-
-    def run(self) -> None:
-        """The receiving loop, in the calling thread, until the connection ends; then close
-        the socket and call ``on_closed``."""
-        self._receiver = threading.get_ident()
-        try:
-            events, self._handshake_events = self._handshake_events, []
-            self._process(events)
-            if self._has_output():
-                self._write_pending()
-            self._receive()
-        except Exception as exc:  # a bug, or an on_message that raised: drop the connection
-            log.exception("the connection to %s failed", self.remote_address)
-            with self._lock:
-                if self.protocol.state is _OPEN:
-                    self.protocol.fail(1011)
-            self._write_pending()
-            self._abort(exc)
-        finally:
-            self._finish()
-
-    def _receive(self) -> None:
-        sock = self.socket
-        recv_into = sock.recv_into
-        view = self._view
-        protocol = self.protocol
-        receive_data = protocol.receive_data
-        lock = self._lock
-        tls = self._tls
-        process = self._process
-        silent = 0  # receive timeouts in a row
-        if self.ping_interval is not None and self._tick is None:
-            tick = self.ping_interval if self.ping_timeout is None else min(self.ping_interval, self.ping_timeout)
-            if _set_recv_timeout(sock, tick):
-                self._tick = tick
-        while True:
-            try:
-                n = recv_into(view)
-            except (BlockingIOError, TimeoutError):  # the receive timeout: the line was silent
-                silent += 1
-                if self._on_silence(silent):
-                    continue
-                return
-            except OSError as exc:
-                self._abort(exc)
-                return
-            if not n:
-                return
-            silent = 0
-            ended = False
-            with lock:
-                if tls is None:
-                    receive_data(bytes(view[:n]))  # (bytes of the size received: see _buffer)
-                else:
-                    try:
-                        data, ended = tls.decrypt(view[:n])
-                    except ssl.SSLError as exc:  # a broken TLS stream: the connection is over
-                        self._failure = self._failure or exc
-                        return
-                    if data:
-                        receive_data(data)
-                events = protocol.events_received()
-            if protocol.writes or (tls is not None and tls.outgoing.pending):
-                self._write_pending()
-            if events:
-                process(events)
-            if ended:
-                return
 
     def _process(self, events: Sequence[Event]) -> None:
         for frame in events:
@@ -525,10 +439,10 @@ class Connection:
                     return
         handler(data)
 
-    def _on_silence(self, silent: int) -> bool:
-        """The receive timed out (nothing arrived for ``_tick`` seconds): drop a connection
-        whose close timed out, ping a silent peer, give up on one that does not answer.
-        False: the connection ends."""
+    def _on_silence(self) -> bool:
+        """The watcher waited ``_tick`` seconds: drop a connection whose close timed out, ping
+        a peer silent for ``ping_interval``, give up on one that does not answer. False: the
+        connection ends."""
         now = time.monotonic()
         if self._close_deadline is not None and now >= self._close_deadline:
             self._abort(TimeoutError("timed out while closing the connection"))
@@ -536,7 +450,7 @@ class Connection:
         interval, tick = self.ping_interval, self._tick
         if interval is None or tick is None or self.protocol.state is not _OPEN:
             return True
-        slack = tick / 20  # (a receive timeout may end a little early: not a tick late for that)
+        slack = tick / 20  # (a wait may end a little early: not a tick late for that)
         if self._ping is not None:
             if self.ping_timeout is not None and now - self._ping_sent >= self.ping_timeout - slack:
                 with self._lock:
@@ -546,7 +460,7 @@ class Connection:
                 self._abort(TimeoutError(KEEPALIVE_TIMEOUT_REASON))
                 return False
             return True
-        if silent * tick >= interval - slack:
+        if now - self._received_at >= interval - slack:
             payload = os.urandom(4)
             with self._lock:
                 self.protocol.send_ping(payload)
@@ -555,7 +469,7 @@ class Connection:
         return True
 
     def _finish(self) -> None:
-        """The receiving thread is done: the protocol sees the end of the stream, the socket
+        """The watcher is done: the protocol sees the end of the stream, the socket
         is closed (once no sender uses it: shut down first, a blocked send returns), and the
         session is told."""
         sock = self.socket
@@ -565,7 +479,9 @@ class Connection:
             self.protocol.receive_eof()  # idempotent; the state is CLOSED from here
             self.protocol.events_received()
             self.protocol.data_to_send()
-        with self._send_lock:
+        with self._read_lock, self._send_lock:  # no other thread reads it, or writes to it
+            self._over = True
+            self._ready.close()
             sock.close()
         self._buffer_release()
         self._done.set()
@@ -630,11 +546,12 @@ class Connection:
 
     def _opened(self) -> None:
         """The handshake is done: the socket blocks from now on (the receive timeout of
-        keepalive is set at the socket's level by the receiving thread)."""
+        keepalive is the watchers' wait)."""
         self.socket.settimeout(None)
 
     def _drop(self) -> None:
-        """Close a connection that never opened (no receiving thread)."""
+        """Close a connection that never opened (no watcher)."""
+        self._ready.close()
         with contextlib.suppress(OSError):
             self.socket.close()
         self._buffer_release()
@@ -645,7 +562,7 @@ class Connection:
 
 
 class PushingClientConnection(Connection):
-    """The client side: opened by :func:`open_connection`, which starts its receiving thread."""
+    """The client side: opened by :func:`open_connection`, which starts its watching thread."""
 
     protocol: ClientProtocol
 
@@ -710,7 +627,7 @@ def open_connection(url: str, *, subprotocols: Sequence[Subprotocol] | None, ssl
                     settings: Settings) -> PushingClientConnection:  # fmt: skip
     """Connect to ``url`` (``ws://`` or ``wss://``), open the WebSocket (TLS handshake with
     ``ssl_context``, or the default context for ``wss://``; the HTTP upgrade offering
-    ``subprotocols``), all within ``settings.open_timeout``, and start the receiving thread.
+    ``subprotocols``), all within ``settings.open_timeout``, and start the watching thread.
 
     Raises what websockets' ``connect`` raises for the same failures (``InvalidURI``,
     ``InvalidStatus``, ``InvalidHandshake``, ``TimeoutError``, ``OSError``...), which
