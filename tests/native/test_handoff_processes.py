@@ -11,6 +11,7 @@ import gc
 import os
 import signal
 import subprocess
+import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -185,3 +186,19 @@ def test_after_a_handoff_an_error_names_the_owners_connection(nodes: Callable[..
             counter.increment()
         assert b_url in str(lost.value) and a_url not in str(lost.value)
         assert a.root.pid() > 0, "the introducer's connection is untouched"
+
+
+def test_a_caller_reading_its_own_connection_gets_an_answer_held_for_a_handoff(nodes: Callable[..., Node]) -> None:
+    """The answer that carries the descriptor is held until the handoff is resolved, then read
+    on by the worker that resolved it; the caller, which reads its connection itself while it
+    waits (tether.sync.reading), must get it then, not only when more bytes come."""
+    _, b_url = nodes()
+    _, a_url = nodes()
+    with tether.connect(a_url, keepalive=None) as a:
+        a.root.link(b_url)
+        got: list[Any] = []
+        caller = threading.Thread(target=lambda: got.append(a.root.remote_counter(b_url)), daemon=True)
+        caller.start()
+        caller.join(10)  # (the server pings every 20 s: bytes that would wake a stuck reader)
+        assert not caller.is_alive(), "the caller never saw its answer"
+        assert _url_of(got[0]) == b_url

@@ -48,6 +48,8 @@ _Socket = socket.socket
 # How long a caller waits for a watcher's read to end before it leaves the reading to others (a
 # watcher holds the read lock only while it reads what came, or gives way to a reading caller).
 _BRIEF = 0.02
+# How long a reading caller waits for the socket before it looks at its waiter again.
+_LOOK = 0.05
 # How long a worker watches without being woken, while another thread watches too, before it
 # goes back to the pool (a connection that is used keeps two watchers; an idle one, its own).
 _SPARE_FOR = 30.0
@@ -327,7 +329,9 @@ class Reading:
                 return False
             if stop():
                 return True
-            if self._ready.wait(timeout):
+            # At most _LOOK seconds at a time: the answer may also come another way (a held frame
+            # read on by the thread that resolved its handoff, tether.held), and stop() says so.
+            if self._ready.wait(_LOOK if timeout is None else min(timeout, _LOOK)):
                 alive = False
                 try:
                     alive = self._read_guarded()
