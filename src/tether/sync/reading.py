@@ -335,6 +335,11 @@ class Reading:
                 alive = False
                 try:
                     alive = self._read_guarded()
+                except BaseException as exc:  # KeyboardInterrupt in the caller's thread, mid-read:
+                    # what it had not handed on yet is lost, so the connection cannot go on: end
+                    # it (every waiting caller is told), then let the interrupt through.
+                    self._abort(ConnectionError(f"the reading thread was interrupted ({type(exc).__name__})"))
+                    raise
                 finally:
                     self._rearm(alive)  # (the lock is released below even if this fails)
         finally:
