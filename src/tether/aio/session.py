@@ -192,7 +192,7 @@ class AsyncSession(BaseSession):
             except RuntimeError:
                 pass  # the loop is closed: so is the connection
             return
-        if not self._flushing:
+        if not self._flushing and not self.loop.is_closed():  # (closed: so is the connection)
             self._flushing = True
             self._spawn(self._drain_owned())
 
