@@ -438,8 +438,9 @@ class Protocol:
         A frame that holds an object of a class this side must first get from the peer, or a
         handoff descriptor the runtime must resolve first, is held, with every frame after it,
         until the peer's ``get_classes`` answer arrives or the handoff is resolved
-        (:meth:`handoff_resolved`); then they are read in order (``tether.held``). Once a frame broke the protocol (a :class:`Violation`), or the
-        runtime set :attr:`state` to ``CLOSING``, frames are ignored.
+        (:meth:`handoff_resolved`); then they are read in order (``tether.held``). Once a frame
+        broke the protocol (a :class:`Violation`), or the runtime set :attr:`state` to
+        ``CLOSING``, frames are ignored.
         """
         self.frames_received += 1
         self.bytes_received += len(data)
@@ -447,7 +448,10 @@ class Protocol:
             return []
         if self.held.frames is not None and self.held.keeps(data):
             return []
-        events = self._receive(data)
+        return self._received(self._receive(data))
+
+    def _received(self, events: list[Event]) -> list[Event]:
+        """What received frames caused: a violation makes the state CLOSING; the observer is told."""
         if events:
             for event in events:
                 if type(event) is Violation:
@@ -573,10 +577,7 @@ class Protocol:
         (a proxy of the connection to its owner, or the object itself when this process owns
         it), or ``None`` to use the introducer's fallback reference. Returns the events of the
         held frames that can be read now (call it where frames are received, in their order)."""
-        events = self.held.resolved(gift, value)
-        if events and self.observer is not None:
-            self.observer.events_received(events)
-        return events
+        return self._received(self.held.resolved(gift, value))
 
     # -- running an incoming message ---------------------------------------------------------
 
