@@ -13,7 +13,9 @@ What a recipient does with a descriptor for the object of vat V, gift G:
 2. Else a connection to V is open (either side may have opened it): withdraw G over it, so the
    object arrives as that connection's proxy for it (one proxy per remote object).
 3. Else, when the descriptor names a URL that is not known to fail, connect to it (at most one
-   connection per vat is being opened at a time) and check that the peer's hello names V.
+   connection per vat is being opened at a time) and check that the peer's hello names V. At
+   most :data:`MAX_DIALED` such connections are open at once; one that holds nothing (no
+   proxy, nothing exposed, no call) for :data:`IDLE_SECONDS` closes.
 4. Ask V's Tether for G (``withdraw_gift``); G may not be there yet (its deposit and the
    descriptor travel different links): ask again with growing pauses until the deadline.
 
@@ -37,6 +39,8 @@ from .gifts import Handoff
 __all__ = [
     "GIFT_SECONDS",
     "HANDOFF_SECONDS",
+    "IDLE_SECONDS",
+    "MAX_DIALED",
     "UNREACHABLE_SECONDS",
     "Dial",
     "Pause",
@@ -44,6 +48,7 @@ __all__ = [
     "Withdraw",
     "advance",
     "connection_to",
+    "dialed",
     "register",
     "resolve",
     "send_deposits",
@@ -51,12 +56,15 @@ __all__ = [
 
 HANDOFF_SECONDS = 10.0  # a held frame waits at most this long for its handoffs, then uses the fallbacks
 GIFT_SECONDS = 60.0  # how long an owner keeps a gift this side deposits with it for a recipient
-UNREACHABLE_SECONDS = 30.0  # a URL that could not be reached is not tried again for this long
+UNREACHABLE_SECONDS = 30.0
+MAX_DIALED = 64  # connections this process keeps open that it opened for handoffs; beyond, forward
+IDLE_SECONDS = 30.0  # such a connection that holds nothing (no proxy, nothing exposed) closes after this  # a URL that could not be reached is not tried again for this long
 
 log = logging.getLogger("tether")
 _lock = threading.Lock()
 _by_vat: dict[bytes, list[weakref.ref[Any]]] = {}
 _unreachable: dict[str, float] = {}  # URL -> until when it is not tried
+_dialed: weakref.WeakSet[Any] = weakref.WeakSet()  # sessions opened for handoffs
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,6 +114,19 @@ def connection_to(vat: bytes) -> Any:
     return None
 
 
+def dialed(session: Any) -> None:
+    """``session`` was opened for a handoff: it counts against :data:`MAX_DIALED`, and closes
+    when it has held nothing for :data:`IDLE_SECONDS` (``BaseSession._check_idle``)."""
+    session.dialed = True
+    with _lock:
+        _dialed.add(session)
+
+
+def _may_dial() -> bool:
+    with _lock:
+        return sum(1 for session in _dialed if not session.closed) < MAX_DIALED
+
+
 def _known_unreachable(url: str) -> bool:
     with _lock:
         until = _unreachable.get(url)
@@ -139,7 +160,7 @@ def resolve(session: Any, handoff: Handoff, seconds: float) -> Generator[Step, A
         if target is session:
             return None  # the introducer names itself: its own reference, the fallback, is it
         if target is None:
-            if handoff.url is None or _known_unreachable(handoff.url):
+            if handoff.url is None or _known_unreachable(handoff.url) or not _may_dial():
                 return None
             try:
                 target = yield Dial(handoff.url, handoff.vat)

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from . import handoff as _handoff  # (its IDLE_SECONDS read when used: tests change it)
 from .admission import CLOSE_UNAUTHORIZED, REFUSAL_CODES
 from .deadline import remaining
 from .debug import offer_debugging
@@ -132,6 +133,7 @@ class BaseSession:
         protocol.on_hello = self._on_hello
         protocol.on_deposits = send_deposits
         self.dialer = dialer  # dialer(url) -> a session on a new connection (client side, root None)
+        self.dialed = False  # this side opened it for a handoff (tether.handoff.dialed): closes when idle
         if debug:  # this side asks for debugging (tether.debug): its hello says so
             offer_debugging(self.protocol)
 
@@ -161,8 +163,8 @@ class BaseSession:
             elif kind is Opened:
                 self._on_opened()
             elif kind is HandoffNeeded:
-                for handoff in event.handoffs:  # type: ignore[union-attr]
-                    self._run_steps(resolve(self, handoff, HANDOFF_SECONDS), self._handoff_done(handoff))
+                for wanted in event.handoffs:  # type: ignore[union-attr]
+                    self._run_steps(resolve(self, wanted, HANDOFF_SECONDS), self._handoff_done(wanted))
             elif kind is Violation:
                 return event  # type: ignore[return-value]
         return None
@@ -217,6 +219,14 @@ class BaseSession:
         order, and act on its events as on a received frame's."""
         raise NotImplementedError
 
+    def _later(self, seconds: float, fn: Callable[[], None]) -> None:
+        """Call ``fn`` in about ``seconds`` (a timer thread, or the event loop)."""
+        raise NotImplementedError
+
+    def _close_soon(self) -> None:
+        """Close the connection without waiting here (any thread)."""
+        raise NotImplementedError
+
     # -- three-party handoff ------------------------------------------------------------------
 
     def _on_hello(self) -> None:
@@ -225,10 +235,10 @@ class BaseSession:
         if type(vat) is bytes and len(vat) == 16 and self.protocol.peer_is_python:
             register(self, vat)
 
-    def _handoff_done(self, handoff: Handoff) -> Callable[[object], None]:
+    def _handoff_done(self, wanted: Handoff) -> Callable[[object], None]:
         def done(value: object) -> None:
             if not self.closed:
-                self._resume(lambda: self.protocol.handoff_resolved(handoff.gift, value))
+                self._resume(lambda: self.protocol.handoff_resolved(wanted.gift, value))
 
         return done
 
@@ -556,6 +566,19 @@ class BaseSession:
             return  # the connection is going: the peer forgets its table anyway
         if queued:
             self._flush()
+            if self.dialed and self._holds_nothing():
+                self._later(_handoff.IDLE_SECONDS, self._close_if_idle)
+
+    def _holds_nothing(self) -> bool:
+        p = self.protocol
+        return not self.closed and not len(p.imports) and not len(p.exports) and not self._pending and not self._running
+
+    def _close_if_idle(self) -> None:
+        """A connection opened for a handoff that still holds nothing: close it (the next
+        handoff to its vat opens another)."""
+        if self.dialed and self._holds_nothing():
+            self.close_reason = "closed by this side: opened for handoffs, it held nothing any more"
+            self._close_soon()
 
 
 def _check_passing(passing: dict[type, str] | None) -> dict[type, str] | None:

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 
 import tether
+import tether.handoff
 from tether.proxy import _state
 
 from .test_processes import start_server
@@ -202,3 +203,37 @@ def test_a_caller_reading_its_own_connection_gets_an_answer_held_for_a_handoff(n
         caller.join(10)  # (the server pings every 20 s: bytes that would wake a stuck reader)
         assert not caller.is_alive(), "the caller never saw its answer"
         assert _url_of(got[0]) == b_url
+
+
+def test_a_connection_opened_for_a_handoff_closes_once_it_holds_nothing(
+    nodes: Callable[..., Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tether.handoff, "IDLE_SECONDS", 0.2)
+    _, b_url = nodes()
+    _, a_url = nodes()
+    with tether.connect(a_url) as a:
+        a.root.link(b_url)
+        counter = a.root.remote_counter(b_url)
+        dialed = _state(counter).session
+        assert dialed.dialed and dialed.url == b_url
+        assert counter.increment() == 1
+        time.sleep(0.5)
+        assert not dialed.closed, "it holds a proxy: it stays open"
+        del counter
+        assert _wait_for(lambda: dialed.closed), "idle: it closes"
+        again = a.root.remote_counter(b_url)  # the next handoff opens another
+        assert _url_of(again) == b_url and _state(again).session is not dialed
+        assert again.increment() == 2
+
+
+def test_at_most_max_dialed_connections_are_opened_for_handoffs(
+    nodes: Callable[..., Node], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(tether.handoff, "MAX_DIALED", 0)
+    _, b_url = nodes()
+    _, a_url = nodes()
+    with tether.connect(a_url) as a:
+        a.root.link(b_url)
+        counter = a.root.remote_counter(b_url)
+        assert _url_of(counter) == a_url, "over the bound: forwarded"
+        assert counter.increment() == 1

@@ -29,7 +29,7 @@ from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
 from ..frames import AnswerOf, MessageSend
 from ..gate import current_exchange, current_gate, nested_in, waiting
-from ..handoff import Dial, Pause, Withdraw, connection_to
+from ..handoff import Dial, Pause, Withdraw, connection_to, dialed
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, Violation
 from ..proxy import needs_await
 from ..session import BaseSession, PeerBase, is_factory
@@ -396,6 +396,7 @@ class AsyncSession(BaseSession):
                 if session.protocol.peer_info.get("vat") != step.vat:
                     await session.close()  # someone else listens there
                     raise ConnectionLost(f"{step.url} is not the vat the handoff names")
+                dialed(session)
             return session
 
     async def _withdraw(self, step: Withdraw) -> Any:
@@ -409,6 +410,21 @@ class AsyncSession(BaseSession):
                 return session.call_tether("withdraw_gift", (step.gift, step.secret))
 
         return await asyncio.to_thread(blocking)
+
+    def _later(self, seconds: float, fn: Any) -> None:
+        try:
+            self.loop.call_soon_threadsafe(self.loop.call_later, seconds, fn)
+        except RuntimeError:
+            pass  # the loop is closed: so is the connection
+
+    def _close_soon(self) -> None:
+        if threading.get_ident() != self._loop_thread:
+            try:
+                self.loop.call_soon_threadsafe(self._close_soon)
+            except RuntimeError:
+                pass
+            return
+        self._spawn(self.close())
 
     def _resume(self, read: Any) -> None:
         if threading.get_ident() != self._loop_thread:

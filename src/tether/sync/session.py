@@ -36,7 +36,7 @@ from .. import deadline
 from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed
 from ..frames import MessageSend
-from ..handoff import Dial, Pause, connection_to
+from ..handoff import Dial, Pause, connection_to, dialed
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State
 from ..session import BaseSession, PeerBase
 from ..session import describe_close as _describe_close
@@ -299,11 +299,20 @@ class Session(BaseSession):
                 if session.protocol.peer_info.get("vat") != step.vat:
                     session.close()  # someone else listens there
                     raise ConnectionLost(f"{step.url} is not the vat the handoff names")
+                dialed(session)
             return session
 
     def _resume(self, read: Any) -> None:
         with self._receive_lock:
             self._handle(read(), deferred_close=True)
+
+    def _later(self, seconds: float, fn: Any) -> None:
+        timer = threading.Timer(seconds, fn)
+        timer.daemon = True
+        timer.start()
+
+    def _close_soon(self) -> None:
+        self._pool.submit(self.close)
 
 
 _dial_locks: weakref.WeakValueDictionary[bytes, Any] = weakref.WeakValueDictionary()
