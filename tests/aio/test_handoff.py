@@ -4,9 +4,13 @@ connection to the introducer A; A and the owner B are real ``tether serve`` proc
 from __future__ import annotations
 
 import asyncio
+import gc
 import subprocess
 
+import pytest
+
 import tether.aio
+import tether.handoff
 from tether.proxy import _state
 
 from ..native.test_processes import start_server
@@ -37,6 +41,37 @@ def test_an_async_recipient_dials_the_owner_and_identity_holds() -> None:
                     assert await b.root.is_mine(counter), "back to B: the original"
                     assert await b.root.count() == 20
                 await _state(counter).session.close()  # the dialed connection is ours to close
+
+        asyncio.run(asyncio.wait_for(main(), 30))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait(5)
+
+
+def test_an_async_connection_opened_for_a_handoff_closes_once_it_holds_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(tether.handoff, "IDLE_SECONDS", 0.2)
+    procs: list[subprocess.Popen[str]] = []
+    try:
+        b_proc, b_url = start_server("tests.native.vats:make_node")
+        procs.append(b_proc)
+        a_proc, a_url = start_server("tests.native.vats:make_node")
+        procs.append(a_proc)
+
+        async def main() -> None:
+            async with tether.aio.connect(a_url) as a:
+                await a.root.link(b_url)
+                counter = await a.root.remote_counter(b_url)
+                dialed = _state(counter).session
+                assert dialed.dialed and await counter.increment() == 1
+                del counter
+                for _ in range(100):
+                    gc.collect()
+                    if dialed.closed:
+                        break
+                    await asyncio.sleep(0.05)
+                assert dialed.closed, "it held nothing for IDLE_SECONDS: closed"
 
         asyncio.run(asyncio.wait_for(main(), 30))
     finally:
