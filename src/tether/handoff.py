@@ -116,10 +116,13 @@ def connection_to(vat: bytes) -> Any:
 
 def dialed(session: Any) -> None:
     """``session`` was opened for a handoff: it counts against :data:`MAX_DIALED`, and closes
-    when it has held nothing for :data:`IDLE_SECONDS` (``BaseSession._check_idle``)."""
+    when it has held nothing for :data:`IDLE_SECONDS` (``BaseSession._close_if_idle``)."""
     session.dialed = True
     with _lock:
         _dialed.add(session)
+    # Looked at once now, and again whenever it releases proxies: a connection whose withdrawal
+    # got nothing (and whose peer serves no root) would otherwise never be looked at.
+    session._later(IDLE_SECONDS, session._close_if_idle)
 
 
 def _may_dial() -> bool:

@@ -237,3 +237,4 @@ def test_at_most_max_dialed_connections_are_opened_for_handoffs(
         counter = a.root.remote_counter(b_url)
         assert _url_of(counter) == a_url, "over the bound: forwarded"
         assert counter.increment() == 1
+

@@ -16,11 +16,13 @@ from typing import Any
 import pytest
 
 import tether
+import tether.handoff
 import tether.session
 from tether.codec import Decoder
 from tether.gifts import VAT
 from tether.proxy import _state
 
+from ..native.test_processes import start_server
 from .conftest import still_answers
 from .wire import Marker, RawPeer, array, integer, message, mine, nil, raw_bytes, string, words, yours
 
@@ -201,3 +203,33 @@ class _Holder:
 
     def get(self) -> Any:
         return self.obj
+
+
+
+def test_forged_descriptors_cannot_keep_connections_open(
+    raw: RawPeer, server: tether.Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A descriptor naming a real owner (its vat and URL: another process) but a gift never
+    deposited makes this side connect and withdraw in vain; the connection it opened then
+    closes, so forged descriptors cannot use up the connections kept for handoffs
+    (tether.handoff.MAX_DIALED)."""
+    monkeypatch.setattr(tether.handoff, "IDLE_SECONDS", 2.0)  # (after the withdrawals give up)
+    monkeypatch.setattr(tether.session, "HANDOFF_SECONDS", 0.5)
+    proc, owner_url = start_server("tests.native.vats:make_node")
+    try:
+        with tether.connect(owner_url) as probe:
+            owner_vat = probe.root.vat()
+        raw.hello()
+        exchange_id = raw.new_id()
+        raw.send(message(exchange_id, yours(raw.root), "echo", [descriptor(owner_vat, os.urandom(16), owner_url, mine(9))]))
+        assert raw.result(exchange_id, timeout=5) == yours(9), "no gift: the fallback"
+        opened = tether.handoff.connection_to(owner_vat)
+        assert opened is not None and opened.dialed, "the server connected to the owner"
+        deadline = time.monotonic() + 5
+        while not opened.closed and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert opened.closed, "holding nothing, that connection closed"
+        still_answers(raw)
+    finally:
+        proc.kill()
+        proc.wait(5)
