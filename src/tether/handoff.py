@@ -69,7 +69,9 @@ _dialed: weakref.WeakSet[Any] = weakref.WeakSet()  # sessions opened for handoff
 
 @dataclass(frozen=True, slots=True)
 class Dial:
-    """Open a connection to ``url`` (a client connection, exposing nothing); give its session."""
+    """Give a session on a connection to vat ``vat``: an open one, else a new client connection
+    to ``url`` (exposing nothing), one dial per vat at a time. A new connection whose hello does
+    not name ``vat`` is closed and the step fails."""
 
     url: str
     vat: bytes
@@ -167,11 +169,8 @@ def resolve(session: Any, handoff: Handoff, seconds: float) -> Generator[Step, A
                 return None
             try:
                 target = yield Dial(handoff.url, handoff.vat)
-            except Exception:
+            except Exception:  # unreachable, refused, or someone else listens there
                 _mark_unreachable(handoff.url)
-                return None
-            if target.protocol.peer_info.get("vat") != handoff.vat:
-                _mark_unreachable(handoff.url)  # someone else listens there
                 return None
     pause = 0.005
     while True:

@@ -108,11 +108,12 @@ class Options:
             "handoff": self.handoff,
         }
 
-    def advertised(self, bound_url: str, host: str) -> str | None:
-        """The URL a server says it listens on (``advertise``), given the one it is bound to."""
+    def advertised(self, bound_url: str | None = None, host: str = "") -> str | None:
+        """The URL a server says it listens on (``advertise``), given the one it is bound to
+        (a server that does not know its own, such as an ASGI app, says only a URL given)."""
         if isinstance(self.advertise, str):
             return self.advertise
-        if self.advertise is False or host in ("0.0.0.0", "::", ""):
+        if self.advertise is False or bound_url is None or host in ("0.0.0.0", "::", ""):
             return None
         return bound_url
 

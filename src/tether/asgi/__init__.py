@@ -98,7 +98,7 @@ class TetherApp:
             **options.session(serving=True),
             "run_sync_in_threads": options.run_sync_in_threads,
             "dialer": dialer(options),
-            "advertise": options.advertise if isinstance(options.advertise, str) else None,
+            "advertise": options.advertised(),
         }
         Admission(options.token, options.origins)  # checks token= and origins= now
         self._admissions: dict[tuple[str, str, int] | None, Admission] = {}

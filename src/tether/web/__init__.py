@@ -328,7 +328,7 @@ def serve_web(
             **o.session(serving=True),
             "run_sync_in_threads": o.run_sync_in_threads,
             "dialer": dialer(o),
-            "advertise": o.advertise if isinstance(o.advertise, str) else None,
+            "advertise": o.advertised(),
         },
         page,
         token=o.token,
