@@ -98,7 +98,13 @@ __all__ = [
 ]
 
 VERSION = __version__  # what hello says
-_reading = threading.local()  # .active: this thread is decoding a frame
+
+
+class _Reading(threading.local):
+    active = False  # this thread is decoding a frame
+
+
+_reading = _Reading()
 log = logging.getLogger("tether")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
@@ -285,7 +291,7 @@ class Protocol:
         peer anything while a frame is decoded (hashing a key, rebuilding a value), since the
         answer could only be read by that very thread. Raises what encoding raises (nothing is
         queued then)."""
-        if getattr(_reading, "active", False):
+        if _reading.active:
             raise DecodeError(
                 f"reading a frame would send {selector!r} to a remote object (a proxy used as a "
                 "key, or in the state of a value rebuilt here); remote objects cannot take part "
@@ -325,7 +331,8 @@ class Protocol:
             frame = message_send_bytes(
                 refs.encoder, exchange_id, receiver, selector, args, kwargs, on_behalf, keep and exchange_id is not None
             )
-            self._check_size(frame, f"the call {selector}(...)")
+            if self.peer_max_frame_size is not None and len(frame) > self.peer_max_frame_size:
+                self._check_size(frame, f"the call {selector}(...)")
         except BaseException:
             refs.undo_frame(undo)
             raise
@@ -350,7 +357,8 @@ class Protocol:
         undo = refs.begin_frame()
         try:
             frame = answer_bytes(refs.encoder, exchange_id, value)
-            self._check_size(frame, "the answer")
+            if self.peer_max_frame_size is not None and len(frame) > self.peer_max_frame_size:
+                self._check_size(frame, "the answer")
             if self.observer is not None:
                 self.observer.answer_sent(exchange_id, value)
             return frame
@@ -491,7 +499,7 @@ class Protocol:
         needed: list[Handoff] = []
         refs.handoffs_needed = needed
         refs.handoffs_used.clear()
-        reading = getattr(_reading, "active", False)
+        reading = _reading.active
         _reading.active = True
         try:
             frame = parse_frame(decoder)

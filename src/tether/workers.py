@@ -23,6 +23,8 @@ __all__ = ["ReleaseFlusher", "WorkerPool", "worker_pool"]
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 
 
+_NOT_BLOCKING = contextlib.nullcontext()  # what blocked() gives where there is nothing to count
+
 class WorkerPool:
     """Runs each submitted job on a worker thread; grows so that no job waits on stuck workers.
 
@@ -114,14 +116,18 @@ class WorkerPool:
             with lock:
                 self._finished += 1
 
-    @contextlib.contextmanager
-    def blocked(self) -> Iterator[None]:
+    def blocked(self) -> contextlib.AbstractContextManager[None]:
         """Mark the current worker as blocked (waiting for a remote answer) while inside; a
-        worker blocked again inside (a message it runs meanwhile waits too) counts once."""
+        worker blocked again inside (a message it runs meanwhile waits too) counts once.
+        Outside a worker, or nested, it does nothing (and costs next to nothing)."""
         local = self._local
         if not getattr(local, "worker", False) or getattr(local, "blocked", False):
-            yield
-            return
+            return _NOT_BLOCKING
+        return self._blocking()
+
+    @contextlib.contextmanager
+    def _blocking(self) -> Iterator[None]:
+        local = self._local
         local.blocked = True
         with self._lock:
             self._blocked += 1
