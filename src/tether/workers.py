@@ -127,7 +127,18 @@ class WorkerPool:
 
     @contextlib.contextmanager
     def _blocking(self) -> Iterator[None]:
+        self.block()
+        try:
+            yield
+        finally:
+            self.unblock()
+
+    def block(self) -> bool:
+        """What :meth:`blocked` does on entering, for a hot loop: True if this thread is now
+        counted as blocked; then call :meth:`unblock` when it is not any more."""
         local = self._local
+        if not getattr(local, "worker", False) or getattr(local, "blocked", False):
+            return False
         local.blocked = True
         with self._lock:
             self._blocked += 1
@@ -136,12 +147,13 @@ class WorkerPool:
                 self._threads += 1
         if start:
             self._start(1)
-        try:
-            yield
-        finally:
-            local.blocked = False
-            with self._lock:
-                self._blocked -= 1
+        return True
+
+    def unblock(self) -> None:
+        """This thread, counted as blocked by :meth:`block`, is not any more."""
+        self._local.blocked = False
+        with self._lock:
+            self._blocked -= 1
 
     def _wake_supervisor(self) -> None:
         if self._supervisor is None:

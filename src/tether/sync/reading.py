@@ -187,8 +187,12 @@ class Reading:
             if pool is None:
                 job = self._watch(False)
             else:
-                with pool.blocked():
+                counted = pool.block()  # (not blocked(): this runs once per message)
+                try:
                     job = self._watch(True)
+                finally:
+                    if counted:
+                        pool.unblock()
             if job is None:
                 return
             try:
