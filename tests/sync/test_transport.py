@@ -1,7 +1,7 @@
 """The sync flavour's transport (``tether.sync.transport``: websockets' sans-I/O protocol over
 sockets) beyond the conformance suite (``tests/transports``): keepalive without a thread of its
-own, messages fragmented by the peer, the server's handshake, its ``transport=`` settings (how
-it is read: ``test_reading.py``)."""
+own, messages fragmented by the peer, the common case framed by ``tether.framing``, the
+server's handshake, its ``transport=`` settings (how it is read: ``test_reading.py``)."""
 
 from __future__ import annotations
 
@@ -150,6 +150,57 @@ def test_a_message_arrives_as_bytes_of_its_own_size(accepted: Any) -> None:
         assert kind == "message"
         assert type(data) is bytes and len(data) == size
     connection.close()
+
+
+def test_the_common_case_is_framed_here_through_pings_and_fragments(accepted: Any) -> None:
+    """Both sides frame whole binary messages themselves (tether.framing), and go on doing so
+    after websockets has read pings, pongs and a fragmented message in between."""
+    url, connections = accepted
+    connection = client(url, keepalive=0.1)
+    served = connections.get(timeout=5)
+    served_events = pushed(served)
+    reading(served)
+    events = pushed(connection)
+    for n in range(3):
+        connection.send(b"call %d" % n)
+        assert served_events.get(timeout=5) == ("message", b"call %d" % n)
+        served.send(b"answer %d" % n)
+        assert events.get(timeout=5) == ("message", b"answer %d" % n)
+        time.sleep(0.25)  # pings and pongs go through websockets
+    with served._lock:  # a fragmented message from the server: websockets reads it
+        served.protocol.send_binary(b"frag", fin=False)
+        served.protocol.send_continuation(b"mented", fin=True)
+        chunks = served._output()
+    with served._send_lock:
+        served._write(chunks)
+    assert events.get(timeout=5) == ("message", b"fragmented")
+    connection.send(b"after")
+    assert served_events.get(timeout=5) == ("message", b"after")
+    assert connection._frames.enabled and served._frames.enabled
+    connection.close()
+
+
+def test_a_frame_right_behind_the_upgrade_request_is_read_by_websockets(accepted: Any) -> None:
+    """A client may send frames before it has the server's answer: then websockets' parser is
+    inside them when the handshake ends, so that connection is all websockets' (no fast path),
+    and the frame still arrives."""
+    url, connections = accepted
+    port = int(url.rsplit(":", 1)[1])
+    request = (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    mask = b"\x01\x02\x03\x04"
+    payload = b"early bird"
+    frame = bytes((0x82, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(request + frame[:5])  # the frame's header and part of its mask
+        served = connections.get(timeout=5)
+        events = pushed(served)
+        reading(served)
+        raw.sendall(frame[5:])
+        assert events.get(timeout=5) == ("message", b"early bird")
+        assert not served._frames.enabled
 
 
 # -- the server's handshake ----------------------------------------------------------------------

@@ -107,6 +107,7 @@ class Reading:
     protocol: Protocol
     remote_address: Any
     _lock: threading.Lock  # the protocol and the TLS object
+    _frames: Any  # tether.framing.FastFrames: what is received goes through it
     _tls: Any
     _view: memoryview
     _handshake_events: list[Any]
@@ -392,18 +393,17 @@ class Reading:
         self._received_at = time.monotonic()
         protocol, tls = self.protocol, self._tls
         ended = False
+        frames = self._frames
         with self._lock:
             if tls is None:
-                protocol.receive_data(bytes(view[:n]))  # (bytes of the size received: see _buffer)
+                events = frames.receive(bytes(view[:n]))  # (bytes of the size received: see _buffer)
             else:
                 try:
                     data, ended = tls.decrypt(view[:n])
                 except ssl.SSLError as exc:  # a broken TLS stream: the connection is over
                     self._failure = self._failure or exc
                     return False
-                if data:
-                    protocol.receive_data(data)
-            events = protocol.events_received()
+                events = frames.receive(data) if data else []
         if protocol.writes or (tls is not None and tls.outgoing.pending):
             self._write_pending()
         if events:

@@ -53,6 +53,7 @@ from websockets.server import ServerProtocol
 from websockets.typing import Origin, Subprotocol
 from websockets.uri import parse_uri
 
+from ..framing import FastFrames, handshake_ended_cleanly
 from ..session import describe_keepalive_timeout, describe_peer_close
 from ..transports import OnClosed, OnMessage
 from .reading import Reading
@@ -204,6 +205,10 @@ class Connection(Reading):
         self._init_reading(sock)
         self._handshake_events: list[Event] = []  # parsed along with the opening handshake
         self._handshake_read = False
+        self._handshake_data = bytearray()  # what the opening handshake read (see _opened)
+        self._max_size = settings.max_size
+        # Frames the common case itself, websockets the rest (tether.framing); from _opened on.
+        self._frames = FastFrames(protocol, settings.max_size, enabled=False)
         self._fragments: list[bytes] = []
         self._fragmented_text = False
         # How long the watcher waits before it looks at the time (keepalive, closing).
@@ -249,8 +254,7 @@ class Connection(Reading):
                 if self.protocol.state is not _OPEN:
                     chunks = None
                 else:
-                    self.protocol.send_binary(data)
-                    chunks = self._output()
+                    chunks = self._output(self._frames.frame(data))
             failed = chunks is None or not self._write(chunks)
         if failed:
             raise self._closed_error()
@@ -273,10 +277,12 @@ class Connection(Reading):
         if self._has_output():
             self._write_pending()
 
-    def _output(self) -> list[bytes]:
-        """What the protocol has to send, encrypted with TLS (under ``_lock``); ``b""``: end
-        the stream (half-close)."""
+    def _output(self, frame: bytes | None = None) -> list[bytes]:
+        """What the protocol has to send, then ``frame`` if given, encrypted with TLS (under
+        ``_lock``); ``b""``: end the stream (half-close)."""
         writes = self.protocol.data_to_send()
+        if frame is not None:
+            writes.append(frame)
         tls = self._tls
         if tls is None:
             return writes
@@ -408,8 +414,11 @@ class Connection(Reading):
         if ended:
             on_closed(self._describe_end())
 
-    def _process(self, events: Sequence[Event]) -> None:
+    def _process(self, events: Sequence[Any]) -> None:
         for frame in events:
+            if type(frame) is bytes:  # a whole binary message (tether.framing)
+                self._deliver(frame)
+                continue
             if not isinstance(frame, Frame):
                 continue
             opcode = frame.opcode
@@ -476,7 +485,7 @@ class Connection(Reading):
         with contextlib.suppress(OSError):
             sock.shutdown(socket.SHUT_RDWR)
         with self._lock:
-            self.protocol.receive_eof()  # idempotent; the state is CLOSED from here
+            self._frames.receive_eof()  # idempotent; the state is CLOSED from here
             self.protocol.events_received()
             self.protocol.data_to_send()
         with self._read_lock, self._send_lock:  # no other thread reads it, or writes to it
@@ -522,10 +531,13 @@ class Connection(Reading):
             if not n:
                 self.protocol.receive_eof()
             elif tls is None:
-                self.protocol.receive_data(bytes(self._view[:n]))
+                data = bytes(self._view[:n])
+                self._handshake_data += data
+                self.protocol.receive_data(data)
             else:
                 data, ended = tls.decrypt(self._view[:n] if n > 0 else b"")
                 if data:
+                    self._handshake_data += data
                     self.protocol.receive_data(data)
                 if ended:
                     self.protocol.receive_eof()
@@ -546,8 +558,12 @@ class Connection(Reading):
 
     def _opened(self) -> None:
         """The handshake is done: the socket blocks from now on (the receive timeout of
-        keepalive is the watchers' wait)."""
+        keepalive is the watchers' wait). The common case of framing is ours from here if
+        websockets' parser is at a frame boundary (nothing came after the HTTP message)."""
         self.socket.settimeout(None)
+        clean = handshake_ended_cleanly(self._handshake_data) and not self._handshake_events
+        self._frames = FastFrames(self.protocol, self._max_size, enabled=clean)
+        self._handshake_data = bytearray()
 
     def _drop(self) -> None:
         """Close a connection that never opened (no watcher)."""
