@@ -98,6 +98,28 @@ def test_200_blocking_calls_run_concurrently_and_a_quick_call_answers_at_once(pe
     assert time.perf_counter() - started < 5
 
 
+def test_frames_queued_by_several_threads_at_once_go_out_in_one_write(peer: tether.Peer) -> None:
+    """Three callers queue their calls while a send is under way; the next flush sends all
+    three with one ``send_many`` (one system call), and every caller gets its own answer."""
+    session: Any = peer.session
+    batches: list[int] = []
+    send_many = session._send_many
+    session._send_many = lambda frames: batches.append(len(frames)) or send_many(frames)
+    results: list[int] = []
+    with session._send_lock:  # a send under way: the three calls queue behind it
+        threads = [threading.Thread(target=lambda i=i: results.append(peer.root.add(i, 100))) for i in range(3)]
+        for thread in threads:
+            thread.start()
+        deadline = time.monotonic() + 5
+        while len(session.protocol._outbox) < 3 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        assert len(session.protocol._outbox) == 3
+    for thread in threads:
+        thread.join(5)
+    assert sorted(results) == [100, 101, 102]
+    assert batches[:1] == [3]
+
+
 def test_remote_error_with_traceback(peer: tether.Peer) -> None:
     with pytest.raises(ZeroDivisionError, match="remotely") as info:
         peer.root.fail()

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 
 import tether
@@ -178,6 +179,28 @@ def test_the_common_case_is_framed_here_through_pings_and_fragments(accepted: An
     assert served_events.get(timeout=5) == ("message", b"after")
     assert connection._frames.enabled and served._frames.enabled
     connection.close()
+
+
+def test_send_many_writes_messages_in_order_in_one_write(accepted: Any) -> None:
+    """What several threads queued at once goes out as one write (one system call), each
+    message its own frame, in order; both sides' messages are framed by tether.framing."""
+    url, connections = accepted
+    connection = client(url)
+    served = connections.get(timeout=5)
+    served_events = pushed(served)
+    reading(served)
+    events = pushed(connection)
+    writes: list[int] = []
+    write = connection._write
+    connection._write = lambda chunks: writes.append(len(chunks)) or write(chunks)  # type: ignore[method-assign]
+    connection.send_many([b"one", b"", b"three" * 100])
+    assert writes == [1]
+    assert [served_events.get(timeout=5) for _ in range(3)] == [("message", b"one"), ("message", b""), ("message", b"three" * 100)]
+    served.send_many([b"x", b"y"])
+    assert [events.get(timeout=5) for _ in range(2)] == [("message", b"x"), ("message", b"y")]
+    connection.close()
+    with pytest.raises(ConnectionClosed):
+        connection.send_many([b"after close"])
 
 
 def test_a_frame_right_behind_the_upgrade_request_is_read_by_websockets(accepted: Any) -> None:

@@ -72,6 +72,7 @@ class Session(BaseSession):
     or run the reader in the current thread with :meth:`run`."""
 
     _run_here: Callable[..., bool] | None = None  # the transport's, if it has one (start)
+    _send_many: Callable[[list[bytes]], None] | None = None  # the transport's, if it has one (start)
 
     def __init__(self, transport: Transport | PushTransport, **options: Any) -> None:
         super().__init__(**options)
@@ -94,6 +95,7 @@ class Session(BaseSession):
         attach = getattr(self.transport, "attach", None)
         if attach is not None:
             self._run_here = getattr(self.transport, "run_here", None)
+            self._send_many = getattr(self.transport, "send_many", None)
             self._read_here = getattr(self.transport, "read_here", None)
             attach(self._feed, self._transport_closed)
         if self.protocol.client:
@@ -223,7 +225,11 @@ class Session(BaseSession):
         that fails ends the session: every waiting caller is told."""
         with self._send_lock:
             try:
-                for frame in self.protocol.data_to_send():
+                frames = self.protocol.data_to_send()
+                if len(frames) > 1 and self._send_many is not None:
+                    self._send_many(frames)  # one write for all (answers of many workers at once)
+                    return
+                for frame in frames:
                     self.transport.send(frame)
                 return
             except Exception as exc:
