@@ -3,12 +3,22 @@
 Incoming messages to ``async def`` methods run as tasks on the loop; messages to plain
 methods run on worker threads (natively), so a blocking handler never stalls the loop, or as
 tasks where there are no threads (Pyodide). Frames are encoded where they arise (the loop, a
-worker thread) into the protocol's one ordered outbox; only the loop's thread sends, one flush
-at a time, so the wire order is the protocol's.
+worker thread) into the protocol's one ordered outbox; only the loop's thread sends, so the
+wire order is the protocol's.
 
-A transport has ``async send(bytes)``, ``async recv() -> bytes`` and ``async close()``, and its
-``send`` must hand the frame to the connection before its first suspension point (true of
-``websockets`` connections, of the browser WebSocket wrapper and of the in-memory pair).
+Two kinds of transport (``tether.transports``):
+
+- a **push** transport (:class:`~tether.transports.AsyncPushTransport`: ``tether.aio.transport``,
+  the page's ``BrowserTransport``) calls the session with each message from its own callback on
+  the loop's thread (:meth:`AsyncSession._feed`), so there is no reader task; with
+  ``send_nowait`` the session writes what it queued at once, on the loop's thread, with no task
+  and no await per frame (:meth:`AsyncSession._flush`); a caller that awaits an answer waits
+  first while the transport says its write buffer is full (``writing_paused``, ``drain()``).
+- a **reading** transport (:class:`~tether.transports.AsyncTransport`: ``async send(bytes)``,
+  ``async recv() -> bytes``, ``async close()``) is read by a task (:meth:`AsyncSession.run`) and
+  written by one flush task at a time; its ``send`` must hand the frame to the connection
+  before its first suspension point (true of ``websockets`` connections, of ``tether.web``'s
+  and of the in-memory pair).
 """
 
 from __future__ import annotations
@@ -30,7 +40,7 @@ from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
 from ..frames import AnswerOf, MessageSend
 from ..gate import current_exchange, current_gate, nested_in, waiting
 from ..handoff import Dial, Pause, Withdraw, connection_to, dialed
-from ..protocol import CLOSE_PROTOCOL_ERROR, Event, Violation
+from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State, Violation
 from ..proxy import needs_await
 from ..session import BaseSession, PeerBase, is_factory
 from ..session import describe_close as _describe_close
@@ -65,6 +75,9 @@ class AsyncSession(BaseSession):
         self._opened = self.loop.create_future()
         self._done = self.loop.create_future()
         self._reader: asyncio.Task[Any] | None = None
+        self._pushed = False  # attached to a push transport
+        # A push transport's way to write a frame now (None: a flush task awaits send).
+        self._send_nowait: Any = getattr(transport, "send_nowait", None) if hasattr(transport, "attach") else None
         if self._threads:
             from ..workers import worker_pool
 
@@ -73,13 +86,32 @@ class AsyncSession(BaseSession):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Send the opening frame if we are the client and start reading in a task."""
+        """Attach to a push transport (or start reading in a task), then send the opening
+        frame if we are the client."""
+        if hasattr(self.transport, "attach"):
+            self._attach()
+            if self.protocol.client:
+                self.protocol.queue_opening()
+                try:
+                    for frame in self.protocol.data_to_send():
+                        await self.transport.send(frame)
+                except Exception:  # the server closed at once (a refusal): learn its close code
+                    wait_closed = getattr(self.transport, "wait_closed", None)
+                    if wait_closed is not None:
+                        await wait_closed(2.0)
+                    self._transport_closed(self.close_reason or "the connection closed at once")
+            return
         if self.protocol.client:
             self.protocol.queue_opening()
             await self._drain()  # closed at once (a refusal): the session is closed, wait_opened reports it
             if self.closed:
                 return
         self._reader = self._spawn(self.run())
+
+    def _attach(self) -> None:
+        if not self._pushed:
+            self._pushed = True
+            cast(AsyncPushTransport, self.transport).attach(self._feed, self._transport_closed)
 
     async def wait_opened(self, timeout: float) -> None:
         try:
@@ -94,7 +126,20 @@ class AsyncSession(BaseSession):
             raise self._lost_error()
 
     async def run(self) -> None:
-        """Read and handle frames until the connection closes."""
+        """Handle frames until the connection closes: on a push transport, attach and wait;
+        else read in this task."""
+        if hasattr(self.transport, "attach"):
+            self._attach()
+            try:
+                await asyncio.shield(self._done)
+            except asyncio.CancelledError:
+                if self.close_reason is None:
+                    self.close_reason = "closed by this side"
+                abort = getattr(self.transport, "abort", None)
+                if abort is not None:
+                    abort()
+                self._shutdown()
+            return
         try:
             recv = cast(AsyncTransport, self.transport).recv  # run() reads transports that do not push
             receive = self.protocol.receive
@@ -113,6 +158,46 @@ class AsyncSession(BaseSession):
                 self.close_reason = _describe_close(exc)
         finally:
             self._shutdown()
+
+    # -- receiving from a push transport (no reader task) ------------------------------------
+
+    def _feed(self, data: bytes | str) -> None:
+        """Handle one message, synchronously, from the push transport's callback on the loop.
+
+        What :meth:`run` does for each frame, minus the awaiting: a protocol violation closes
+        the connection from a task. It must never raise (the transport's callback would)."""
+        if isinstance(data, str):
+            if self.protocol.state is State.CLOSING or self.closed:
+                return
+            self._stop(CLOSE_PROTOCOL_ERROR, "Tether frames are binary messages, got a text message")
+            return
+        try:
+            violation = self.handle_events(self.protocol.receive(data))
+            if violation is not None:
+                self._stop(violation.code, violation.reason)
+        except Exception as exc:  # a bug, not bad input: report it and drop the connection
+            log.exception("error while handling a frame from %s", self.describe())
+            if self.close_reason is None:
+                self.close_reason = f"internal error: {exc!r}"
+            self.protocol.state = State.CLOSING
+            self._spawn(self.close())
+
+    def _stop(self, code: int, reason: str) -> None:
+        """Close the connection for a protocol violation (from a task: closing waits)."""
+        self.protocol.state = State.CLOSING
+
+        async def stop() -> None:
+            await self._violate(code, reason)
+            self._shutdown()
+
+        self._spawn(stop())
+
+    def _transport_closed(self, reason: str) -> None:
+        """The push transport's connection ended: fail what is pending, as the end of ``run``
+        does for a reading transport."""
+        if self.close_reason is None:
+            self.close_reason = reason or "the connection closed"
+        self._shutdown()
 
     async def _handle(self, events: list[Event]) -> bool:
         violation = self.handle_events(events)
@@ -182,23 +267,44 @@ class AsyncSession(BaseSession):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    # -- sending: the loop's thread sends, one flush at a time -------------------------------
+    # -- sending: the loop's thread sends, in the protocol's order ---------------------------
 
     def _flush(self) -> None:
-        """Send what the protocol queued (any thread): a flush task on the loop, unless one runs."""
+        """Send what the protocol queued (any thread). On the loop's thread, with a push
+        transport's ``send_nowait``: written now. Else a flush task on the loop, unless one runs
+        (it sends these frames too)."""
         if threading.get_ident() != self._loop_thread:
             try:
                 self.loop.call_soon_threadsafe(self._flush)
             except RuntimeError:
                 pass  # the loop is closed: so is the connection
             return
-        if not self._flushing and not self.loop.is_closed():  # (closed: so is the connection)
+        if self._flushing:
+            return
+        send = self._send_nowait
+        if send is not None:
+            try:
+                for frame in self.protocol.data_to_send():
+                    send(frame)
+            except Exception as exc:  # the connection is gone: tell every caller
+                if self.close_reason is None:
+                    self.close_reason = _describe_close(exc)
+                self._shutdown()
+            return
+        if not self.loop.is_closed():  # (closed: so is the connection)
             self._flushing = True
             self._spawn(self._drain_owned())
 
     async def _drain(self) -> None:
         """Send what the protocol queued, from a coroutine on the loop (at once, unless a flush
-        already runs: it sends these frames too)."""
+        already runs: it sends these frames too). On a push transport whose write buffer is
+        full (the peer does not read), wait until it has drained."""
+        if self._send_nowait is not None:
+            self._flush()
+            transport = self.transport
+            if getattr(transport, "writing_paused", False):
+                await transport.drain()  # type: ignore[union-attr]
+            return
         if not self._flushing:
             self._flushing = True
             await self._drain_owned()
