@@ -111,6 +111,8 @@ class AsyncSession(BaseSession):
     def _attach(self) -> None:
         if not self._pushed:
             self._pushed = True
+            if hasattr(self.transport, "awaits_answers"):  # (tether.aio.transport's backpressure)
+                self.transport.awaits_answers = self._pending.__len__
             cast(AsyncPushTransport, self.transport).attach(self._feed, self._transport_closed)
 
     async def wait_opened(self, timeout: float) -> None:

@@ -114,6 +114,9 @@ class Connection(asyncio.Protocol):
         self._keepalive: asyncio.TimerHandle | None = None
         self._close_timer: asyncio.TimerHandle | None = None
         self._failure: BaseException | None = None
+        # Set by the session: whether it waits for answers from the peer (then the connection
+        # reads on whatever it buffers: those answers may be what the peer is sending).
+        self.awaits_answers: Callable[[], bool] | None = None
 
     # -- what a websockets connection tells ----------------------------------------------------
 
@@ -209,10 +212,13 @@ class Connection(asyncio.Protocol):
 
     def _check_bound(self) -> None:
         """Stop reading from the peer while more than ``pause_reading_above`` bytes wait to be
-        sent (``resume_writing`` reads again, at the low-water mark)."""
+        sent (``resume_writing`` reads again, at the low-water mark), unless the session waits
+        for answers from that peer: a peer that does not read because it is busy sending us
+        answers must not be made to wait for us in turn (both would stop for good)."""
         transport = self.transport
         if (not self.reading_paused and transport is not None and not transport.is_closing()
-                and transport.get_write_buffer_size() > self._bound):  # fmt: skip
+                and transport.get_write_buffer_size() > self._bound
+                and (self.awaits_answers is None or not self.awaits_answers())):  # fmt: skip
             self.reading_paused = True
             transport.pause_reading()
 
