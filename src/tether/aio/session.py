@@ -24,6 +24,7 @@ Two kinds of transport (``tether.transports``):
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import inspect
 import logging
 import sys
@@ -38,7 +39,7 @@ from ..dispatch import OPERATIONS, python_name
 from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
 from ..frames import AnswerOf, MessageSend
-from ..gate import current_exchange, current_gate, nested_in, waiting
+from ..gate import current_exchange, current_gate, nested_in
 from ..handoff import Dial, Pause, Withdraw, connection_to, dialed
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State, Violation
 from ..proxy import needs_await
@@ -55,6 +56,7 @@ register_runtime_file(__file__)  # its frames stay out of tracebacks sent to pee
 log = logging.getLogger("tether")
 
 THREADS = sys.platform != "emscripten"
+_NOT_STARTED = object()
 _ASYNC_SELECTORS = frozenset({"__aenter__", "__aexit__", "__anext__", "__await__"})
 
 
@@ -69,6 +71,10 @@ class AsyncSession(BaseSession):
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._threads = run_sync_in_threads and THREADS
+        # Plain methods run at once on the loop when they may not use threads (natively: in a
+        # page, plain code may block through JSPI, which only a task can).
+        self._inline = not self._threads and THREADS
+        self._running_plain = False
         self._flushing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tasks_by_id: dict[bytes, asyncio.Task[Any]] = {}  # the peer's calls running as tasks
@@ -381,22 +387,32 @@ class AsyncSession(BaseSession):
 
     async def wait_promised(self, exchange_id: bytes, future: asyncio.Future[Any], selector: str) -> Any:
         """Send what is queued and wait for the answer to ``exchange_id`` (see :meth:`acall`)."""
-        await self._drain()
+        if self._send_nowait is not None:  # (what _drain does, without a coroutine per call)
+            self._flush()
+            if getattr(self.transport, "writing_paused", False):
+                await self.transport.drain()  # type: ignore[union-attr]
+        else:
+            await self._drain()
         wait = remaining(self.timeout)
-        with waiting():
-            try:
-                if wait is None:
-                    return await future
-                return await asyncio.wait_for(future, wait)
-            except TimeoutError:
-                self._abandon(exchange_id)
-                raise TimeoutError(
-                    f"no answer to {selector!r} within {round(wait or 0.0, 2):g} s (timeout= or tether.timeout): "
-                    "the call was cancelled on the other side"
-                ) from None
-            except asyncio.CancelledError:
-                self._abandon(exchange_id)
-                raise
+        gate = current_gate.get()  # (what gate.waiting() does, without a context manager per call)
+        if gate is not None:
+            gate.blocked()
+        try:
+            if wait is None:
+                return await future
+            return await asyncio.wait_for(future, wait)
+        except TimeoutError:
+            self._abandon(exchange_id)
+            raise TimeoutError(
+                f"no answer to {selector!r} within {round(wait or 0.0, 2):g} s (timeout= or tether.timeout): "
+                "the call was cancelled on the other side"
+            ) from None
+        except asyncio.CancelledError:
+            self._abandon(exchange_id)
+            raise
+        finally:
+            if gate is not None:
+                gate.unblocked()
 
     def _new_future(self) -> asyncio.Future[Any]:
         """The future an answer is set on (a runtime may make a cheaper one)."""
@@ -414,12 +430,47 @@ class AsyncSession(BaseSession):
             except RuntimeError:
                 pass  # the loop is closed: so is the connection
             return
-        if not self._threads or _is_async_target(message):
+        if _is_async_target(message):
             self._spawn(self._run_task(message))
-        else:
+        elif self._threads:
             self._pool.submit(self._run_in_worker, message)
+        elif self._inline and not self._running_plain:
+            self._running_plain = True
+            try:
+                contextvars.Context().run(self._run_plain, message)
+            finally:
+                self._running_plain = False
+        else:
+            self._spawn(self._run_task(message))
 
-    async def _run_task(self, message: MessageSend) -> None:
+    def _run_plain(self, message: MessageSend) -> None:
+        """Run a plain method at once, on the loop (``run_sync_in_threads=False``, natively), in
+        a context of its own: it never blocks (its caller said so), so a task would only cost a
+        turn of the loop. A result to await (a promise it returned) is awaited in a task. One at
+        a time: a message the gate admits meanwhile (when this one finishes) gets a task."""
+        current_gate.set(self.gate)
+        exchange_id = message.exchange_id
+        if exchange_id is not None:
+            current_exchange.set((self, exchange_id, None))
+            self._running.add(exchange_id)
+        try:
+            result = self.protocol.start(message)
+        except BaseException as exc:
+            result, error = None, exc
+        else:
+            if needs_await(result) or type(result) is Promise:
+                self._spawn(self._run_task(message, result))
+                return
+            error = None
+        try:
+            self._answer(message, result, error)
+        finally:
+            if not self.closed:
+                self.gate.done()
+
+    async def _run_task(self, message: MessageSend, started: Any = _NOT_STARTED) -> None:
+        """Run a message in this task (``started``: the awaitable a plain method returned,
+        which this task awaits)."""
         current_gate.set(self.gate)  # this task's own context
         exchange_id = message.exchange_id
         if exchange_id is not None:
@@ -428,7 +479,7 @@ class AsyncSession(BaseSession):
             self._tasks_by_id[exchange_id] = asyncio.current_task()  # type: ignore[assignment]
         try:
             try:
-                result = self.protocol.start(message)
+                result = self.protocol.start(message) if started is _NOT_STARTED else started
                 if needs_await(result) or type(result) is Promise:
                     result = await result
             except asyncio.CancelledError:
