@@ -453,6 +453,7 @@ class AsyncSession(BaseSession):
         if exchange_id is not None:
             current_exchange.set((self, exchange_id, None))
             self._running.add(exchange_id)
+        error: BaseException | None = None
         try:
             result = self.protocol.start(message)
         except BaseException as exc:
@@ -461,7 +462,6 @@ class AsyncSession(BaseSession):
             if needs_await(result) or type(result) is Promise:
                 self._spawn(self._run_task(message, result))
                 return
-            error = None
         try:
             self._answer(message, result, error)
         finally:

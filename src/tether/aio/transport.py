@@ -40,7 +40,7 @@ from typing import Any
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from websockets.frames import OK_CLOSE_CODES, Frame, Opcode
+from websockets.frames import OK_CLOSE_CODES, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
