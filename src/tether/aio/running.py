@@ -16,8 +16,8 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 from ..deadline import timeout
-from ..errors import register_runtime_file
 from ..dispatch import OPERATIONS, python_name
+from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost
 from ..frames import MessageSend
 from ..gate import current_exchange, current_gate
