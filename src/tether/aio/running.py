@@ -225,10 +225,46 @@ def _is_async_target(message: MessageSend) -> bool:
         return inspect.iscoroutinefunction(receiver) or inspect.iscoroutinefunction(method)
     if selector in OPERATIONS or selector.startswith("__"):
         return False
+    cls = type(receiver)
+    known = _targets.get((cls, selector))
+    if known is not None:  # the same function on the class as last time, none on the instance
+        name, found, result = known
+        if _class_attr(cls, name) is found and name not in _instance_dict(receiver):
+            return result
+    name = python_name(selector)
     try:
-        attr = inspect.getattr_static(receiver, python_name(selector))
+        attr = inspect.getattr_static(receiver, name)
     except AttributeError:
         return False
+    found = attr
     if isinstance(attr, (staticmethod, classmethod)):
         attr = attr.__func__
-    return inspect.iscoroutinefunction(attr)
+    result = inspect.iscoroutinefunction(attr)
+    if _class_attr(cls, name) is found:  # defined on the class (or a base): remember it
+        if len(_targets) >= _MAX_TARGETS:
+            _targets.clear()
+        _targets[(cls, selector)] = (name, found, result)
+    return result
+
+
+# What _is_async_target found (getattr_static takes microseconds): per class and selector, the
+# name, the object in the __dict__ of the class (or of the base) that defines it, and the answer,
+# used while that is still the object found there and the instance has none of its own.
+_targets: dict[tuple[type, str], tuple[str, object, bool]] = {}
+_MAX_TARGETS = 4096
+_MISSING = object()
+
+
+def _class_attr(cls: type, name: str) -> object:
+    for klass in cls.__mro__:
+        found = klass.__dict__.get(name, _MISSING)
+        if found is not _MISSING:
+            return found
+    return _MISSING
+
+
+def _instance_dict(receiver: Any) -> Any:
+    try:
+        return object.__getattribute__(receiver, "__dict__")
+    except AttributeError:
+        return ()
