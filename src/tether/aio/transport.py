@@ -101,6 +101,7 @@ class Connection(asyncio.Protocol):
         self.writing_paused = False
         self.reading_paused = False
         self._drain_waiters: list[asyncio.Future[None]] = []
+        self._batch: list[bytes] | None = None  # what send_nowait wrote while data_received runs
         self._on_message: OnMessage | None = None
         self._on_closed: OnClosed | None = None
         self._early: list[bytes | str] = []
@@ -157,8 +158,21 @@ class Connection(asyncio.Protocol):
             self._write_out()
         if self._opening is not None:
             events = self._handshake_events(events)
-        if events:
+        if len(events) > 1:  # what the session writes meanwhile goes out in one write
+            self._batch = []
+            try:
+                self._process(events)
+            finally:
+                self._write_batch()
+        elif events:
             self._process(events)
+
+    def _write_batch(self) -> None:
+        batch, self._batch = self._batch, None
+        if batch and self.transport is not None:
+            self.transport.write(b"".join(batch))
+            if self.writing_paused:
+                self._check_bound()
 
     def eof_received(self) -> bool | None:
         protocol = self.protocol
@@ -281,6 +295,10 @@ class Connection(asyncio.Protocol):
         if protocol.state is not _OPEN:
             raise self._closed_error()
         protocol.send_binary(data)
+        batch = self._batch
+        if batch is not None:  # (in data_received: written once it has handed every message on)
+            batch += protocol.data_to_send()
+            return
         write = self.transport.write  # type: ignore[union-attr]
         for chunk in protocol.data_to_send():
             write(chunk)
@@ -322,6 +340,8 @@ class Connection(asyncio.Protocol):
         transport = self.transport
         if transport is None:
             return
+        if self._batch:
+            self._write_batch()  # what was sent before, first
         for chunk in self.protocol.data_to_send():
             if chunk:
                 transport.write(chunk)
