@@ -7,19 +7,23 @@ client can be called back by the server as soon as it is connected.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import asyncio
+import ssl as _ssl
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
-from websockets.typing import Subprotocol
+from websockets.client import ClientProtocol
+from websockets.typing import Origin, Subprotocol
+from websockets.uri import parse_uri
 
 from ..admission import client_subprotocols
 from ..options import Options, resolve_options
 from ..websocket import handshake_error, keepalive_options
 from .session import AsyncPeer, ConnectingBase, open_async_session
-from .settings import client_settings
-from .transport import open_connection
+from .settings import Settings, client_settings
+from .transport import ClientConnection
 
-__all__ = ["connect", "dialer"]
+__all__ = ["connect", "dialer", "open_connection"]
 
 
 class _Connecting(ConnectingBase):
@@ -81,3 +85,41 @@ def dialer(o: Options) -> Callable[[str], Awaitable[Any]]:
         return (await connect(url, options=dial_options)).session
 
     return dial
+
+
+async def open_connection(url: str, *, subprotocols: Sequence[Subprotocol] | None, ssl: _ssl.SSLContext | None,
+                          settings: Settings) -> ClientConnection:  # fmt: skip
+    """Connect to ``url`` (``ws://`` or ``wss://``) and open the WebSocket (TLS with ``ssl``,
+    or the default context for ``wss://``; the HTTP upgrade offering ``subprotocols``), all
+    within ``settings.open_timeout``.
+
+    Raises what websockets' ``connect`` raises for the same failures (``InvalidURI``,
+    ``InvalidStatus``, ``InvalidHandshake``, ``InvalidMessage``, ``TimeoutError``,
+    ``OSError``...), which :func:`tether.websocket.handshake_error` turns into Tether errors."""
+    ws_uri = parse_uri(url)
+    if not ws_uri.secure and ssl is not None:
+        raise ValueError("ssl= is for wss:// URLs, not ws://")
+    loop = asyncio.get_running_loop()
+    origin = None if settings.origin is None else Origin(settings.origin)
+    protocol = ClientProtocol(ws_uri, origin=origin, subprotocols=subprotocols, max_size=settings.max_size,
+                              logger=settings.logger)  # fmt: skip
+    connection = ClientConnection(protocol, settings)
+    tls: dict[str, Any] = {}
+    if ws_uri.secure:
+        tls = {"ssl": ssl if ssl is not None else _ssl.create_default_context(),
+               "server_hostname": settings.server_hostname or ws_uri.host}  # fmt: skip
+        if settings.open_timeout is not None:
+            tls["ssl_handshake_timeout"] = settings.open_timeout
+    try:
+        async with asyncio.timeout(settings.open_timeout):
+            if settings.sock is not None:
+                await loop.create_connection(lambda: connection, sock=settings.sock, **tls)
+            else:
+                await loop.create_connection(lambda: connection, ws_uri.host, ws_uri.port, **tls)
+            opening = connection._opening
+            if opening is not None:
+                await asyncio.shield(opening)
+    except BaseException:
+        connection.abort()
+        raise
+    return connection

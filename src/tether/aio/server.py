@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator
+import ssl as _ssl
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
+from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from ..admission import SUBPROTOCOL, Admission, tls_server_context
@@ -21,10 +23,10 @@ from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
 from ..websocket import DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
 from .client import dialer
 from .session import AsyncPeer, serve_connection
-from .settings import server_settings
-from .transport import ServerConnection, listen
+from .settings import Settings, server_settings
+from .transport import ServerConnection
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "listen", "serve"]
 
 log = logging.getLogger("tether")
 
@@ -152,3 +154,30 @@ def serve(
     The options are those of :class:`tether.Options`, as keywords or as ``options=``.
     """
     return Server(root, host, port, resolve_options("tether.aio.serve", True, "aio", options, kwargs))
+
+
+async def listen(host: str, port: int, on_open: Callable[[ServerConnection], None], *,
+                 ssl: _ssl.SSLContext | None, settings: Settings, subprotocols: Sequence[Subprotocol] | None = None,
+                 select_subprotocol: Callable[[Any, Sequence[Subprotocol]], Subprotocol | None] | None = None,
+                 connections: set[ServerConnection] | None = None) -> asyncio.Server:  # fmt: skip
+    """Listen on ``host:port`` (``settings.sock`` if given); answer each WebSocket upgrade
+    (TLS with ``ssl``; the handshake within ``settings.open_timeout``) and call
+    ``on_open(connection)`` once it is open. ``connections`` (if given) holds every connection
+    from its TCP accept until it is lost, for a server to drop them when it closes."""
+    loop = asyncio.get_running_loop()
+
+    def make() -> ServerConnection:
+        protocol = ServerProtocol(subprotocols=subprotocols, select_subprotocol=select_subprotocol,
+                                  max_size=settings.max_size, logger=settings.logger)  # fmt: skip
+        connection = ServerConnection(protocol, settings, on_open)
+        if connections is not None:
+            connections.add(connection)
+            connection._lost.add_done_callback(lambda _: connections.discard(connection))
+        return connection
+
+    options = dict(settings.create_server)
+    if ssl is not None and settings.open_timeout is not None:
+        options["ssl_handshake_timeout"] = settings.open_timeout
+    if settings.sock is not None:
+        return await loop.create_server(make, sock=settings.sock, ssl=ssl, **options)
+    return await loop.create_server(make, host, port, ssl=ssl, **options)

@@ -23,9 +23,9 @@ websockets' sans-I/O protocol (``websockets.client.ClientProtocol``,
   ``on_closed`` is called once, from ``connection_lost``.
 - **TLS** is asyncio's (``ssl=`` of ``create_connection`` / ``create_server``).
 
-:func:`open_connection` opens a client connection; :func:`listen` starts a server whose opened
-connections are handed to a callback. ``tether.aio.client`` and ``tether.aio.server`` use them
-with the settings of ``tether.aio.settings`` (the ``transport=`` option).
+:func:`tether.aio.client.open_connection` opens a client connection;
+:func:`tether.aio.server.listen` starts a server whose opened connections are handed to a
+callback; both with the settings of ``tether.aio.settings`` (the ``transport=`` option).
 """
 
 from __future__ import annotations
@@ -34,7 +34,6 @@ import asyncio
 import logging
 import os
 import socket
-import ssl as _ssl
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -44,14 +43,13 @@ from websockets.frames import OK_CLOSE_CODES, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
-from websockets.typing import Origin, Subprotocol
-from websockets.uri import parse_uri
+from websockets.typing import Subprotocol
 
 from ..session import describe_keepalive_timeout, describe_peer_close
 from ..transports import OnClosed, OnMessage
 from .settings import Settings
 
-__all__ = ["KEEPALIVE_TIMEOUT_REASON", "ClientConnection", "Connection", "ServerConnection", "listen", "open_connection"]
+__all__ = ["KEEPALIVE_TIMEOUT_REASON", "ClientConnection", "Connection", "ServerConnection"]
 
 log = logging.getLogger("tether")
 
@@ -570,71 +568,3 @@ class ServerConnection(Connection):
     def _close_after_refusal(self) -> None:
         if self.transport is not None and not self.transport.is_closing():
             self.transport.close()  # (after what was written: the error response)
-
-
-# -- opening and listening ---------------------------------------------------------------------
-
-
-async def open_connection(url: str, *, subprotocols: Sequence[Subprotocol] | None, ssl: _ssl.SSLContext | None,
-                          settings: Settings) -> ClientConnection:  # fmt: skip
-    """Connect to ``url`` (``ws://`` or ``wss://``) and open the WebSocket (TLS with ``ssl``,
-    or the default context for ``wss://``; the HTTP upgrade offering ``subprotocols``), all
-    within ``settings.open_timeout``.
-
-    Raises what websockets' ``connect`` raises for the same failures (``InvalidURI``,
-    ``InvalidStatus``, ``InvalidHandshake``, ``InvalidMessage``, ``TimeoutError``,
-    ``OSError``...), which :func:`tether.websocket.handshake_error` turns into Tether errors."""
-    ws_uri = parse_uri(url)
-    if not ws_uri.secure and ssl is not None:
-        raise ValueError("ssl= is for wss:// URLs, not ws://")
-    loop = asyncio.get_running_loop()
-    origin = None if settings.origin is None else Origin(settings.origin)
-    protocol = ClientProtocol(ws_uri, origin=origin, subprotocols=subprotocols, max_size=settings.max_size,
-                              logger=settings.logger)  # fmt: skip
-    connection = ClientConnection(protocol, settings)
-    tls: dict[str, Any] = {}
-    if ws_uri.secure:
-        tls = {"ssl": ssl if ssl is not None else _ssl.create_default_context(),
-               "server_hostname": settings.server_hostname or ws_uri.host}  # fmt: skip
-        if settings.open_timeout is not None:
-            tls["ssl_handshake_timeout"] = settings.open_timeout
-    try:
-        async with asyncio.timeout(settings.open_timeout):
-            if settings.sock is not None:
-                await loop.create_connection(lambda: connection, sock=settings.sock, **tls)
-            else:
-                await loop.create_connection(lambda: connection, ws_uri.host, ws_uri.port, **tls)
-            opening = connection._opening
-            if opening is not None:
-                await asyncio.shield(opening)
-    except BaseException:
-        connection.abort()
-        raise
-    return connection
-
-
-async def listen(host: str, port: int, on_open: Callable[[ServerConnection], None], *,
-                 ssl: _ssl.SSLContext | None, settings: Settings, subprotocols: Sequence[Subprotocol] | None = None,
-                 select_subprotocol: Callable[[Any, Sequence[Subprotocol]], Subprotocol | None] | None = None,
-                 connections: set[ServerConnection] | None = None) -> asyncio.Server:  # fmt: skip
-    """Listen on ``host:port`` (``settings.sock`` if given); answer each WebSocket upgrade
-    (TLS with ``ssl``; the handshake within ``settings.open_timeout``) and call
-    ``on_open(connection)`` once it is open. ``connections`` (if given) holds every connection
-    from its TCP accept until it is lost, for a server to drop them when it closes."""
-    loop = asyncio.get_running_loop()
-
-    def make() -> ServerConnection:
-        protocol = ServerProtocol(subprotocols=subprotocols, select_subprotocol=select_subprotocol,
-                                  max_size=settings.max_size, logger=settings.logger)  # fmt: skip
-        connection = ServerConnection(protocol, settings, on_open)
-        if connections is not None:
-            connections.add(connection)
-            connection._lost.add_done_callback(lambda _: connections.discard(connection))
-        return connection
-
-    options = dict(settings.create_server)
-    if ssl is not None and settings.open_timeout is not None:
-        options["ssl_handshake_timeout"] = settings.open_timeout
-    if settings.sock is not None:
-        return await loop.create_server(make, sock=settings.sock, ssl=ssl, **options)
-    return await loop.create_server(make, host, port, ssl=ssl, **options)
