@@ -632,9 +632,9 @@ def _aio_tether(tls: bool) -> PairFactory:
         import ssl
 
         from tether.admission import tls_server_context
-        from tether.aio.settings import client_settings, server_settings
         from tether.aio.client import open_connection
         from tether.aio.server import listen
+        from tether.aio.settings import client_settings, server_settings
         from tether.websocket import DEFAULT_KEEPALIVE, keepalive_options, select_ws_subprotocol
 
         server_ssl = client_ssl = None
