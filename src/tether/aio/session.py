@@ -51,7 +51,6 @@ register_runtime_file(__file__)  # its frames stay out of tracebacks sent to pee
 log = logging.getLogger("tether")
 
 THREADS = sys.platform != "emscripten"
-_ASYNC_SELECTORS = frozenset({"__aenter__", "__aexit__", "__anext__", "__await__"})
 
 
 class AsyncSession(MessageRunner, BaseSession):
