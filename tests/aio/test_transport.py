@@ -6,6 +6,7 @@ IPv6, and the ``transport=`` settings it takes."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -243,3 +244,39 @@ async def test_transport_settings_are_taken_by_their_names_and_others_refused() 
         tether.aio.serve(Calculator(), port=0, transport={"write_limit": 65536, "pause_reading_above": 1000})
     with pytest.raises(UsageError, match="write_limit is bytes"):
         tether.aio.connect("ws://127.0.0.1:9", transport={"write_limit": (10, 20)})
+
+
+async def test_what_arrives_before_the_session_attaches_is_bounded() -> None:
+    """A client that floods frames while the server's root factory is still at work: the
+    connection keeps 1 MiB of them (and the rest of the read that passed it), then stops reading until the session
+    attaches, and then hands them all over, in order."""
+    from tether.aio.transport import _MAX_EARLY
+
+    release = asyncio.Event()
+
+    async def slow_factory(peer: Any) -> Calculator:
+        await release.wait()
+        return Calculator()
+
+    async with tether.aio.serve(slow_factory, port=0) as server:
+        sock = await asyncio.to_thread(_raw_websocket, server.port)
+        try:
+            frame = bytes([0x82, 0xFE, 0xFF, 0xFF]) + bytes(4) + bytes(65535)  # masked, 64 KiB - 1
+            sock.settimeout(0.2)
+            sent = 0
+            with contextlib.suppress(TimeoutError, OSError):
+                while sent < 200:  # 12.5 MiB, far more than kept
+                    sock.sendall(frame)
+                    sent += 1
+            await asyncio.sleep(0.2)
+            (connection,) = server._connections
+            assert connection._holding_early
+            assert connection._early_size <= _MAX_EARLY + 256 * 1024 + 65535  # and the rest of one read
+            release.set()  # the factory returns: the session attaches and reads them
+            deadline = time.monotonic() + 5
+            while connection._holding_early and time.monotonic() < deadline:
+                await asyncio.sleep(0.02)
+            assert not connection._holding_early
+        finally:
+            release.set()
+            sock.close()

@@ -5,7 +5,9 @@ websockets' sans-I/O protocol (``websockets.client.ClientProtocol``,
 
 - **Receiving**: ``data_received`` feeds the protocol and hands each whole message to
   ``on_message`` right there, on the loop's thread: no reader task, no queue, no future per
-  message. Messages that arrive before ``attach`` are kept and handed over first.
+  message. Messages that arrive before ``attach`` are kept and handed over first (past 1 MiB
+  of them, the connection stops reading until ``attach``: a server's root factory may take
+  its time while a client floods).
 - **Sending**: :meth:`Connection.send_nowait` frames the message and writes it to the asyncio
   transport at once (no task, no await); :meth:`Connection.send` does the same, then waits
   while the write buffer is above its high-water mark (``write_limit``). What the protocol
@@ -59,6 +61,7 @@ KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
 _OPEN, _CLOSED, _CONNECTING = State.OPEN, State.CLOSED, State.CONNECTING
 _BINARY, _TEXT, _CONT, _PONG = Opcode.BINARY, Opcode.TEXT, Opcode.CONT, Opcode.PONG
 _DROPPED = "the connection dropped without a closing handshake"
+_MAX_EARLY = 2**20  # bytes of messages kept before attach; past it (after that read) reading waits
 
 
 def _no_delay(transport: asyncio.BaseTransport) -> None:
@@ -102,7 +105,9 @@ class Connection(asyncio.Protocol):
         self._batch: list[bytes] | None = None  # what send_nowait wrote while data_received runs
         self._on_message: OnMessage | None = None
         self._on_closed: OnClosed | None = None
-        self._early: list[bytes | str] = []
+        self._early: list[bytes | str] = []  # messages received before attach
+        self._early_size = 0
+        self._holding_early = False  # reading paused because _early is full
         self._ended = False
         self._fragments: list[bytes] = []
         self._fragmented_text = False
@@ -220,7 +225,8 @@ class Connection(asyncio.Protocol):
                 waiter.set_result(None)
         if self.reading_paused and self.transport is not None:
             self.reading_paused = False
-            self.transport.resume_reading()
+            if not self._holding_early:
+                self.transport.resume_reading()
 
     def _check_bound(self) -> None:
         """Stop reading from the peer while more than ``pause_reading_above`` bytes wait to be
@@ -232,14 +238,15 @@ class Connection(asyncio.Protocol):
                 and transport.get_write_buffer_size() > self._bound
                 and (self.awaits_answers is None or not self.awaits_answers())):  # fmt: skip
             self.reading_paused = True
-            transport.pause_reading()
+            if not self._holding_early:
+                transport.pause_reading()
 
     # -- receiving -----------------------------------------------------------------------------
 
     def attach(self, on_message: OnMessage, on_closed: OnClosed) -> None:
         """Hand every message to ``on_message`` from now on (those received before first, in
         order) and the end to ``on_closed`` (at once if the connection has ended already)."""
-        early, self._early = self._early, []
+        early, self._early, self._early_size = self._early, [], 0
         for data in early:
             on_message(data)
         if self._ended:
@@ -247,6 +254,10 @@ class Connection(asyncio.Protocol):
             return
         self._on_message = on_message
         self._on_closed = on_closed
+        if self._holding_early:  # read again (unless the write buffer says otherwise)
+            self._holding_early = False
+            if not self.reading_paused and self.transport is not None:
+                self.transport.resume_reading()
 
     def _process(self, events: Sequence[Any]) -> None:
         for frame in events:
@@ -281,6 +292,11 @@ class Connection(asyncio.Protocol):
         if handler is None:
             if not self._ended:
                 self._early.append(data)
+                self._early_size += len(data)
+                if self._early_size > _MAX_EARLY and not self._holding_early and self.transport is not None:
+                    self._holding_early = True  # nobody takes them yet: stop reading until attach
+                    if not self.reading_paused:
+                        self.transport.pause_reading()
             return
         handler(data)
 
