@@ -7,16 +7,18 @@ A transport carries one WebSocket-like connection: whole messages, binary (``byt
   connections (``tether.sync.session.open_session`` on one).
 - :class:`PushTransport`: ``tether.sync.transport.PushingClientConnection`` and
   ``PushingServerConnection`` (what ``tether.connect`` and ``tether.serve`` use).
-- :class:`AsyncTransport`: ``tether.testing.AsyncMemoryTransport``; ``websockets.asyncio``
-  connections (``tether.aio.connect`` and ``tether.aio.serve``); ``tether.web.WebSocketTransport``
-  (aiohttp, the ``/ws`` endpoint of ``tether.web.serve_web``); ``tether.asgi.ASGITransport``
-  (an ASGI server's WebSocket, the endpoint of ``tether.asgi.app``).
-- :class:`AsyncPushTransport`: ``tether.browser.BrowserTransport`` (a page's WebSocket).
+- :class:`AsyncTransport`: ``tether.testing.AsyncMemoryTransport``; plain ``websockets.asyncio``
+  connections; ``tether.web.WebSocketTransport`` (aiohttp, the ``/ws`` endpoint of
+  ``tether.web.serve_web``); ``tether.asgi.ASGITransport`` (an ASGI server's WebSocket, the
+  endpoint of ``tether.asgi.app``).
+- :class:`AsyncPushTransport`: ``tether.aio.transport``'s ``ClientConnection`` and
+  ``ServerConnection`` (what ``tether.aio.connect`` and ``tether.aio.serve`` use);
+  ``tether.browser.BrowserTransport`` (a page's WebSocket).
 
 A threading :class:`~tether.sync.session.Session` takes a :class:`Transport` or a
 :class:`PushTransport` (it calls ``attach`` when there is one, and then never ``recv``); an
-:class:`~tether.aio.session.AsyncSession` takes an :class:`AsyncTransport`, and a page's
-``BrowserSession`` also an :class:`AsyncPushTransport`. :class:`CloseDetails` is what a
+:class:`~tether.aio.session.AsyncSession` takes an :class:`AsyncTransport` or an
+:class:`AsyncPushTransport` (a page's ``BrowserSession`` is one). :class:`CloseDetails` is what a
 transport may tell about how its connection closed. The sync and async contracts have the same
 method names: ``isinstance`` (these protocols are runtime-checkable) tells only that the
 methods exist, not whether they are coroutine functions, nor anything of the behaviour each
@@ -252,16 +254,26 @@ class AsyncPushTransport(Protocol):
     """An asyncio transport that pushes each message to the session from a synchronous
     callback on the loop's thread, instead of a reader task awaiting ``recv``.
 
-    ``tether.browser.BrowserTransport`` is one: the browser's ``message`` listener calls the
-    session directly (a page's ``BrowserSession`` then has no reader task). :meth:`send` and
-    :meth:`close` are as in :class:`AsyncTransport`.
+    ``tether.aio.transport``'s connections are (their ``data_received`` calls the session) and
+    so is ``tether.browser.BrowserTransport`` (the browser's ``message`` listener does): an
+    ``AsyncSession`` on one has no reader task. :meth:`send` and :meth:`close` are as in
+    :class:`AsyncTransport`.
 
-    Two optional methods make the page's session faster or more informative:
-    ``send_nowait(data: bytes) -> None`` hands a message to the connection without awaiting
-    (raising as :meth:`send` does once closed), which lets the sync face block on an answer
-    without a task; ``async wait_closed(timeout: float) -> None`` waits (at most ``timeout``
-    seconds) until the connection is known closed, so that a refused connection is reported
-    with its close code.
+    Optional members make the session faster or more informative:
+
+    - ``send_nowait(data: bytes) -> None`` hands a message to the connection without awaiting
+      (raising as :meth:`send` does once closed): the session then writes each frame as it is
+      queued, with no task and no await per frame (and the page's sync face blocks on an answer
+      without a task);
+    - ``writing_paused: bool`` and ``async drain() -> None``: whether the connection's send
+      buffer is over its high-water mark, and a wait until it is not; a caller that awaits an
+      answer waits for ``drain()`` first while ``writing_paused``;
+    - ``awaits_answers``, a writable attribute: the session sets it to a function telling
+      whether it waits for answers from the peer (``tether.aio.transport`` then keeps reading
+      whatever it buffers: see ``docs/security.md`` 7);
+    - ``async wait_closed(timeout: float) -> None`` waits (at most ``timeout`` seconds) until
+      the connection is known closed, so that a refused connection is reported with its close
+      code; ``abort() -> None`` drops the connection at once (a cancelled session does).
     """
 
     async def send(self, data: bytes) -> None:

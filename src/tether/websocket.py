@@ -2,9 +2,10 @@
 the default port and keepalive, websockets' options for keepalive, the admission of a
 handshake, and what a failed handshake means as a Tether error.
 
-A flavour opens or accepts a connection with :func:`keepalive_options` (``websockets.asyncio``
-takes them as they are; the sync face's own transport, ``tether.sync.transport``, reads them
-through ``tether.sync.settings``), checks an incoming one with :func:`admit` (any connection
+A flavour opens or accepts a connection with :func:`keepalive_options` (the faces' own
+transports, ``tether.sync.transport`` and ``tether.aio.transport``, read them through
+``tether.sync.settings`` and ``tether.aio.settings``; ``websockets``' own connections take them
+as they are), checks an incoming one with :func:`admit` (any connection
 with ``remote_address`` and the handshake ``request``), and turns a failure to open one into a
 Tether error with :func:`handshake_error`; then it hands the connection to its flavour's
 session.

@@ -9,8 +9,12 @@ transport tether ships (each connected pair is a fixture parameter):
   end (``PushTransport``); ``sync-tether-tls``: the same over TLS (a CA made by ``trustme``);
 - ``sync-websockets-plain``: plain ``websockets.sync`` connections, which
   ``tether.sync.session`` says are transports too (``Transport``);
-- ``aio-websockets``: ``websockets.asyncio`` server and client connections, as
-  ``tether.aio.serve`` and ``tether.aio.connect`` use them (``AsyncTransport``);
+- ``aio-websockets``: ``websockets.asyncio`` server and client connections, which an
+  ``AsyncSession`` takes as they are (``AsyncTransport``);
+- ``aio-tether``: ``tether.aio.transport``'s ``ServerConnection`` and ``ClientConnection``
+  (websockets' sans-I/O protocol in an ``asyncio.Protocol``), listened and opened as
+  ``tether.aio.serve`` and ``tether.aio.connect`` do (``AsyncPushTransport``);
+  ``aio-tether-tls``: the same over TLS;
 - ``web-aiohttp``: ``tether.web.WebSocketTransport`` on the ``/ws`` endpoint of a real
   ``tether.web.serve_web`` (its own ``WebSocketResponse`` settings and admission), whose
   session is replaced by the test so that the test drives the transport itself; the other
@@ -622,6 +626,72 @@ def aio_websockets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[
         loop.stop()
 
 
+def _aio_tether(tls: bool) -> PairFactory:
+    @contextlib.contextmanager
+    def factory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Pair]:
+        import ssl
+
+        from tether.admission import tls_server_context
+        from tether.aio.client import open_connection
+        from tether.aio.server import listen
+        from tether.aio.settings import client_settings, server_settings
+        from tether.websocket import DEFAULT_KEEPALIVE, keepalive_options, select_ws_subprotocol
+
+        server_ssl = client_ssl = None
+        if tls:
+            trustme = pytest.importorskip("trustme")
+            ca = trustme.CA()
+            server_ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            ca.issue_cert("127.0.0.1").configure_cert(server_ssl)
+            client_ssl = ssl.create_default_context(ssl.Purpose.SERVER_AUTH)
+            ca.configure_trust(client_ssl)
+        keepalive = keepalive_options(DEFAULT_KEEPALIVE)
+        loop = LoopThread()
+        state: dict[str, Any] = {}
+
+        async def start() -> tuple[Any, Any]:
+            """As tether.aio.serve and tether.aio.connect open them."""
+            accepted: asyncio.Queue[Any] = asyncio.Queue()
+            server = state["server"] = await listen(
+                "127.0.0.1", 0, accepted.put_nowait, ssl=tls_server_context(server_ssl),
+                settings=server_settings("conformance", keepalive, {}, max_size=DEFAULT_MAX_FRAME_SIZE),
+                subprotocols=[Subprotocol("tether")], select_subprotocol=select_ws_subprotocol,
+            )  # fmt: skip
+            port = server.sockets[0].getsockname()[1]
+            settings = client_settings("conformance", keepalive, {}, open_timeout=WAIT, max_size=DEFAULT_MAX_FRAME_SIZE)
+            client = state["client"] = await open_connection(
+                f"{'wss' if tls else 'ws'}://127.0.0.1:{port}", subprotocols=[Subprotocol("tether")], ssl=client_ssl,
+                settings=settings,
+            )  # fmt: skip
+            served = await asyncio.wait_for(accepted.get(), WAIT)
+            return served, client
+
+        async def stop() -> None:
+            if "client" in state:
+                await state["client"].close()
+            if "server" in state:
+                state["server"].close()
+                await state["server"].wait_closed()
+
+        try:
+            served, client = loop.run(start())
+            assert client.subprotocol == served.subprotocol == "tether"
+            details = {"close_details": True, "code_seen": True, "reason_seen": True}
+            yield Pair(
+                "aio-tether-tls" if tls else "aio-tether",
+                End("tether.aio ServerConnection", served, send_error=ConnectionClosed, loop=loop,
+                    send_text=lambda text: loop.run(served.send_text(text)), **details),
+                End("tether.aio ClientConnection", client, send_error=ConnectionClosed, loop=loop,
+                    send_text=lambda text: loop.run(client.send_text(text)), **details),
+            )  # fmt: skip
+        finally:
+            with contextlib.suppress(Exception):
+                loop.run(stop())
+            loop.stop()
+
+    return factory
+
+
 def _capture_served(module: Any, monkeypatch: pytest.MonkeyPatch, state: dict[str, Any]) -> asyncio.Queue[Any]:
     """Replace ``module.serve_connection`` (on the running loop) by one that hands each endpoint
     transport to the test through the queue returned, and holds it until ``state["release"]``."""
@@ -739,6 +809,8 @@ PAIRS: dict[str, PairFactory] = {
     "sync-tether-tls": _sync_tether(tls=True),
     "sync-websockets-plain": sync_websockets_plain,
     "aio-websockets": aio_websockets,
+    "aio-tether": _aio_tether(tls=False),
+    "aio-tether-tls": _aio_tether(tls=True),
     "web-aiohttp": web_aiohttp,
     "asgi-uvicorn": asgi_uvicorn,
 }
@@ -775,6 +847,14 @@ def test_the_shipped_classes_have_the_shape_of_their_contracts() -> None:
     assert issubclass(PushingServerConnection, PushTransport)
     assert issubclass(AsyncMemoryTransport, AsyncTransport)
     assert issubclass(BrowserTransport, AsyncPushTransport)
+    from tether.aio.transport import ClientConnection, ServerConnection
+
+    for cls in (ClientConnection, ServerConnection):
+        assert issubclass(cls, AsyncPushTransport)
+        assert isinstance(getattr(cls, "close_code", None), property) and isinstance(getattr(cls, "close_reason", None), property)
+        for name in ("send", "close", "wait_closed", "drain"):
+            assert inspect.iscoroutinefunction(getattr(cls, name)), (cls, name)
+        assert not inspect.iscoroutinefunction(cls.attach) and not inspect.iscoroutinefunction(cls.send_nowait)
     for name in ("send", "close"):
         assert inspect.iscoroutinefunction(getattr(BrowserTransport, name)), name
     assert not inspect.iscoroutinefunction(BrowserTransport.attach)
@@ -1011,7 +1091,14 @@ def test_a_push_transport_lets_on_message_send(pair: Pair, first: str) -> None:
     sender, receiver = pair.directed(first)
     if not receiver.pushes:
         pytest.skip(f"{receiver.label} does not push (no attach)")
-    receiver.on_message_hook = receiver.transport.send  # echo from inside on_message
+    # echo from inside on_message (an async push transport: send_nowait, or a send not awaited)
+    transport = receiver.transport
+    if not receiver.is_async:
+        receiver.on_message_hook = transport.send
+    elif hasattr(transport, "send_nowait"):
+        receiver.on_message_hook = transport.send_nowait
+    else:
+        receiver.on_message_hook = lambda data: asyncio.ensure_future(transport.send(data))
     pair.start()
     messages = [pattern(i, (i % 7) * 40_000) for i in range(50)]
     for data in messages:

@@ -36,7 +36,9 @@ LAYER_OF = {
     "tether.transports": "core",
     "tether.debug": "core", "tether.remote_frames": "core",
     "tether.session": "runtime", "tether.workers": "runtime", "tether.waiter": "runtime", "tether.pipelining": "runtime", "tether.handoff": "runtime",
-    "tether.websocket": "flavour", "tether.framing": "flavour", "tether.web": "edge", "tether.testing": "edge", "tether.trace": "edge",
+    "tether.websocket": "flavour", "tether.framing": "flavour", "tether.aio.transport": "flavour",
+    "tether.aio.settings": "flavour", "tether.aio.running": "flavour", "tether.web": "edge", "tether.testing": "edge",
+    "tether.trace": "edge",
     "tether.asgi": "edge", "tether.pagefiles": "edge",
     "tether.cli": "edge", "tether.__main__": "edge", "tether": "edge",
 }  # fmt: skip

@@ -1,14 +1,20 @@
-"""The async face's server over ``websockets`` (asyncio): :func:`serve` and :class:`Server`."""
+"""The async face's server: :func:`serve` and :class:`Server`.
+
+A listening ``asyncio`` server whose connections (``tether.aio.transport``: websockets'
+sans-I/O protocol in an ``asyncio.Protocol``) answer the WebSocket upgrade on the loop; once
+one is open, the admission (token, origins; a refusal closes with 4401 or 4403 before any
+Tether frame) and then a session, to which the connection pushes every message.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Generator
+import ssl as _ssl
+from collections.abc import Callable, Generator, Sequence
 from typing import Any
 
-from websockets.asyncio.server import ServerConnection
-from websockets.asyncio.server import serve as ws_serve
+from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
 from ..admission import SUBPROTOCOL, Admission, tls_server_context
@@ -17,8 +23,10 @@ from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
 from ..websocket import DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
 from .client import dialer
 from .session import AsyncPeer, serve_connection
+from .settings import Settings, server_settings
+from .transport import ServerConnection
 
-__all__ = ["Server", "serve"]
+__all__ = ["Server", "listen", "serve"]
 
 log = logging.getLogger("tether")
 
@@ -47,24 +55,28 @@ class Server:
             "run_sync_in_threads": options.run_sync_in_threads,
         }
         self._peers: set[AsyncPeer] = set()
-        self._ws: Any = None
+        self._settings = server_settings(
+            "tether.aio.serve", keepalive_options(options.keepalive), options.transport, max_size=options.max_frame_size
+        )
+        self._connections: set[ServerConnection] = set()  # from accept until lost
+        self._handlers: set[asyncio.Task[None]] = set()
+        self._ws: asyncio.Server | None = None
         self.url = ""
         self._closed: asyncio.Event | None = None
 
     async def start(self) -> Server:
         self._closed = asyncio.Event()
-        self._ws = await ws_serve(
-            self._handle,
+        self._ws = await listen(
             self._host,
             self._port,
-            compression=None,
-            max_size=self._options.max_frame_size,
+            self._opened,
             ssl=tls_server_context(self._options.ssl),
+            settings=self._settings,
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=select_ws_subprotocol,
-            **{**keepalive_options(self._options.keepalive), **self._options.transport},
+            connections=self._connections,
         )
-        sockname = next(iter(self._ws.sockets)).getsockname()
+        sockname = self._ws.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'wss' if self._options.ssl is not None else 'ws'}://{shown}:{self.port}"
@@ -75,12 +87,26 @@ class Server:
     def peers(self) -> list[AsyncPeer]:
         return list(self._peers)
 
+    def _opened(self, connection: ServerConnection) -> None:
+        """A connection's WebSocket handshake succeeded (in its ``data_received``): serve it
+        in a task of its own."""
+        task = asyncio.get_running_loop().create_task(self._handle(connection))
+        self._handlers.add(task)
+        task.add_done_callback(self._handlers.discard)
+
     async def _handle(self, ws: ServerConnection) -> None:
         url, refusal = admit(self._admission, ws)
         if refusal is not None:  # before anything is exposed: no session, no frame
             await ws.close(*refusal)
             return
-        await serve_connection(ws, self._root, url, self._peers, self._session_options)
+        if self._closed is not None and self._closed.is_set():
+            await ws.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
+            return
+        try:
+            await serve_connection(ws, self._root, url, self._peers, self._session_options)
+        except Exception as exc:  # the root factory failed: say so to the client
+            log.error("serving %s failed", url, exc_info=True)
+            await ws.close(1011, f"root factory failed: {exc}"[:120])
 
     async def serve_forever(self) -> None:
         """Wait until :meth:`close` is called."""
@@ -92,9 +118,17 @@ class Server:
         if self._closed is not None:
             self._closed.set()
         if self._ws is not None:
-            for peer in list(self._peers):  # tell each client, whose waiting calls then fail saying so
-                await peer.session.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
-            self._ws.close()
+            self._ws.close()  # no more connections
+            # tell each client, whose waiting calls then fail saying so
+            await asyncio.gather(*(peer.session.close(SHUTDOWN_CODE, SHUTDOWN_REASON) for peer in list(self._peers)),
+                                 return_exceptions=True)  # fmt: skip
+            for connection in list(self._connections):  # handshaking, refused, or just admitted
+                if connection.state.name == "OPEN":
+                    await connection.close(SHUTDOWN_CODE, SHUTDOWN_REASON)
+                else:
+                    connection.abort()
+            for task in list(self._handlers):
+                await asyncio.wait({task}, timeout=1.0)
             await self._ws.wait_closed()
 
     def __await__(self) -> Generator[Any, None, Server]:
@@ -120,3 +154,30 @@ def serve(
     The options are those of :class:`tether.Options`, as keywords or as ``options=``.
     """
     return Server(root, host, port, resolve_options("tether.aio.serve", True, "aio", options, kwargs))
+
+
+async def listen(host: str, port: int, on_open: Callable[[ServerConnection], None], *,
+                 ssl: _ssl.SSLContext | None, settings: Settings, subprotocols: Sequence[Subprotocol] | None = None,
+                 select_subprotocol: Callable[[Any, Sequence[Subprotocol]], Subprotocol | None] | None = None,
+                 connections: set[ServerConnection] | None = None) -> asyncio.Server:  # fmt: skip
+    """Listen on ``host:port`` (``settings.sock`` if given); answer each WebSocket upgrade
+    (TLS with ``ssl``; the handshake within ``settings.open_timeout``) and call
+    ``on_open(connection)`` once it is open. ``connections`` (if given) holds every connection
+    from its TCP accept until it is lost, for a server to drop them when it closes."""
+    loop = asyncio.get_running_loop()
+
+    def make() -> ServerConnection:
+        protocol = ServerProtocol(subprotocols=subprotocols, select_subprotocol=select_subprotocol,
+                                  max_size=settings.max_size, logger=settings.logger)  # fmt: skip
+        connection = ServerConnection(protocol, settings, on_open)
+        if connections is not None:
+            connections.add(connection)
+            connection._lost.add_done_callback(lambda _: connections.discard(connection))
+        return connection
+
+    options = dict(settings.create_server)
+    if ssl is not None and settings.open_timeout is not None:
+        options["ssl_handshake_timeout"] = settings.open_timeout
+    if settings.sock is not None:
+        return await loop.create_server(make, sock=settings.sock, ssl=ssl, **options)
+    return await loop.create_server(make, host, port, ssl=ssl, **options)

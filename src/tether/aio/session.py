@@ -3,40 +3,46 @@
 Incoming messages to ``async def`` methods run as tasks on the loop; messages to plain
 methods run on worker threads (natively), so a blocking handler never stalls the loop, or as
 tasks where there are no threads (Pyodide). Frames are encoded where they arise (the loop, a
-worker thread) into the protocol's one ordered outbox; only the loop's thread sends, one flush
-at a time, so the wire order is the protocol's.
+worker thread) into the protocol's one ordered outbox; only the loop's thread sends, so the
+wire order is the protocol's.
 
-A transport has ``async send(bytes)``, ``async recv() -> bytes`` and ``async close()``, and its
-``send`` must hand the frame to the connection before its first suspension point (true of
-``websockets`` connections, of the browser WebSocket wrapper and of the in-memory pair).
+Two kinds of transport (``tether.transports``):
+
+- a **push** transport (:class:`~tether.transports.AsyncPushTransport`: ``tether.aio.transport``,
+  the page's ``BrowserTransport``) calls the session with each message from its own callback on
+  the loop's thread (:meth:`AsyncSession._feed`), so there is no reader task; with
+  ``send_nowait`` the session writes what it queued at once, on the loop's thread, with no task
+  and no await per frame (:meth:`AsyncSession._flush`); a caller that awaits an answer waits
+  first while the transport says its write buffer is full (``writing_paused``, ``drain()``).
+- a **reading** transport (:class:`~tether.transports.AsyncTransport`: ``async send(bytes)``,
+  ``async recv() -> bytes``, ``async close()``) is read by a task (:meth:`AsyncSession.run`) and
+  written by one flush task at a time; its ``send`` must hand the frame to the connection
+  before its first suspension point (true of ``websockets`` connections, of ``tether.web``'s
+  and of the in-memory pair).
 """
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import logging
 import sys
 import threading
 import time
-import weakref
 from collections.abc import Generator
 from typing import Any, cast
 
-from ..deadline import remaining, timeout
-from ..dispatch import OPERATIONS, python_name
+from ..deadline import remaining
 from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
-from ..frames import AnswerOf, MessageSend
-from ..gate import current_exchange, current_gate, nested_in, waiting
-from ..handoff import Dial, Pause, Withdraw, connection_to, dialed
-from ..protocol import CLOSE_PROTOCOL_ERROR, Event, Violation
-from ..proxy import needs_await
+from ..frames import AnswerOf
+from ..gate import current_gate, nested_in
+from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State, Violation
 from ..session import BaseSession, PeerBase, is_factory
 from ..session import describe_close as _describe_close
 from ..transports import AsyncPushTransport, AsyncTransport, fit_close_reason
 from ..waiter import Waiter as _Waiter
 from .promise import Promise
+from .running import MessageRunner
 
 __all__ = ["THREADS", "AsyncPeer", "AsyncSession", "ConnectingBase", "open_async_session", "serve_connection"]
 
@@ -45,10 +51,9 @@ register_runtime_file(__file__)  # its frames stay out of tracebacks sent to pee
 log = logging.getLogger("tether")
 
 THREADS = sys.platform != "emscripten"
-_ASYNC_SELECTORS = frozenset({"__aenter__", "__aexit__", "__anext__", "__await__"})
 
 
-class AsyncSession(BaseSession):
+class AsyncSession(MessageRunner, BaseSession):
     """One connection in the asyncio runtime. ``await run()`` reads until it closes."""
 
     def __init__(
@@ -59,12 +64,19 @@ class AsyncSession(BaseSession):
         self.loop = asyncio.get_running_loop()
         self._loop_thread = threading.get_ident()
         self._threads = run_sync_in_threads and THREADS
+        # Plain methods run at once on the loop when they may not use threads (natively: in a
+        # page, plain code may block through JSPI, which only a task can).
+        self._inline = not self._threads and THREADS
+        self._running_plain = False
         self._flushing = False
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tasks_by_id: dict[bytes, asyncio.Task[Any]] = {}  # the peer's calls running as tasks
         self._opened = self.loop.create_future()
         self._done = self.loop.create_future()
         self._reader: asyncio.Task[Any] | None = None
+        self._pushed = False  # attached to a push transport
+        # A push transport's way to write a frame now (None: a flush task awaits send).
+        self._send_nowait: Any = getattr(transport, "send_nowait", None) if hasattr(transport, "attach") else None
         if self._threads:
             from ..workers import worker_pool
 
@@ -73,13 +85,34 @@ class AsyncSession(BaseSession):
     # -- lifecycle ------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Send the opening frame if we are the client and start reading in a task."""
+        """Attach to a push transport (or start reading in a task), then send the opening
+        frame if we are the client."""
+        if hasattr(self.transport, "attach"):
+            self._attach()
+            if self.protocol.client:
+                self.protocol.queue_opening()
+                try:
+                    for frame in self.protocol.data_to_send():
+                        await self.transport.send(frame)
+                except Exception:  # the server closed at once (a refusal): learn its close code
+                    wait_closed = getattr(self.transport, "wait_closed", None)
+                    if wait_closed is not None:
+                        await wait_closed(2.0)
+                    self._transport_closed(self.close_reason or "the connection closed at once")
+            return
         if self.protocol.client:
             self.protocol.queue_opening()
             await self._drain()  # closed at once (a refusal): the session is closed, wait_opened reports it
             if self.closed:
                 return
         self._reader = self._spawn(self.run())
+
+    def _attach(self) -> None:
+        if not self._pushed:
+            self._pushed = True
+            if hasattr(self.transport, "awaits_answers"):  # (tether.aio.transport's backpressure)
+                self.transport.awaits_answers = self._pending.__len__
+            cast(AsyncPushTransport, self.transport).attach(self._feed, self._transport_closed)
 
     async def wait_opened(self, timeout: float) -> None:
         try:
@@ -94,7 +127,20 @@ class AsyncSession(BaseSession):
             raise self._lost_error()
 
     async def run(self) -> None:
-        """Read and handle frames until the connection closes."""
+        """Handle frames until the connection closes: on a push transport, attach and wait;
+        else read in this task."""
+        if hasattr(self.transport, "attach"):
+            self._attach()
+            try:
+                await asyncio.shield(self._done)
+            except asyncio.CancelledError:
+                if self.close_reason is None:
+                    self.close_reason = "closed by this side"
+                abort = getattr(self.transport, "abort", None)
+                if abort is not None:
+                    abort()
+                self._shutdown()
+            return
         try:
             recv = cast(AsyncTransport, self.transport).recv  # run() reads transports that do not push
             receive = self.protocol.receive
@@ -113,6 +159,46 @@ class AsyncSession(BaseSession):
                 self.close_reason = _describe_close(exc)
         finally:
             self._shutdown()
+
+    # -- receiving from a push transport (no reader task) ------------------------------------
+
+    def _feed(self, data: bytes | str) -> None:
+        """Handle one message, synchronously, from the push transport's callback on the loop.
+
+        What :meth:`run` does for each frame, minus the awaiting: a protocol violation closes
+        the connection from a task. It must never raise (the transport's callback would)."""
+        if isinstance(data, str):
+            if self.protocol.state is State.CLOSING or self.closed:
+                return
+            self._stop(CLOSE_PROTOCOL_ERROR, "Tether frames are binary messages, got a text message")
+            return
+        try:
+            violation = self.handle_events(self.protocol.receive(data))
+            if violation is not None:
+                self._stop(violation.code, violation.reason)
+        except Exception as exc:  # a bug, not bad input: report it and drop the connection
+            log.exception("error while handling a frame from %s", self.describe())
+            if self.close_reason is None:
+                self.close_reason = f"internal error: {exc!r}"
+            self.protocol.state = State.CLOSING
+            self._spawn(self.close())
+
+    def _stop(self, code: int, reason: str) -> None:
+        """Close the connection for a protocol violation (from a task: closing waits)."""
+        self.protocol.state = State.CLOSING
+
+        async def stop() -> None:
+            await self._violate(code, reason)
+            self._shutdown()
+
+        self._spawn(stop())
+
+    def _transport_closed(self, reason: str) -> None:
+        """The push transport's connection ended: fail what is pending, as the end of ``run``
+        does for a reading transport."""
+        if self.close_reason is None:
+            self.close_reason = reason or "the connection closed"
+        self._shutdown()
 
     async def _handle(self, events: list[Event]) -> bool:
         violation = self.handle_events(events)
@@ -182,23 +268,44 @@ class AsyncSession(BaseSession):
         task.add_done_callback(self._tasks.discard)
         return task
 
-    # -- sending: the loop's thread sends, one flush at a time -------------------------------
+    # -- sending: the loop's thread sends, in the protocol's order ---------------------------
 
     def _flush(self) -> None:
-        """Send what the protocol queued (any thread): a flush task on the loop, unless one runs."""
+        """Send what the protocol queued (any thread). On the loop's thread, with a push
+        transport's ``send_nowait``: written now. Else a flush task on the loop, unless one runs
+        (it sends these frames too)."""
         if threading.get_ident() != self._loop_thread:
             try:
                 self.loop.call_soon_threadsafe(self._flush)
             except RuntimeError:
                 pass  # the loop is closed: so is the connection
             return
-        if not self._flushing and not self.loop.is_closed():  # (closed: so is the connection)
+        if self._flushing:
+            return
+        send = self._send_nowait
+        if send is not None:
+            try:
+                for frame in self.protocol.data_to_send():
+                    send(frame)
+            except Exception as exc:  # the connection is gone: tell every caller
+                if self.close_reason is None:
+                    self.close_reason = _describe_close(exc)
+                self._shutdown()
+            return
+        if not self.loop.is_closed():  # (closed: so is the connection)
             self._flushing = True
             self._spawn(self._drain_owned())
 
     async def _drain(self) -> None:
         """Send what the protocol queued, from a coroutine on the loop (at once, unless a flush
-        already runs: it sends these frames too)."""
+        already runs: it sends these frames too). On a push transport whose write buffer is
+        full (the peer does not read), wait until it has drained."""
+        if self._send_nowait is not None:
+            self._flush()
+            transport = self.transport
+            if getattr(transport, "writing_paused", False):
+                await transport.drain()  # type: ignore[union-attr]
+            return
         if not self._flushing:
             self._flushing = True
             await self._drain_owned()
@@ -273,76 +380,36 @@ class AsyncSession(BaseSession):
 
     async def wait_promised(self, exchange_id: bytes, future: asyncio.Future[Any], selector: str) -> Any:
         """Send what is queued and wait for the answer to ``exchange_id`` (see :meth:`acall`)."""
-        await self._drain()
+        if self._send_nowait is not None:  # (what _drain does, without a coroutine per call)
+            self._flush()
+            if getattr(self.transport, "writing_paused", False):
+                await self.transport.drain()  # type: ignore[union-attr]
+        else:
+            await self._drain()
         wait = remaining(self.timeout)
-        with waiting():
-            try:
-                if wait is None:
-                    return await future
-                return await asyncio.wait_for(future, wait)
-            except TimeoutError:
-                self._abandon(exchange_id)
-                raise TimeoutError(
-                    f"no answer to {selector!r} within {round(wait or 0.0, 2):g} s (timeout= or tether.timeout): "
-                    "the call was cancelled on the other side"
-                ) from None
-            except asyncio.CancelledError:
-                self._abandon(exchange_id)
-                raise
+        gate = current_gate.get()  # (what gate.waiting() does, without a context manager per call)
+        if gate is not None:
+            gate.blocked()
+        try:
+            if wait is None:
+                return await future
+            return await asyncio.wait_for(future, wait)
+        except TimeoutError:
+            self._abandon(exchange_id)
+            raise TimeoutError(
+                f"no answer to {selector!r} within {round(wait or 0.0, 2):g} s (timeout= or tether.timeout): "
+                "the call was cancelled on the other side"
+            ) from None
+        except asyncio.CancelledError:
+            self._abandon(exchange_id)
+            raise
+        finally:
+            if gate is not None:
+                gate.unblocked()
 
     def _new_future(self) -> asyncio.Future[Any]:
         """The future an answer is set on (a runtime may make a cheaper one)."""
         return self.loop.create_future()
-
-    # -- incoming messages: tasks for async def (and where there are no threads), else workers --
-
-    def _start_message(self, message: MessageSend) -> None:
-        """Run a message the gate admitted: a task for ``async def`` (or without threads),
-        else a worker thread. (The gate may admit one from a handler's thread, when that
-        handler starts waiting for an answer: tasks are made on the loop's thread only.)"""
-        if threading.get_ident() != self._loop_thread:
-            try:
-                self.loop.call_soon_threadsafe(self._start_message, message)
-            except RuntimeError:
-                pass  # the loop is closed: so is the connection
-            return
-        if not self._threads or _is_async_target(message):
-            self._spawn(self._run_task(message))
-        else:
-            self._pool.submit(self._run_in_worker, message)
-
-    async def _run_task(self, message: MessageSend) -> None:
-        current_gate.set(self.gate)  # this task's own context
-        exchange_id = message.exchange_id
-        if exchange_id is not None:
-            current_exchange.set((self, exchange_id, asyncio.current_task()))
-            self._running.add(exchange_id)
-            self._tasks_by_id[exchange_id] = asyncio.current_task()  # type: ignore[assignment]
-        try:
-            try:
-                result = self.protocol.start(message)
-                if needs_await(result) or type(result) is Promise:
-                    result = await result
-            except asyncio.CancelledError:
-                if message.keep:
-                    self.kept.settle(exchange_id, None, RuntimeError("the call it was pipelined on was cancelled"))  # type: ignore[arg-type]
-                if exchange_id is None or exchange_id not in self._cancelled:
-                    raise  # the connection closes: not a cancel from the peer
-            except BaseException as exc:
-                self._answer(message, None, exc)
-            else:
-                self._answer(message, result, None)
-        finally:
-            if exchange_id is not None:
-                self._tasks_by_id.pop(exchange_id, None)
-                self._was_cancelled(exchange_id)
-            if not self.closed:
-                self.gate.done()
-
-    def _stop_handler(self, exchange_id: bytes) -> None:
-        task = self._tasks_by_id.get(exchange_id)
-        if task is not None:
-            task.cancel()  # a coroutine handler stops at its next await
 
     def _await_in_thread(self, awaitable: Any) -> Any:
         future = asyncio.run_coroutine_threadsafe(_await(awaitable), self.loop)
@@ -356,60 +423,6 @@ class AsyncSession(BaseSession):
             release_flusher.request(self._flush_releases)
         else:
             self.loop.call_later(0.005, self._flush_releases)
-
-    # -- three-party handoff: the steps of tether.handoff.resolve, awaited in a task -----------
-
-    def _run_steps(self, steps: Any, done: Any) -> None:
-        self._spawn(self._drive_steps(steps, done))
-
-    async def _drive_steps(self, steps: Any, done: Any) -> None:
-        value: Any = None
-        error: BaseException | None = None
-        while True:
-            going, step = self._next_step(steps, value, error)
-            if not going:
-                done(step)
-                return
-            value, error = None, None
-            try:
-                if type(step) is Pause:
-                    await asyncio.sleep(step.seconds)
-                elif type(step) is Dial:
-                    value = await self._dial(step)
-                else:
-                    value = await self._withdraw(step)
-            except asyncio.CancelledError:
-                raise  # the connection closes: its held frames go with it
-            except Exception as exc:
-                error = exc
-
-    async def _dial(self, step: Dial) -> Any:
-        """A session on a connection to ``step.url``: one connection per vat (a second
-        resolution for that vat waits for the first's and uses it)."""
-        if self.dialer is None:
-            raise ConnectionLost("this connection was made without a way to open others (no dialer)")
-        locks = _dial_locks.setdefault(self.loop, {})  # per vat dialed: a few
-        async with locks.setdefault(step.vat, asyncio.Lock()):
-            session = connection_to(step.vat)
-            if session is None:
-                session = await self.dialer(step.url)
-                if session.protocol.peer_info.get("vat") != step.vat:
-                    await session.close()  # someone else listens there
-                    raise ConnectionLost(f"{step.url} is not the vat the handoff names")
-                dialed(session)
-            return session
-
-    async def _withdraw(self, step: Withdraw) -> Any:
-        session = step.session
-        left = max(0.001, step.deadline - time.monotonic())
-        if isinstance(session, AsyncSession) and session.loop is self.loop:
-            return await asyncio.wait_for(session.call_tether("withdraw_gift", (step.gift, step.secret)), left)
-
-        def blocking() -> Any:  # a connection of another runtime in this process
-            with timeout(left):
-                return session.call_tether("withdraw_gift", (step.gift, step.secret))
-
-        return await asyncio.to_thread(blocking)
 
     def _later(self, seconds: float, fn: Any) -> None:
         try:
@@ -438,31 +451,8 @@ class AsyncSession(BaseSession):
             self._spawn(self._violate(violation.code, violation.reason))
 
 
-_dial_locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict[bytes, asyncio.Lock]] = weakref.WeakKeyDictionary()
-
-
 async def _await(awaitable: Any) -> Any:
     return await awaitable
-
-
-def _is_async_target(message: MessageSend) -> bool:
-    """Whether the message runs an ``async def`` (then it runs as a task, not in a thread)."""
-    selector = message.selector
-    if selector in _ASYNC_SELECTORS:
-        return True
-    receiver = message.receiver
-    if selector == "__call__":
-        method = getattr(type(receiver), "__call__", None)  # noqa: B004
-        return inspect.iscoroutinefunction(receiver) or inspect.iscoroutinefunction(method)
-    if selector in OPERATIONS or selector.startswith("__"):
-        return False
-    try:
-        attr = inspect.getattr_static(receiver, python_name(selector))
-    except AttributeError:
-        return False
-    if isinstance(attr, (staticmethod, classmethod)):
-        attr = attr.__func__
-    return inspect.iscoroutinefunction(attr)
 
 
 class AsyncPeer(PeerBase):

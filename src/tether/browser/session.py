@@ -23,7 +23,7 @@ import inspect
 import logging
 import sys
 from types import FrameType
-from typing import Any, cast
+from typing import Any
 from urllib.parse import parse_qs
 
 from ..admission import client_subprotocols
@@ -34,9 +34,7 @@ from ..errors import register_runtime_file
 from ..exceptions import UsageError
 from ..gate import nested_in
 from ..options import Options, resolve_options
-from ..protocol import CLOSE_PROTOCOL_ERROR, State
 from ..session import PeerBase
-from ..session import describe_close as _describe_close
 from .transport import HIGH_WATER, BrowserTransport
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
@@ -83,7 +81,9 @@ class BrowserSession(AsyncSession):
 
     On a transport that pushes (``attach(on_message, on_closed)``, as :class:`BrowserTransport`
     does) there is no reader task: the WebSocket's ``message`` listener hands each frame to
-    :meth:`_feed`, which decodes it and resolves the waiting call's future right there. In
+    :meth:`~tether.aio.session.AsyncSession._feed` (the asyncio runtime's push path, shared with
+    the native async face), which decodes it and resolves the waiting call's future right there,
+    and frames are written with the transport's ``send_nowait`` as they are queued. In
     Pyodide every resolved future costs event-loop callbacks (``call_soon`` schedules a browser
     task: about 55 µs each, ``await asyncio.sleep(0)`` in a page on a 2-core machine), and the
     reader task's own wake-up (a future per message, resolved by the listener) cost two of
@@ -97,65 +97,6 @@ class BrowserSession(AsyncSession):
         # hello takes no handoffs, so the server forwards the proxies it sends (it still
         # introduces others to the page's own objects where that makes sense).
         self.protocol.handoff_secret = None
-
-    # -- receiving from a pushing transport -----------------------------------------------
-
-    async def start(self) -> None:
-        """Attach to a pushing transport, then send the opening frame (we are the client);
-        on a transport that only has ``recv``, read in a task as the asyncio runtime does."""
-        attach = getattr(self.transport, "attach", None)
-        if attach is None:
-            await super().start()
-            return
-        attach(self._feed, self._transport_closed)
-        if self.protocol.client:
-            self.protocol.queue_opening()
-            try:
-                for frame in self.protocol.data_to_send():
-                    await self.transport.send(frame)
-            except Exception:  # the server closed at once (a refusal): learn its close code
-                wait_closed = getattr(self.transport, "wait_closed", None)
-                if wait_closed is not None:
-                    await wait_closed(2.0)
-                self._transport_closed(self.close_reason or "the connection closed at once")
-
-    def _feed(self, data: bytes | str) -> None:
-        """Handle one message, synchronously, from the transport's ``message`` listener.
-
-        What :meth:`AsyncSession.run` does for each frame, minus the awaiting: a protocol
-        violation closes the connection from a task. It must never raise (the browser would
-        only log it)."""
-        if isinstance(data, str):
-            if self.protocol.state is State.CLOSING or self.closed:
-                return
-            self._stop(CLOSE_PROTOCOL_ERROR, "Tether frames are binary messages, got a text message")
-            return
-        try:
-            violation = self.handle_events(self.protocol.receive(data))
-            if violation is not None:
-                self._stop(violation.code, violation.reason)
-        except Exception as exc:  # a bug, not bad input: report it and drop the connection
-            log.exception("error while handling a frame from %s", self.describe())
-            if self.close_reason is None:
-                self.close_reason = f"internal error: {exc!r}"
-            self.protocol.state = State.CLOSING
-            self._spawn(self.close())
-
-    def _stop(self, code: int, reason: str) -> None:
-        """Close the connection for a protocol violation (from a task: closing waits)."""
-        self.protocol.state = State.CLOSING
-
-        async def stop() -> None:
-            await self._violate(code, reason)
-            self._shutdown()
-
-        self._spawn(stop())
-
-    def _transport_closed(self, reason: str) -> None:
-        """The transport's socket closed: fail what is pending, as the end of ``run`` does."""
-        if self.close_reason is None:
-            self.close_reason = reason or "the connection closed"
-        self._shutdown()
 
     # -- calls: the async face, and the sync face (JSPI) ----------------------------------
 
@@ -193,14 +134,7 @@ class BrowserSession(AsyncSession):
 
         answer = _BoxedAnswer(self.loop)
         self._queue_call(answer, receiver, selector, args, kwargs, nested_in(self, asyncio.current_task()))
-        if not self._flushing:  # else the running flush sends it, behind the frames before it
-            try:
-                for frame in self.protocol.data_to_send():
-                    cast(BrowserTransport, self.transport).send_nowait(frame)  # checked in call()
-            except Exception as exc:
-                if self.close_reason is None:
-                    self.close_reason = _describe_close(exc)
-                self._shutdown()
+        self._flush()  # written now (send_nowait, checked in call())
         return run_sync(answer.future).value
 
     @staticmethod

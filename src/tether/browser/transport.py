@@ -181,6 +181,16 @@ class BrowserTransport:
         """Hand ``data`` to the browser as one binary message (synchronously), then wait
         while the browser's send buffer is above ``high_water``."""
         self.send_nowait(data)
+        await self.drain()
+
+    @property
+    def writing_paused(self) -> bool:
+        """Whether the browser's send buffer is above ``high_water`` (:meth:`drain` waits)."""
+        return not self.closed and int(self.ws.bufferedAmount) > self.high_water
+
+    async def drain(self) -> None:
+        """Wait while the browser's send buffer is above ``high_water`` (the browser tells
+        nothing when it empties: look every 5 ms)."""
         while int(self.ws.bufferedAmount) > self.high_water and not self.closed:
             await asyncio.sleep(0.005)
 
