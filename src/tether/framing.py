@@ -3,8 +3,10 @@
 Tether's messages are small binary messages, one frame each. websockets' ``Protocol`` parses
 every frame with generator-based coroutines and builds every frame with a ``Frame`` object:
 correct for everything the RFC allows, and about 84,000 CPU instructions per round trip here
-(two frames built, two parsed; ``docs/benchmarks.md``, "Framing"), a fifth of a whole Tether
-call. :class:`FastFrames` keeps websockets for everything but the one common case:
+(two frames built, two parsed; ``docs/benchmarks.md``, "Instructions per round trip, and
+framing"), a fifth of a whole Tether call. :class:`FastFrames` keeps websockets for everything
+but the one common case (both native transports use it: ``tether.sync.transport``,
+``tether.aio.transport``):
 
 - **Receiving.** It finds the frames in what arrives (their headers say how long they are). A
   complete frame that is a whole binary message (FIN set, no RSV bit, opcode 2), masked exactly

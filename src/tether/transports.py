@@ -159,7 +159,9 @@ class PushTransport(Protocol):
     has them): ``run_here(fn, *args) -> bool``, called from ``on_message``, runs ``fn`` on the
     thread that delivered the message once another thread reads on (False: the session starts
     it on a worker); ``read_here(timeout, stop, wake) -> bool`` lets a caller waiting for an
-    answer read the connection itself when nobody else does.
+    answer read the connection itself when nobody else does. A third, ``send_many(messages)``,
+    sends several messages, in order, in one write (``tether.sync.transport`` has it): the
+    session's flush uses it when more than one frame is queued.
     """
 
     def send(self, data: bytes) -> None:

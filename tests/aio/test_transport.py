@@ -280,3 +280,43 @@ async def test_what_arrives_before_the_session_attaches_is_bounded() -> None:
         finally:
             release.set()
             sock.close()
+
+
+async def test_both_sides_frame_the_common_case_themselves_through_pings() -> None:
+    """tether.framing frames whole binary messages on both sides of the async face, and goes on
+    doing so after websockets has read pings and pongs in between."""
+    async with tether.aio.serve(Calculator(), port=0, keepalive=0.1) as server:
+        async with tether.aio.connect(server.url, keepalive=0.1) as peer:
+            for i in range(3):
+                assert await peer.root.add(i, 1) == i + 1
+                await asyncio.sleep(0.25)  # pings and pongs go through websockets
+            assert peer.session.transport._frames.enabled
+            assert server.peers[0].session.transport._frames.enabled
+
+
+async def test_a_frame_right_behind_the_upgrade_request_is_read_by_websockets() -> None:
+    """A client may send its first frame before it has the server's answer: websockets' parser
+    is inside it when the handshake ends, so that connection is all websockets' (no fast
+    path), and the conversation starts all the same."""
+    from tether.frames import exposure_bytes
+
+    request = (
+        b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    mask = b"\x01\x02\x03\x04"
+    payload = exposure_bytes(0)  # the client's Tether, as a client opens the conversation
+    frame = bytes((0x82, 0x80 | len(payload))) + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
+    async with tether.aio.serve(Calculator(), port=0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(request + frame[:3])  # the frame's header and part of its mask
+            await writer.drain()
+            answer = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 5)
+            assert answer.startswith(b"HTTP/1.1 101")
+            writer.write(frame[3:])
+            first = await asyncio.wait_for(reader.readexactly(2 + 4), 5)  # the server's exposure frame
+            assert first[0] == 0x82 and first[2:] == exposure_bytes(0)
+            assert not server.peers[0].session.transport._frames.enabled
+        finally:
+            writer.close()

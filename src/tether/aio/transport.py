@@ -47,6 +47,7 @@ from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
 from websockets.typing import Subprotocol
 
+from ..framing import FastFrames, handshake_ended_cleanly
 from ..session import describe_keepalive_timeout, describe_peer_close
 from ..transports import OnClosed, OnMessage
 from .settings import Settings
@@ -89,6 +90,11 @@ class Connection(asyncio.Protocol):
     def __init__(self, protocol: Protocol, settings: Settings) -> None:
         self.protocol = protocol
         self.loop = asyncio.get_running_loop()
+        # Frames the common case itself, websockets the rest (tether.framing); from the end of
+        # the opening handshake on, if nothing came after the HTTP message.
+        self._frames = FastFrames(protocol, settings.max_size, enabled=False)
+        self._max_size = settings.max_size
+        self._handshake_data: bytearray | None = bytearray()
         self.ping_interval = settings.ping_interval
         self.ping_timeout = settings.ping_timeout
         self.close_timeout = settings.close_timeout
@@ -155,12 +161,21 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         self._heard = True
         protocol = self.protocol
-        protocol.receive_data(data)
-        events = protocol.events_received()
+        if self._opening is None:
+            events = self._frames.receive(data)
+        else:
+            if self._handshake_data is not None:
+                self._handshake_data += data
+            protocol.receive_data(data)
+            events = protocol.events_received()
         if protocol.writes:
             self._write_out()
         if self._opening is not None:
             events = self._handshake_events(events)
+            if self._opening is None and self._handshake_data is not None:  # opened just now
+                clean = handshake_ended_cleanly(self._handshake_data) and not events
+                self._frames = FastFrames(protocol, self._max_size, enabled=clean)
+                self._handshake_data = None
         if len(events) > 1:  # what the session writes meanwhile goes out in one write
             self._batch = []
             try:
@@ -179,7 +194,7 @@ class Connection(asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         protocol = self.protocol
-        protocol.receive_eof()
+        self._frames.receive_eof()  # (what it holds of a frame first)
         events = protocol.events_received()
         self._write_out()
         if self._opening is not None:
@@ -190,7 +205,7 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         protocol = self.protocol
-        protocol.receive_eof()  # idempotent: the state is CLOSED from here
+        self._frames.receive_eof()  # idempotent: the state is CLOSED from here
         protocol.events_received()
         protocol.data_to_send()
         if exc is not None and self._failure is None:
@@ -261,6 +276,9 @@ class Connection(asyncio.Protocol):
 
     def _process(self, events: Sequence[Any]) -> None:
         for frame in events:
+            if type(frame) is bytes:  # a whole binary message (tether.framing)
+                self._deliver(frame)
+                continue
             opcode = frame.opcode
             if opcode is _BINARY:
                 if frame.fin:
@@ -308,14 +326,18 @@ class Connection(asyncio.Protocol):
         protocol = self.protocol
         if protocol.state is not _OPEN:
             raise self._closed_error()
-        protocol.send_binary(data)
+        frame = self._frames.frame(data)
         batch = self._batch
         if batch is not None:  # (in data_received: written once it has handed every message on)
-            batch += protocol.data_to_send()
+            if protocol.writes:
+                batch += protocol.data_to_send()
+            batch.append(frame)
             return
         write = self.transport.write  # type: ignore[union-attr]
-        for chunk in protocol.data_to_send():
-            write(chunk)
+        if protocol.writes:  # what websockets queued itself (a pong) goes first
+            for chunk in protocol.data_to_send():
+                write(chunk)
+        write(frame)
         if self.writing_paused:
             self._check_bound()
 
