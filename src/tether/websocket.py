@@ -14,16 +14,22 @@ session.
 from __future__ import annotations
 
 import logging
-from typing import Any
+import socket
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Generic, TypeVar
 
+from websockets.datastructures import HeadersLike
 from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
+from websockets.http11 import SERVER, USER_AGENT
 from websockets.typing import Subprotocol
 
 from .admission import Admission, offered_subprotocols, select_subprotocol
-from .exceptions import ConnectionLost, HandshakeFailed
+from .exceptions import ConnectionLost, HandshakeFailed, UsageError
 from .options import DEFAULT_KEEPALIVE
 
-__all__ = ["DEFAULT_KEEPALIVE", "DEFAULT_PORT", "admit", "handshake_error", "keepalive_options", "select_ws_subprotocol"]
+__all__ = ["CLIENT_SETTINGS", "COMMON_SETTINGS", "DEFAULT_KEEPALIVE", "DEFAULT_PORT", "SERVER_SETTINGS", "SettingsReader",
+           "TransportSettings", "admit", "handshake_error", "keepalive_options", "select_ws_subprotocol"]  # fmt: skip
 
 log = logging.getLogger("tether")
 DEFAULT_PORT = 8765
@@ -88,3 +94,88 @@ def select_ws_subprotocol(_ws: Any, offered: Any) -> Subprotocol | None:
     """websockets' ``select_subprotocol`` hook: the Tether subprotocol when offered."""
     chosen = select_subprotocol(offered)
     return None if chosen is None else Subprotocol(chosen)
+
+
+# -- the transport= settings of the faces' own transports ----------------------------------------
+
+
+@dataclass
+class TransportSettings:
+    """What a connection of the faces' own transports (``tether.sync.transport``,
+    ``tether.aio.transport``) is opened or served with: keepalive and timeouts from
+    :func:`keepalive_options`, the rest from ``transport=``, by websockets' names. Each face
+    subclasses it (``tether.sync.settings.Settings``, ``tether.aio.settings.Settings``)."""
+
+    ping_interval: float | None = 20.0
+    ping_timeout: float | None = 20.0
+    close_timeout: float | None = 10.0
+    open_timeout: float | None = 10.0
+    max_size: int | None = 2**20
+    logger: Any = None
+    max_queue: Any = None
+    # a client's
+    origin: str | None = None
+    additional_headers: HeadersLike | None = None
+    user_agent_header: str | None = USER_AGENT
+    server_hostname: str | None = None
+    sock: socket.socket | None = None  # a client's connected socket, a server's listening one
+    # a server's
+    server_header: str | None = SERVER
+    create_server: dict[str, Any] = field(default_factory=dict)  # what the listening socket is made with
+
+
+COMMON_SETTINGS = frozenset({"ping_interval", "ping_timeout", "close_timeout", "logger", "max_queue", "sock", "compression"})
+"""The ``transport=`` settings both faces take, on both sides."""
+CLIENT_SETTINGS = COMMON_SETTINGS | {"origin", "additional_headers", "user_agent_header", "server_hostname"}
+"""...and a client's."""
+SERVER_SETTINGS = COMMON_SETTINGS | {"open_timeout", "server_header", "family", "backlog", "reuse_port"}
+"""...and a server's (each face adds its listening socket's own)."""
+_OWN_OPTIONS = {"open_timeout": "open_timeout=", "max_size": "max_frame_size=", "ssl": "ssl="}
+
+_S = TypeVar("_S", bound=TransportSettings)
+
+
+class SettingsReader(Generic[_S]):
+    """Reads one face's ``transport=`` option into its settings class ``kind``: the names it
+    takes on each side (``client``, ``server``), which of them make the listening socket
+    (``create_server``), and a ``check`` of the face's own settings (raises UsageError)."""
+
+    def __init__(self, face: str, kind: type[_S], client: frozenset[str], server: frozenset[str],
+                 create_server: tuple[str, ...], check: Callable[[str, _S], None] | None = None) -> None:  # fmt: skip
+        self._face, self._kind, self._client, self._server = face, kind, client, server
+        self._create_server, self._check = create_server, check
+
+    def client(self, where: str, keepalive: Mapping[str, Any], transport: Mapping[str, Any], *,
+               open_timeout: float, max_size: int) -> _S:  # fmt: skip
+        """The settings of a client connection: ``keepalive`` (:func:`keepalive_options`),
+        then ``transport`` (the option; its settings win), with tether's ``open_timeout`` and
+        ``max_frame_size``. Raises UsageError for a setting it does not take."""
+        settings = self._read(where, self._client, keepalive, transport)
+        settings.open_timeout, settings.max_size = open_timeout, max_size
+        return settings
+
+    def server(self, where: str, keepalive: Mapping[str, Any], transport: Mapping[str, Any], *, max_size: int) -> _S:
+        """The settings of a server's connections (as :meth:`client`); ``open_timeout`` bounds
+        each connection's TLS and HTTP handshake (10 s unless ``transport=`` says)."""
+        settings = self._read(where, self._server, keepalive, transport)
+        settings.max_size = max_size
+        return settings
+
+    def _read(self, where: str, allowed: frozenset[str], base: Mapping[str, Any], given: Mapping[str, Any]) -> _S:
+        unknown = sorted(set(given) - allowed)
+        if unknown:
+            name = unknown[0]
+            hint = f" (use tether's {_OWN_OPTIONS[name]} option)" if name in _OWN_OPTIONS else ""
+            raise UsageError(
+                f"{where}(transport=...) got a setting it does not know: {name!r}{hint}. "
+                f"The {self._face}'s transport takes: {', '.join(sorted(allowed))}"
+            )
+        if given.get("compression") is not None:
+            raise UsageError(f"{where}(transport=...): Tether's WebSockets are not compressed")
+        merged = {**base, **given}
+        known = {f.name for f in fields(self._kind)}
+        settings = self._kind(**{k: v for k, v in merged.items() if k in known})
+        settings.create_server = {k: merged[k] for k in self._create_server if k in merged}
+        if self._check is not None:
+            self._check(where, settings)
+        return settings
