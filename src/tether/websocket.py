@@ -1,6 +1,7 @@
 """What the native WebSocket flavours share (``tether.sync``, ``tether.aio``, ``tether.web``):
-the default port and keepalive, websockets' options for keepalive, the admission of a
-handshake, and what a failed handshake means as a Tether error.
+the default port and keepalive, websockets' options for keepalive, how the faces' own
+transports read ``transport=`` (:class:`SettingsReader`), the admission of a handshake, and
+what a failed handshake means as a Tether error.
 
 A flavour opens or accepts a connection with :func:`keepalive_options` (the faces' own
 transports, ``tether.sync.transport`` and ``tether.aio.transport``, read them through
