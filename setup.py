@@ -23,7 +23,7 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 # Relative paths (setuptools wants them so); mypyc names the modules from them (tether.codec).
-COMPILED = ["src/tether/codec.py", "src/tether/values.py"]
+COMPILED = ["src/tether/codec.py", "src/tether/values.py", "src/tether/classes.py", "src/tether/transfer.py", "src/tether/references.py"]
 GROUP = "tether._codec"  # the modules' shared library: tether/_codec__mypyc.*.so
 
 

@@ -83,9 +83,8 @@ def run(op: str, n: int, profile: bool) -> None:
     sys.path.insert(0, str(HERE))
     if os.environ.get("TETHER_PURE") == "1":
         sys.meta_path.insert(0, _PureFinder())
-    from servers import CodeRoot
-
     import tether
+    from servers import CodeRoot
     from tether.codec import Decoder, decode_value, encode_value
     from tether.testing import pair
 

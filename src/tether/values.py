@@ -192,9 +192,11 @@ def _read_object_body(d: Decoder, cls: type) -> object:
     state is complete, so a frame that fails half-way leaves nothing for it to finalize.
     """
     kind = _classes.value_kind(cls) or _classes.PLAIN
-    d.charge(_OBJECT_COST, f"an object of {cls.__qualname__}")
+    d.budget -= _OBJECT_COST
+    if d.budget < 0:
+        d.charge(0, f"an object of {cls.__qualname__}")
     slot = len(d.memo)
-    obj = None if getattr(cls, "__del__", None) is not None else kind.create(cls)
+    obj = None if _has_finalizer(cls) else kind.create(cls)
     d.memo.append(_PENDING if obj is None else obj)
     if obj is not None:
         if type(d.building) is frozenset:
@@ -203,8 +205,7 @@ def _read_object_body(d: Decoder, cls: type) -> object:
     building = d.building
     try:
         if kind.positional:
-            read = d.read_object
-            values = [read() for _ in kind.names(cls)]
+            values = [d.read_object() for _ in kind.names(cls)]
         else:
             state = d.read_object()
     except DecodeError as exc:
@@ -231,6 +232,14 @@ def _read_object_body(d: Decoder, cls: type) -> object:
 
 
 _OBJECT_COST = 256  # an instance, its __dict__ and a few attributes
+_FINALIZERS: dict[type, bool] = {}  # whether a class has __del__, per class
+
+
+def _has_finalizer(cls: type) -> bool:
+    known = _FINALIZERS.get(cls)
+    if known is None:  # (getattr with a default raises and catches inside: once per class)
+        known = _FINALIZERS[cls] = getattr(cls, "__del__", None) is not None
+    return known
 
 
 def _r_named(d: Decoder) -> object:
