@@ -45,7 +45,7 @@ import threading
 import types
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from .exceptions import EncodeError, ProtocolError
 
@@ -255,14 +255,14 @@ class _Plain(Kind):
 CUSTOM, DATACLASS, NAMEDTUPLE, ENUM, EXCEPTION, PLAIN = (
     _Custom(), _Dataclass(), _NamedTuple(), _Enum(), _Exception(), _Plain()
 )  # fmt: skip
-_EXACT: dict[type, Kind] = {
+_EXACT: Final[dict[type, Kind]] = {
     datetime.datetime: _FromIso("datetime"),
     datetime.date: _FromIso("date"),
     datetime.time: _FromIso("time"),
     datetime.timedelta: _Constructed("timedelta", lambda d: (d.days, d.seconds, d.microseconds)),
     decimal.Decimal: _Constructed("decimal", lambda d: (str(d),)),
 }
-_KIND_CACHE: dict[type, Kind | None] = {}
+_KIND_CACHE: Final[dict[type, Kind | None]] = {}
 
 
 def value_kind(cls: type) -> Kind | None:
@@ -294,7 +294,7 @@ def value_kind(cls: type) -> Kind | None:
     return kind
 
 
-_PROXY_CLASSES: dict[type, bool] = {}
+_PROXY_CLASSES: Final[dict[type, bool]] = {}
 
 
 def is_proxy_class(cls: type) -> bool:

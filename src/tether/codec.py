@@ -24,11 +24,12 @@ hooks are registered in module-level tables and slots, never by assigning to a c
 
 from __future__ import annotations
 
+import struct
 import uuid
 from collections.abc import Callable
 from types import FunctionType as _FunctionType
 from types import ModuleType as _ModuleType
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from . import classes as _classes
 from .exceptions import DecodeError, EncodeError
@@ -37,8 +38,7 @@ from .limits import Limits, check_keys
 
 # isort: off
 from .words import (  # noqa: F401 - the words are part of the codec's interface
-    _DOUBLE, _FALSE_BYTES, _NIL_BYTES, _SHORT_STRING_HEADS, _SMALL_WORDS, _TAGGED_DOUBLE, _TRUE_BYTES,
-    _TWO_DOUBLES, _WORD, COMPACT_LIMIT, COMPACT_OBJECT, COMPACT_STRING, DEFAULT_MAX_DEPTH, KEY_LIMIT,
+    _DOUBLE, _FALSE_BYTES, _NIL_BYTES, _TRUE_BYTES, _TWO_DOUBLES, _WORD, COMPACT_LIMIT, COMPACT_OBJECT, COMPACT_STRING, DEFAULT_MAX_DEPTH, KEY_LIMIT,
     MY_OBJECT_BASE, MY_OBJECT_END,
     SMALLINT_BASE, SMALLINT_LIMIT, TAG_ANSWER, TAG_ARRAY, TAG_BACKREF, TAG_BYTEARRAY, TAG_CLASS,
     TAG_CLASS_INFO, TAG_CLASS_INFO_REF, TAG_CLASS_REF, TAG_COMPLEX, TAG_DESCRIBED_REF, TAG_DICT,
@@ -63,7 +63,13 @@ __all__ = [
     "write_str",
 ]
 
-_MODULE_TYPE = _ModuleType
+_MODULE_TYPE: Final = _ModuleType
+# Words written often, packed once (small integers, heads of short compact strings); a Float's
+# tag and value in one pack; a double read (Final: compiled, these are C globals).
+_SMALL_WORDS: Final = [pack_word(SMALLINT_BASE + n) for n in range(1024)]
+_SHORT_STRING_HEADS: Final = [pack_word(COMPACT_STRING + n) for n in range(256)]
+_pack_tagged_double: Final = struct.Struct(">Id").pack
+_unpack_double: Final = _DOUBLE.unpack_from
 
 
 # ---------------------------------------------------------------------------------------------
@@ -78,7 +84,7 @@ def write_bytes(out: bytearray, tag: int, data: bytes) -> None:
 
 # Compiled, a word is read fastest from four indexed bytes (native operations); interpreted,
 # by struct (one call instead of eleven operations).
-_NATIVE: bool = not isinstance(write_bytes, _FunctionType)
+_NATIVE: Final = not isinstance(write_bytes, _FunctionType)
 
 
 def write_str(out: bytearray, tag: int, text: str) -> None:
@@ -186,7 +192,7 @@ class Encoder:
                     )
                 # The common containers called directly (compiled: no Python-level call).
                 if t is float:
-                    out += _TAGGED_DOUBLE.pack(TAG_FLOAT, cast(float, value))
+                    out += _pack_tagged_double(TAG_FLOAT, cast(float, value))
                 elif t is list:
                     _w_list(self, cast("list[Any]", value), out, depth + 1)
                 elif t is dict:
@@ -361,9 +367,9 @@ def _as_it_is(enc: Encoder, value: object) -> object:
 # How a global used by code that travels is sent (``tether.values`` registers its policy; a
 # module-level slot rather than a method assigned to Encoder, which the compiled codec's class
 # would not see).
-_global_policy: list[Callable[[Encoder, object], object]] = [_as_it_is]
+_global_policy: Final[list[Callable[[Encoder, object], object]]] = [_as_it_is]
 
-_DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
+_DEFAULT_WRITERS: Final[dict[type, Callable[[Encoder, Any, bytearray, int], None]]] = {
     float: _w_float,
     complex: _w_complex,
     bytes: _w_bytes,
@@ -377,7 +383,7 @@ _DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
     type(Ellipsis): _w_ellipsis,
 }
 
-LITERAL_TYPES: frozenset[type] = frozenset(
+LITERAL_TYPES: Final[frozenset[type]] = frozenset(
     {type(None), bool, int, str, *_DEFAULT_WRITERS}  # what travels by value by default
 )
 
@@ -386,7 +392,7 @@ LITERAL_TYPES: frozenset[type] = frozenset(
 # Decoding
 
 Reader = Callable[["Decoder"], object]
-_READERS: dict[int, Reader] = {}
+_READERS: Final[dict[int, Reader]] = {}
 
 
 def _no_objects(d: Decoder, cls: type) -> object:
@@ -394,7 +400,7 @@ def _no_objects(d: Decoder, cls: type) -> object:
 
 
 # How the state of an object by value is read after its class (``tether.values`` registers it).
-_compact_reader: list[Callable[[Decoder, type], object]] = [_no_objects]
+_compact_reader: Final[list[Callable[[Decoder, type], object]]] = [_no_objects]
 
 
 def register_reader(tag: int, reader: Reader) -> None:
@@ -404,8 +410,8 @@ def register_reader(tag: int, reader: Reader) -> None:
     _READERS[tag] = reader
 
 
-_DEFAULT_LIMITS = Limits()
-_NO_IDS: frozenset[int] = frozenset()
+_DEFAULT_LIMITS: Final = Limits()
+_NO_IDS: Final[frozenset[int]] = frozenset()
 
 
 class Decoder:
@@ -647,7 +653,7 @@ def _r_float(d: Decoder) -> object:
     if len(d.data) - pos < 8:
         return _DOUBLE.unpack(d.raw(8, "Float"))[0]  # (raises)
     d.pos = pos + 8
-    return _DOUBLE.unpack_from(d.data, pos)[0]
+    return _unpack_double(d.data, pos)[0]
 
 
 def _r_complex(d: Decoder) -> object:
@@ -655,7 +661,7 @@ def _r_complex(d: Decoder) -> object:
     return complex(real, imag)
 
 
-_PENDING = object()  # a memo slot whose object is not built yet
+_PENDING: Final = object()  # a memo slot whose object is not built yet
 
 
 def _r_array(d: Decoder) -> object:
@@ -678,7 +684,7 @@ def _r_tuple(d: Decoder) -> object:
 
 # A set's table holds 2 to 5 slots of 16 bytes per element, twice over while it grows; its
 # elements, if they are new ints, 28 bytes more each (measured: about 170 bytes per element).
-_SET_ITEM_COST = 176
+_SET_ITEM_COST: Final = 176
 def _r_set(d: Decoder) -> object:
     n = d.count("a Set")
     slot = len(d.memo)

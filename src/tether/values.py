@@ -7,7 +7,7 @@ writes plain values only)."""
 from __future__ import annotations
 
 from types import FunctionType as _FUNCTION_TYPE
-from typing import Any
+from typing import Any, Final, cast
 
 from . import classes as _classes
 from .codec import (
@@ -198,11 +198,14 @@ def _read_object_body(d: Decoder, cls: type) -> object:
     slot = len(d.memo)
     obj = None if _has_finalizer(cls) else kind.create(cls)
     d.memo.append(_PENDING if obj is None else obj)
+    building: set[int] | None = None
+    key = 0
     if obj is not None:
         if type(d.building) is frozenset:
             d.building = set()
-        d.building.add(id(obj))  # type: ignore[union-attr]
-    building = d.building
+        building = cast("set[int]", d.building)  # (a set once anything is being built)
+        key = id(obj)
+        building.add(key)
     try:
         if kind.positional:
             values = [d.read_object() for _ in kind.names(cls)]
@@ -211,8 +214,8 @@ def _read_object_body(d: Decoder, cls: type) -> object:
     except DecodeError as exc:
         raise exc.prefixed(f"<{cls.__qualname__}>") from None
     finally:
-        if obj is not None:
-            building.discard(id(obj))  # type: ignore[union-attr]
+        if building is not None:
+            building.discard(key)
     try:
         if kind.positional:
             if obj is None:
@@ -231,8 +234,8 @@ def _read_object_body(d: Decoder, cls: type) -> object:
     return obj
 
 
-_OBJECT_COST = 256  # an instance, its __dict__ and a few attributes
-_FINALIZERS: dict[type, bool] = {}  # whether a class has __del__, per class
+_OBJECT_COST: Final = 256  # an instance, its __dict__ and a few attributes
+_FINALIZERS: Final[dict[type, bool]] = {}  # whether a class has __del__, per class
 
 
 def _has_finalizer(cls: type) -> bool:

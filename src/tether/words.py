@@ -120,11 +120,6 @@ _TWO_DOUBLES = struct.Struct(">dd")
 pack_word = _WORD.pack
 _unpack_word = _WORD.unpack_from
 
-# Words written often, packed once: small integers, the heads of short compact strings, and a
-# Float's tag with its value in one pack.
-_SMALL_WORDS: list[bytes] = [pack_word(SMALLINT_BASE + n) for n in range(1024)]
-_SHORT_STRING_HEADS: list[bytes] = [pack_word(COMPACT_STRING + n) for n in range(256)]
-_TAGGED_DOUBLE = struct.Struct(">Id")
 _NIL_BYTES = pack_word(TAG_NIL)
 _TRUE_BYTES = pack_word(TAG_TRUE)
 _FALSE_BYTES = pack_word(TAG_FALSE)
