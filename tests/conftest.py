@@ -1,8 +1,8 @@
 """Which codec the tests run against.
 
-Where the compiled codec is installed (``setup.py``: mypyc builds ``tether/codec.py`` and
-``tether/values.py`` into extension modules that CPython imports in place of the ``.py``
-files), the tests use it; ``TETHER_PURE=1`` makes this process import the pure-Python modules
+Where the compiled codec is installed (``setup.py``: mypyc builds ``tether/codec.py``,
+``values.py``, ``classes.py``, ``transfer.py`` and ``references.py`` into extension modules that
+CPython imports in place of the ``.py`` files), the tests use it; ``TETHER_PURE=1`` makes this process import the pure-Python modules
 instead, before anything imports tether (``make test`` runs the codec's tests both ways). So
 does a compiled codec built in place (``src/tether/*.so``, by the editable install) that is older
 than a source it was built from: it would test stale code (``make`` rebuilds it). Processes that

@@ -15,7 +15,8 @@ itself holds no connection state: the hooks (implemented by the protocol) do.
 To add a by-value kind, register a writer for its type with :meth:`Encoder.register` and a
 reader for its tag with :func:`register_reader`.
 
-On CPython this module and :mod:`tether.values` are usually compiled by mypyc (``setup.py``;
+On CPython this module, :mod:`tether.values` and the modules the codec calls on every object
+(``classes``, ``transfer``, ``references``) are usually compiled by mypyc (``setup.py``;
 :func:`implementation` says which runs), so keep them typed for mypy: a compiled class cannot be
 subclassed by interpreted code nor given attributes it does not declare, and compiled code
 checks the types it declares when values come in from outside (the hooks' answers included);
@@ -769,7 +770,7 @@ for _tag, _reader in {
 
 def implementation() -> str:
     """Which codec runs here: ``"compiled (mypyc)"`` where CPython imported the extension
-    modules that ``setup.py`` builds from this file and ``values.py``, else ``"pure Python"``
+    modules that ``setup.py`` builds from this file and the others it names, else ``"pure Python"``
     (Pyodide, no C compiler at install time, ``TETHER_PURE=1`` in the tests)."""
     return "pure Python" if isinstance(implementation, _FunctionType) else "compiled (mypyc)"
 
