@@ -15,7 +15,9 @@ is not counted::
 Operations: ``encode`` (the client's encoder), ``decode`` (a Decoder with the server's protocol
 as its hooks), ``value-encode`` and ``value-decode`` (plain values: a dict of lists, a tuple of
 50 ints, a dict of 30, a set, bytes, a big int and a complex, without a connection), ``pickle``
-(dumps + loads of the graph, for scale).
+(dumps + loads of the graph, for scale), ``call`` and ``call-graph`` (``take(None)`` and
+``take(graph)`` over the pair: the calling thread's instructions only, callgrind toggles per
+thread: the encoding of the call, the decoding of its answer and the waiting).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-OPS = ["encode", "decode", "value-encode", "value-decode", "pickle"]
+OPS = ["encode", "decode", "value-encode", "value-decode", "pickle", "call", "call-graph"]
 HERE = Path(__file__).resolve().parent
 
 
@@ -115,6 +117,10 @@ def run(op: str, n: int, profile: bool) -> None:
                 encode_value(value)
             elif op == "value-decode":
                 decode_value(value_data)
+            elif op == "call":
+                client.root.take(None)
+            elif op == "call-graph":
+                client.root.take(graph)
             else:
                 pickle.loads(pickle.dumps(graph, protocol=5))
             return 0
