@@ -45,7 +45,7 @@ import threading
 import types
 import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from .exceptions import EncodeError, ProtocolError
 
@@ -61,6 +61,7 @@ __all__ = [
     "function_record",
     "global_names",
     "importable_name",
+    "is_proxy_class",
     "resolve_name",
     "source_of",
     "value_kind",
@@ -151,8 +152,12 @@ class _Dataclass(Kind):
 
     def fill_values(self, obj: Any, values: list[Any]) -> None:
         names = self.names(type(obj))
+        if len(names) != len(values):
+            raise ValueError(f"{len(values)} values for {len(names)} fields")
         if self._direct[type(obj)]:
-            obj.__dict__.update(zip(names, values, strict=True))
+            attributes: dict[str, Any] = obj.__dict__
+            for i in range(len(names)):
+                attributes[names[i]] = values[i]
         else:
             for name, value in zip(names, values, strict=True):
                 object.__setattr__(obj, name, value)
@@ -250,14 +255,14 @@ class _Plain(Kind):
 CUSTOM, DATACLASS, NAMEDTUPLE, ENUM, EXCEPTION, PLAIN = (
     _Custom(), _Dataclass(), _NamedTuple(), _Enum(), _Exception(), _Plain()
 )  # fmt: skip
-_EXACT: dict[type, Kind] = {
+_EXACT: Final[dict[type, Kind]] = {
     datetime.datetime: _FromIso("datetime"),
     datetime.date: _FromIso("date"),
     datetime.time: _FromIso("time"),
     datetime.timedelta: _Constructed("timedelta", lambda d: (d.days, d.seconds, d.microseconds)),
     decimal.Decimal: _Constructed("decimal", lambda d: (str(d),)),
 }
-_KIND_CACHE: dict[type, Kind | None] = {}
+_KIND_CACHE: Final[dict[type, Kind | None]] = {}
 
 
 def value_kind(cls: type) -> Kind | None:
@@ -289,6 +294,18 @@ def value_kind(cls: type) -> Kind | None:
     return kind
 
 
+_PROXY_CLASSES: Final[dict[type, bool]] = {}
+
+
+def is_proxy_class(cls: type) -> bool:
+    """Whether ``cls`` is a proxy's class (a true ``__tether_proxy__``), known once per class
+    (``getattr`` with a default raises and catches inside)."""
+    known = _PROXY_CLASSES.get(cls)
+    if known is None:
+        known = _PROXY_CLASSES[cls] = bool(getattr(cls, "__tether_proxy__", False))
+    return known
+
+
 def copy_kind(cls: type) -> Kind:
     """The kind used when a caller forces a copy (``tether.by_value``) of any object."""
     return value_kind(cls) or PLAIN
@@ -316,7 +333,8 @@ def importable_name(obj: Any) -> tuple[str, str] | None:
 
 
 # inspect.getsource parses the module (ast); CPython 3.11 can fail with "SystemError: AST
-# constructor recursion depth mismatch" when two threads do that at once (cpython#106905).
+# constructor recursion depth mismatch" when two threads do that at once (cpython#106905): every
+# ast.parse here holds this lock.
 _SOURCE_LOCK = threading.Lock()
 
 
@@ -385,7 +403,9 @@ def global_names(source: str, code_objects: list[types.CodeType]) -> set[str]:
     """Names a class or function body may look up as globals."""
     names: set[str] = set()
     try:
-        for node in ast.walk(ast.parse(source)):
+        with _SOURCE_LOCK:
+            tree = ast.parse(source)
+        for node in ast.walk(tree):
             if isinstance(node, ast.Name):
                 names.add(node.id)
     except SyntaxError:
@@ -469,7 +489,8 @@ def _lambda_source(func: types.FunctionType, source: str) -> str:
     """Cut the lambda out of the statement that defines it: the candidate whose compiled
     bytecode is the function's own."""
     try:
-        tree = ast.parse(source)
+        with _SOURCE_LOCK:
+            tree = ast.parse(source)
     except SyntaxError:
         tree = None
     candidates = [n for n in ast.walk(tree) if isinstance(n, ast.Lambda)] if tree else []

@@ -2,17 +2,9 @@
 
 Everything on the wire is a sequence of 32-bit big-endian words, optionally followed by raw
 bytes (the bytes of a String, Symbol, ByteArray, ...). The first word of an encoded object
-says what it is; ``docs/protocol.md`` section 3 is the normative table. In short:
-
-==========================  ==========================================================
-first word                  meaning
-==========================  ==========================================================
-``0x70000000..0x7FFFFFFF``  reserved (an instruction); rejected
-``0x60000000..0x6FFFFFFF``  "my object": a reference to an object the *sender* exposes
-``0x40000000..0x5FFFFFFF``  a SmallInteger ``0 <= n < 0x20000000``
-``0x20000000..0x3FFFFFFF``  a class tag; the tag's reader reads what follows
-``0x00000000..0x1FFFFFFF``  "your object": a key into the *receiver's* exposed objects
-==========================  ==========================================================
+says what it is: a reserved instruction, "my object" (a reference to an object the *sender*
+exposes), a SmallInteger, a class tag (whose reader reads what follows), or "your object" (a key
+into the *receiver's* exposed objects); ``docs/protocol.md`` section 3 is the normative table.
 
 Literals travel by value (``None``, ``bool``, ``int``, ``float``, ``complex``, ``str``,
 ``bytes``, ``uuid.UUID`` and, recursively, ``list``, ``tuple``, ``dict``, ``set``,
@@ -23,7 +15,8 @@ itself holds no connection state: the hooks (implemented by the protocol) do.
 To add a by-value kind, register a writer for its type with :meth:`Encoder.register` and a
 reader for its tag with :func:`register_reader`.
 
-On CPython this module and :mod:`tether.values` are usually compiled by mypyc (``setup.py``;
+On CPython this module, :mod:`tether.values` and the modules the codec calls on every object
+(``classes``, ``transfer``, ``references``) are usually compiled by mypyc (``setup.py``;
 :func:`implementation` says which runs), so keep them typed for mypy: a compiled class cannot be
 subclassed by interpreted code nor given attributes it does not declare, and compiled code
 checks the types it declares when values come in from outside (the hooks' answers included);
@@ -32,17 +25,17 @@ hooks are registered in module-level tables and slots, never by assigning to a c
 
 from __future__ import annotations
 
-import sys
+import struct
 import uuid
 from collections.abc import Callable
 from types import FunctionType as _FunctionType
 from types import ModuleType as _ModuleType
-from typing import Any, cast
+from typing import Any, Final, cast
 
 from . import classes as _classes
 from .exceptions import DecodeError, EncodeError
 from .hooks import NeedClasses, ReferenceHooks  # noqa: F401 - NeedClasses is part of the codec's interface
-from .limits import Limits
+from .limits import Limits, check_keys
 
 # isort: off
 from .words import (  # noqa: F401 - the words are part of the codec's interface
@@ -71,7 +64,13 @@ __all__ = [
     "write_str",
 ]
 
-_MODULE_TYPE = _ModuleType
+_MODULE_TYPE: Final = _ModuleType
+# Words written often, packed once (small integers, heads of short compact strings); a Float's
+# tag and value in one pack; a double read (Final: compiled, these are C globals).
+_SMALL_WORDS: Final = [pack_word(SMALLINT_BASE + n) for n in range(1024)]
+_SHORT_STRING_HEADS: Final = [pack_word(COMPACT_STRING + n) for n in range(256)]
+_pack_tagged_double: Final = struct.Struct(">Id").pack
+_unpack_double: Final = _DOUBLE.unpack_from
 
 
 # ---------------------------------------------------------------------------------------------
@@ -82,6 +81,11 @@ def write_bytes(out: bytearray, tag: int, data: bytes) -> None:
     out += pack_word(tag)
     out += pack_word(len(data))
     out += data
+
+
+# Compiled, a word is read fastest from four indexed bytes (native operations); interpreted,
+# by struct (one call instead of eleven operations).
+_NATIVE: Final = not isinstance(write_bytes, _FunctionType)
 
 
 def write_str(out: bytearray, tag: int, text: str) -> None:
@@ -116,6 +120,9 @@ class Encoder:
         self.passing = passing or {}
         self.compact = False  # use the compact tags (the peer is a Python Tether)
         self.memo: dict[int, int] = {}  # id(obj) -> index, for shared objects within one frame
+        # What starts an object of a class that the hooks name the same way every time (a class
+        # named on the wire before): they fill it and clear it (References), the encoder reads it.
+        self.heads: dict[type, bytes] = {}
         self._writers: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = dict(
             _DEFAULT_WRITERS
         )
@@ -129,12 +136,13 @@ class Encoder:
         """Write a back-reference and return True if ``value`` was written before in this frame;
         otherwise number it and return False."""
         memo = self.memo
-        index = memo.get(id(value))
+        key = id(value)
+        index = memo.get(key)
         if index is not None:
             out += pack_word(TAG_BACKREF)
             out += pack_word(index)
             return True
-        memo[id(value)] = len(memo)
+        memo[key] = len(memo)
         return False
 
     def register(self, cls: type, writer: Callable[[Encoder, Any, bytearray, int], None]) -> None:
@@ -152,13 +160,17 @@ class Encoder:
         # The most common literals first, inline.
         if t is int:
             n = cast(int, value)
-            if 0 <= n < SMALLINT_LIMIT:
+            if 0 <= n < 1024:
+                out += _SMALL_WORDS[n]
+            elif 0 <= n < SMALLINT_LIMIT:
                 out += pack_word(SMALLINT_BASE + n)
             else:
                 write_int(out, n)
         elif t is str:
             data = cast(str, value).encode("utf-8", "surrogatepass")
-            if self.compact and len(data) < COMPACT_LIMIT:
+            if self.compact and len(data) < 256:
+                out += _SHORT_STRING_HEADS[len(data)]
+            elif self.compact and len(data) < COMPACT_LIMIT:
                 out += pack_word(COMPACT_STRING + len(data))
             else:
                 out += pack_word(TAG_STRING)
@@ -179,7 +191,17 @@ class Encoder:
                         "(a cycle in a list or dict also does this); send it by reference "
                         "or flatten it"
                     )
-                writer(self, value, out, depth + 1)
+                # The common containers called directly (compiled: no Python-level call).
+                if t is float:
+                    out += _pack_tagged_double(TAG_FLOAT, cast(float, value))
+                elif t is list:
+                    _w_list(self, cast("list[Any]", value), out, depth + 1)
+                elif t is dict:
+                    _w_dict(self, cast("dict[Any, Any]", value), out, depth + 1)
+                elif t is tuple:
+                    self.write_items(TAG_TUPLE, value, out, depth + 1)
+                else:
+                    writer(self, value, out, depth + 1)
             else:
                 self.write_other(value, out, depth)
 
@@ -188,7 +210,7 @@ class Encoder:
         ``passing`` policy, or ``force_value``), by name if it is an importable class or
         module, else by reference."""
         t = type(value)
-        if getattr(t, "__tether_proxy__", False):  # a remote object: always a reference, and
+        if _classes.is_proxy_class(t):  # a remote object: always a reference, and
             if self.refs is None:  # nothing may be asked of it here (that would be a remote call)
                 raise EncodeError("a proxy needs a connection to send its reference on")
             if force_value:
@@ -201,18 +223,22 @@ class Encoder:
         if mode != "reference":
             kind = _classes.copy_kind(t) if mode == "value" else _classes.value_kind(t)
             if kind is not None:
-                if isinstance(value, _FunctionType):
+                # (no class of functions has a kind of its own: only a copy asked for is one)
+                if mode == "value" and isinstance(value, _FunctionType):
                     self.write_function(value, out, depth)
                     return
                 if depth >= self.max_depth:
                     raise EncodeError(f"value nests deeper than {self.max_depth} levels")
                 if self.memoize(value, out):
                     return
-                self.write_object_head(t, out)
+                head = self.heads.get(t)
+                if head is not None:
+                    out += head
+                else:
+                    self.write_object_head(t, out)
                 if kind.positional:
-                    write = self.write
                     for field in kind.names(t):
-                        write(getattr(value, field), out, depth + 1)
+                        self.write(getattr(value, field), out, depth + 1)
                 else:
                     self.write(kind.reduce(value), out, depth + 1)
                 return
@@ -263,9 +289,8 @@ class Encoder:
     def write_items(self, tag: int, items: Any, out: bytearray, depth: int) -> None:
         out += pack_word(tag)
         out += pack_word(len(items))
-        write = self.write
         for item in items:
-            write(item, out, depth)
+            self.write(item, out, depth)
 
 
 def _w_float(enc: Encoder, v: float, out: bytearray, depth: int) -> None:
@@ -320,10 +345,9 @@ def _w_dict(enc: Encoder, v: dict[Any, Any], out: bytearray, depth: int) -> None
         return
     out += pack_word(TAG_DICT)
     out += pack_word(len(v))
-    write = enc.write
     for key, item in v.items():
-        write(key, out, depth)
-        write(item, out, depth)
+        enc.write(key, out, depth)
+        enc.write(item, out, depth)
 
 
 def _w_slice(enc: Encoder, v: slice, out: bytearray, depth: int) -> None:
@@ -344,9 +368,9 @@ def _as_it_is(enc: Encoder, value: object) -> object:
 # How a global used by code that travels is sent (``tether.values`` registers its policy; a
 # module-level slot rather than a method assigned to Encoder, which the compiled codec's class
 # would not see).
-_global_policy: list[Callable[[Encoder, object], object]] = [_as_it_is]
+_global_policy: Final[list[Callable[[Encoder, object], object]]] = [_as_it_is]
 
-_DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
+_DEFAULT_WRITERS: Final[dict[type, Callable[[Encoder, Any, bytearray, int], None]]] = {
     float: _w_float,
     complex: _w_complex,
     bytes: _w_bytes,
@@ -360,7 +384,7 @@ _DEFAULT_WRITERS: dict[type, Callable[[Encoder, Any, bytearray, int], None]] = {
     type(Ellipsis): _w_ellipsis,
 }
 
-LITERAL_TYPES: frozenset[type] = frozenset(
+LITERAL_TYPES: Final[frozenset[type]] = frozenset(
     {type(None), bool, int, str, *_DEFAULT_WRITERS}  # what travels by value by default
 )
 
@@ -369,7 +393,7 @@ LITERAL_TYPES: frozenset[type] = frozenset(
 # Decoding
 
 Reader = Callable[["Decoder"], object]
-_READERS: dict[int, Reader] = {}
+_READERS: Final[dict[int, Reader]] = {}
 
 
 def _no_objects(d: Decoder, cls: type) -> object:
@@ -377,7 +401,7 @@ def _no_objects(d: Decoder, cls: type) -> object:
 
 
 # How the state of an object by value is read after its class (``tether.values`` registers it).
-_compact_reader: list[Callable[[Decoder, type], object]] = [_no_objects]
+_compact_reader: Final[list[Callable[[Decoder, type], object]]] = [_no_objects]
 
 
 def register_reader(tag: int, reader: Reader) -> None:
@@ -387,8 +411,8 @@ def register_reader(tag: int, reader: Reader) -> None:
     _READERS[tag] = reader
 
 
-_DEFAULT_LIMITS = Limits()
-_NO_IDS: frozenset[int] = frozenset()
+_DEFAULT_LIMITS: Final = Limits()
+_NO_IDS: Final[frozenset[int]] = frozenset()
 
 
 class Decoder:
@@ -453,6 +477,9 @@ class Decoder:
                 pos,
             )
         self.pos = pos + 4
+        if _NATIVE:
+            data = self.data
+            return (data[pos] << 24) | (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
         return int(_unpack_word(self.data, pos)[0])
 
     def raw(self, n: int, what: str) -> bytes:
@@ -487,7 +514,11 @@ class Decoder:
         data = self.data
         if pos + 4 > len(data):
             raise DecodeError(f"frame ends after {len(data)} bytes; expected an object of 4 bytes", pos)
-        w: int = _unpack_word(data, pos)[0]
+        w: int
+        if _NATIVE:
+            w = (data[pos] << 24) | (data[pos + 1] << 16) | (data[pos + 2] << 8) | data[pos + 3]
+        else:
+            w = _unpack_word(data, pos)[0]
         self.pos = pos = pos + 4
         if 0x21000000 <= w < 0x23000000:  # the compact forms
             if w >= COMPACT_STRING:
@@ -529,7 +560,13 @@ class Decoder:
             if self.depth >= self.max_depth:
                 raise DecodeError(f"value nests deeper than {self.max_depth} levels", self.pos - 4)
             self.depth += 1
-            try:
+            try:  # the common tags called directly (compiled: no Python-level call)
+                if w == TAG_ARRAY:
+                    return _r_array(self)
+                if w == TAG_FLOAT:
+                    return _r_float(self)
+                if w == TAG_DICT:
+                    return _r_dict(self)
                 return reader(self)
             finally:
                 self.depth -= 1
@@ -565,10 +602,9 @@ class Decoder:
         if self.budget < 0:
             self.charge(0, what)
         items = []
-        read = self.read_object
         for i in range(n):
             try:
-                items.append(read())
+                items.append(self.read_object())
             except DecodeError as exc:
                 raise exc.prefixed(f"[{i}]") from None
         return items
@@ -614,7 +650,11 @@ def _r_integer(d: Decoder) -> object:
 
 
 def _r_float(d: Decoder) -> object:
-    return _DOUBLE.unpack(d.raw(8, "Float"))[0]
+    pos = d.pos
+    if len(d.data) - pos < 8:
+        return _DOUBLE.unpack(d.raw(8, "Float"))[0]  # (raises)
+    d.pos = pos + 8
+    return _unpack_double(d.data, pos)[0]
 
 
 def _r_complex(d: Decoder) -> object:
@@ -622,7 +662,7 @@ def _r_complex(d: Decoder) -> object:
     return complex(real, imag)
 
 
-_PENDING = object()  # a memo slot whose object is not built yet
+_PENDING: Final = object()  # a memo slot whose object is not built yet
 
 
 def _r_array(d: Decoder) -> object:
@@ -631,10 +671,9 @@ def _r_array(d: Decoder) -> object:
     result: list[Any] = []
     if n:  # only non-empty containers are numbered (as the encoder does)
         d.memo.append(result)
-    read = d.read_object
     for i in range(n):
         try:
-            result.append(read())
+            result.append(d.read_object())
         except DecodeError as exc:
             raise exc.prefixed(f"[{i}]") from None
     return result
@@ -646,51 +685,7 @@ def _r_tuple(d: Decoder) -> object:
 
 # A set's table holds 2 to 5 slots of 16 bytes per element, twice over while it grows; its
 # elements, if they are new ints, 28 bytes more each (measured: about 170 bytes per element).
-_SET_ITEM_COST = 176
-_HASH_MODULUS = sys.hash_info.modulus  # integer hashes are taken modulo this (2**61 - 1; 2**31 - 1 in Pyodide)
-
-
-def _key_hashes(d: Decoder, keys: list[Any], what: str) -> None:
-    """Check that the keys of a Dict or Set can be hashed here safely, before any is inserted.
-
-    Refused: unhashable keys, remote objects (their hash lives on the peer), objects whose
-    state is still being read (no user method runs on a half-built object), and more than
-    ``Limits.max_same_hash`` keys with one hash (colliding keys make inserting quadratic).
-    """
-    counts: dict[int, int] | None = None
-    limit = d.limits.max_same_hash
-    for i, key in enumerate(keys):
-        t = type(key)
-        if t is str or t is bytes:  # hashes randomized per process: cannot be made to collide
-            continue
-        if t is int and -_HASH_MODULUS < key < _HASH_MODULUS:
-            continue  # hash(k) is k itself here (but -1 and -2): distinct keys, distinct hashes
-        if getattr(t, "__tether_proxy__", False):
-            raise DecodeError(
-                f"{what} is a remote object: its hash lives on the peer, so it cannot be a key here",
-                d.pos,
-            ).prefixed(f"[{i}]")
-        if id(key) in d.building:
-            raise DecodeError(f"{what} is an object whose state is still being read (a cycle)", d.pos).prefixed(
-                f"[{i}]"
-            )
-        try:
-            h = hash(key)
-        except TypeError:
-            raise DecodeError(f"{what} is unhashable ({t.__name__})", d.pos).prefixed(f"[{i}]") from None
-        except Exception as exc:
-            raise DecodeError(f"{what} cannot be hashed: {exc!r}", d.pos).prefixed(f"[{i}]") from None
-        if counts is None:
-            counts = {}
-        n = counts[h] = counts.get(h, 0) + 1
-        if n > limit:
-            raise DecodeError(
-                f"more than {limit} keys of one {what.split()[0]} share the hash {h} (hash "
-                "flooding); the limit is Limits.max_same_hash",
-                d.pos,
-            )
-
-
+_SET_ITEM_COST: Final = 176
 def _r_set(d: Decoder) -> object:
     n = d.count("a Set")
     slot = len(d.memo)
@@ -700,7 +695,7 @@ def _r_set(d: Decoder) -> object:
     d.items_left += n
     items = d.read_items("a Set")
     d.charge(216 + _SET_ITEM_COST * n, "a Set")
-    _key_hashes(d, items, "Set element")
+    check_keys(items, "Set element", d.limits.max_same_hash, d.building, d.pos)
     result = set(items)
     if n:
         d.memo[slot] = result
@@ -710,7 +705,7 @@ def _r_set(d: Decoder) -> object:
 def _r_frozenset(d: Decoder) -> object:
     items = d.read_items("a FrozenSet")
     d.charge(216 + _SET_ITEM_COST * len(items), "a FrozenSet")
-    _key_hashes(d, items, "FrozenSet element")
+    check_keys(items, "FrozenSet element", d.limits.max_same_hash, d.building, d.pos)
     return frozenset(items)
 
 
@@ -720,16 +715,15 @@ def _r_dict(d: Decoder) -> object:
     result: dict[Any, Any] = {}
     if n:
         d.memo.append(result)
-    read = d.read_object
     keys: list[Any] = []
     values: list[Any] = []
     for i in range(n):
         try:
-            keys.append(read())
-            values.append(read())
+            keys.append(d.read_object())
+            values.append(d.read_object())
         except DecodeError as exc:
             raise exc.prefixed(f"[{i}]") from None
-    _key_hashes(d, keys, "Dict key")
+    check_keys(keys, "Dict key", d.limits.max_same_hash, d.building, d.pos)
     result.update(zip(keys, values, strict=True))
     return result
 
@@ -776,7 +770,7 @@ for _tag, _reader in {
 
 def implementation() -> str:
     """Which codec runs here: ``"compiled (mypyc)"`` where CPython imported the extension
-    modules that ``setup.py`` builds from this file and ``values.py``, else ``"pure Python"``
+    modules that ``setup.py`` builds from this file and the others it names, else ``"pure Python"``
     (Pyodide, no C compiler at install time, ``TETHER_PURE=1`` in the tests)."""
     return "pure Python" if isinstance(implementation, _FunctionType) else "compiled (mypyc)"
 

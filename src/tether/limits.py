@@ -9,9 +9,13 @@ frame size has its own option, ``max_frame_size``.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
+from typing import Any
 
-__all__ = ["Limits"]
+from .exceptions import DecodeError
+
+__all__ = ["Limits", "check_keys"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,3 +61,48 @@ class Limits:
             value = getattr(self, name)
             if type(value) is not int or value < 1:
                 raise ValueError(f"Limits.{name} must be a positive int, not {value!r}")
+
+
+_HASH_MODULUS = sys.hash_info.modulus  # integer hashes are taken modulo this (2**61 - 1; 2**31 - 1 in Pyodide)
+
+
+def check_keys(keys: list[Any], what: str, limit: int, building: set[int] | frozenset[int], pos: int) -> None:
+    """Check that the keys of a Dict or Set read from a frame (the codec, at byte ``pos``) can be
+    hashed here safely, before any is inserted.
+
+    Refused: unhashable keys, remote objects (their hash lives on the peer), objects whose
+    state is still being read (``building``: no user method runs on a half-built object), and
+    more than ``limit`` (``Limits.max_same_hash``) keys with one hash (colliding keys make
+    inserting quadratic).
+    """
+    counts: dict[int, int] | None = None
+    for i, key in enumerate(keys):
+        t = type(key)
+        if t is str or t is bytes:  # hashes randomized per process: cannot be made to collide
+            continue
+        if t is int and -_HASH_MODULUS < key < _HASH_MODULUS:
+            continue  # hash(k) is k itself here (but -1 and -2): distinct keys, distinct hashes
+        if getattr(t, "__tether_proxy__", False):
+            raise DecodeError(
+                f"{what} is a remote object: its hash lives on the peer, so it cannot be a key here",
+                pos,
+            ).prefixed(f"[{i}]")
+        if id(key) in building:
+            raise DecodeError(f"{what} is an object whose state is still being read (a cycle)", pos).prefixed(
+                f"[{i}]"
+            )
+        try:
+            h = hash(key)
+        except TypeError:
+            raise DecodeError(f"{what} is unhashable ({t.__name__})", pos).prefixed(f"[{i}]") from None
+        except Exception as exc:
+            raise DecodeError(f"{what} cannot be hashed: {exc!r}", pos).prefixed(f"[{i}]") from None
+        if counts is None:
+            counts = {}
+        n = counts[h] = counts.get(h, 0) + 1
+        if n > limit:
+            raise DecodeError(
+                f"more than {limit} keys of one {what.split()[0]} share the hash {h} (hash "
+                "flooding); the limit is Limits.max_same_hash",
+                pos,
+            )

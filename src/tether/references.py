@@ -134,6 +134,7 @@ class References(ClassTransfer):
     @peer_is_python.setter
     def peer_is_python(self, value: bool) -> None:
         self.encoder.compact = value
+        self.encoder.heads.clear()  # written in the other forms now
 
     # -- writing a frame: a transaction ---------------------------------------------------
 
@@ -153,6 +154,7 @@ class References(ClassTransfer):
         for key in list(self._class_ids)[undo[1] :]:
             del self._class_ids[key]
         self._named_on_wire.difference_update(self._named_now)
+        self.encoder.heads.clear()  # (a class it named is named again by the next frame)
         del self.deposits[undo[2] :]
 
     def end_frame(self, undo: tuple[list[int] | None, int, int]) -> None:

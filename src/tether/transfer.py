@@ -77,20 +77,23 @@ class ClassTransfer:
         return class_id
 
     def write_object_head(self, cls: type, out: bytearray, compact: bool) -> None:
+        # The forms that name a class already known to both sides are the same every time: the
+        # encoder keeps them (Encoder.heads) until a frame is undone or the forms change.
         home = self._classes_from_peer.get(cls)
         if home is not None:  # the peer's own class, going home
-            out += pack_word(TAG_OBJECT)
-            out += pack_word(TAG_YOUR_CLASS)
-            out += pack_word(home)
+            head = pack_word(TAG_OBJECT) + pack_word(TAG_YOUR_CLASS) + pack_word(home)
+            out += head
+            self.encoder.heads[cls] = head
             return
         class_id = self._class_id(cls)
         if class_id in self._named_on_wire:
             if compact and class_id < COMPACT_LIMIT:
-                out += pack_word(COMPACT_OBJECT + class_id)
-                return
-            out += pack_word(TAG_OBJECT)
-            out += pack_word(TAG_CLASS_REF)
-            out += pack_word(class_id)
+                head = pack_word(COMPACT_OBJECT + class_id)
+            else:
+                head = pack_word(TAG_OBJECT) + pack_word(TAG_CLASS_REF) + pack_word(class_id)
+            out += head
+            if compact == self.encoder.compact:
+                self.encoder.heads[cls] = head
             return
         self._named_on_wire.add(class_id)
         self._named_now.append(class_id)

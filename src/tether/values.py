@@ -7,7 +7,7 @@ writes plain values only)."""
 from __future__ import annotations
 
 from types import FunctionType as _FUNCTION_TYPE
-from typing import Any
+from typing import Any, Final, cast
 
 from . import classes as _classes
 from .codec import (
@@ -192,26 +192,30 @@ def _read_object_body(d: Decoder, cls: type) -> object:
     state is complete, so a frame that fails half-way leaves nothing for it to finalize.
     """
     kind = _classes.value_kind(cls) or _classes.PLAIN
-    d.charge(_OBJECT_COST, f"an object of {cls.__qualname__}")
+    d.budget -= _OBJECT_COST
+    if d.budget < 0:
+        d.charge(0, f"an object of {cls.__qualname__}")
     slot = len(d.memo)
-    obj = None if getattr(cls, "__del__", None) is not None else kind.create(cls)
+    obj = None if _has_finalizer(cls) else kind.create(cls)
     d.memo.append(_PENDING if obj is None else obj)
+    building: set[int] | None = None
+    key = 0
     if obj is not None:
         if type(d.building) is frozenset:
             d.building = set()
-        d.building.add(id(obj))  # type: ignore[union-attr]
-    building = d.building
+        building = cast("set[int]", d.building)  # (a set once anything is being built)
+        key = id(obj)
+        building.add(key)
     try:
         if kind.positional:
-            read = d.read_object
-            values = [read() for _ in kind.names(cls)]
+            values = [d.read_object() for _ in kind.names(cls)]
         else:
             state = d.read_object()
     except DecodeError as exc:
         raise exc.prefixed(f"<{cls.__qualname__}>") from None
     finally:
-        if obj is not None:
-            building.discard(id(obj))  # type: ignore[union-attr]
+        if building is not None:
+            building.discard(key)
     try:
         if kind.positional:
             if obj is None:
@@ -230,7 +234,15 @@ def _read_object_body(d: Decoder, cls: type) -> object:
     return obj
 
 
-_OBJECT_COST = 256  # an instance, its __dict__ and a few attributes
+_OBJECT_COST: Final = 256  # an instance, its __dict__ and a few attributes
+_FINALIZERS: Final[dict[type, bool]] = {}  # whether a class has __del__, per class
+
+
+def _has_finalizer(cls: type) -> bool:
+    known = _FINALIZERS.get(cls)
+    if known is None:  # (getattr with a default raises and catches inside: once per class)
+        known = _FINALIZERS[cls] = getattr(cls, "__del__", None) is not None
+    return known
 
 
 def _r_named(d: Decoder) -> object:
