@@ -23,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from websockets.datastructures import HeadersLike
 from websockets.exceptions import InvalidHandshake, InvalidMessage, InvalidStatus, InvalidURI
 from websockets.http11 import SERVER, USER_AGENT
+from websockets.protocol import Protocol, State
 from websockets.typing import Subprotocol
 
 from .admission import Admission, offered_subprotocols, select_subprotocol
@@ -30,7 +31,7 @@ from .exceptions import ConnectionLost, HandshakeFailed, UsageError
 from .options import DEFAULT_KEEPALIVE
 
 __all__ = ["CLIENT_SETTINGS", "COMMON_SETTINGS", "DEFAULT_KEEPALIVE", "DEFAULT_PORT", "SERVER_SETTINGS", "SettingsReader",
-           "TransportSettings", "admit", "handshake_error", "keepalive_options", "select_ws_subprotocol"]  # fmt: skip
+           "TransportSettings", "WebSocketDetails", "admit", "handshake_error", "keepalive_options", "select_ws_subprotocol"]  # fmt: skip
 
 log = logging.getLogger("tether")
 DEFAULT_PORT = 8765
@@ -180,3 +181,31 @@ class SettingsReader(Generic[_S]):
         if self._check is not None:
             self._check(where, settings)
         return settings
+
+
+class WebSocketDetails:
+    """What a ``websockets`` connection tells, for the faces' own transports (a base of the
+    connection classes of ``tether.sync.transport`` and ``tether.aio.transport``): read from
+    their websockets ``protocol``."""
+
+    protocol: Protocol
+    remote_address: Any
+
+    @property
+    def state(self) -> State:
+        return self.protocol.state
+
+    @property
+    def subprotocol(self) -> Subprotocol | None:
+        return self.protocol.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        return self.protocol.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return self.protocol.close_reason
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.remote_address} {self.protocol.state.name}>"

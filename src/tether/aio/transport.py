@@ -45,11 +45,11 @@ from websockets.frames import OK_CLOSE_CODES, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Protocol, State
 from websockets.server import ServerProtocol
-from websockets.typing import Subprotocol
 
 from ..framing import FastFrames, handshake_ended_cleanly
 from ..session import describe_keepalive_timeout, describe_peer_close
 from ..transports import OnClosed, OnMessage
+from ..websocket import WebSocketDetails
 from .settings import Settings
 
 __all__ = ["KEEPALIVE_TIMEOUT_REASON", "ClientConnection", "Connection", "ServerConnection"]
@@ -74,7 +74,7 @@ def _no_delay(transport: asyncio.BaseTransport) -> None:
             pass
 
 
-class Connection(asyncio.Protocol):
+class Connection(WebSocketDetails, asyncio.Protocol):
     """One WebSocket connection on the event loop (see the module docstring).
 
     :class:`ClientConnection` and :class:`ServerConnection` are its two sides. ``send``,
@@ -127,27 +127,6 @@ class Connection(asyncio.Protocol):
         # Set by the session: whether it waits for answers from the peer (then the connection
         # reads on whatever it buffers: those answers may be what the peer is sending).
         self.awaits_answers: Callable[[], bool] | None = None
-
-    # -- what a websockets connection tells ----------------------------------------------------
-
-    @property
-    def state(self) -> State:
-        return self.protocol.state
-
-    @property
-    def subprotocol(self) -> Subprotocol | None:
-        return self.protocol.subprotocol
-
-    @property
-    def close_code(self) -> int | None:
-        return self.protocol.close_code
-
-    @property
-    def close_reason(self) -> str | None:
-        return self.protocol.close_reason
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.remote_address} {self.protocol.state.name}>"
 
     # -- asyncio's callbacks -------------------------------------------------------------------
 

@@ -56,6 +56,7 @@ from websockets.uri import parse_uri
 from ..framing import FastFrames, handshake_ended_cleanly
 from ..session import describe_keepalive_timeout, describe_peer_close
 from ..transports import OnClosed, OnMessage
+from ..websocket import WebSocketDetails
 from .reading import Reading
 from .settings import Settings
 
@@ -171,7 +172,7 @@ class _TLS:
 # -- the connection ------------------------------------------------------------------------------
 
 
-class Connection(Reading):
+class Connection(WebSocketDetails, Reading):
     """One WebSocket connection, pushing what it receives (see the module docstring).
 
     :class:`PushingClientConnection` and :class:`PushingServerConnection` are its two sides.
@@ -223,27 +224,6 @@ class Connection(Reading):
         # into it never asks malloc for a block per message (docs/benchmarks.md, "Load and soak").
         self._buffer = mmap.mmap(-1, _BUFFER_SIZE)
         self._view = memoryview(self._buffer)
-
-    # -- what a websockets connection tells ----------------------------------------------------
-
-    @property
-    def state(self) -> State:
-        return self.protocol.state
-
-    @property
-    def subprotocol(self) -> Subprotocol | None:
-        return self.protocol.subprotocol
-
-    @property
-    def close_code(self) -> int | None:
-        return self.protocol.close_code
-
-    @property
-    def close_reason(self) -> str | None:
-        return self.protocol.close_reason
-
-    def __repr__(self) -> str:
-        return f"<{type(self).__name__} {self.remote_address} {self.protocol.state.name}>"
 
     # -- sending -------------------------------------------------------------------------------
 
