@@ -59,6 +59,7 @@ from ..transports import OnClosed, OnMessage
 from ..websocket import WebSocketDetails
 from .reading import Reading
 from .settings import Settings
+from .tls import Deadline, MemoryTLS
 
 __all__ = [
     "KEEPALIVE_TIMEOUT_REASON",
@@ -97,78 +98,6 @@ def _address(get: Callable[[], Any]) -> Any:
         return None
 
 
-class _Deadline:
-    """The time left of ``timeout`` seconds (``None``: no limit), for a socket's timeout."""
-
-    def __init__(self, timeout: float | None) -> None:
-        self.end = None if timeout is None else time.monotonic() + timeout
-
-    def left(self) -> float | None:
-        if self.end is None:
-            return None
-        left = self.end - time.monotonic()
-        if left <= 0:
-            raise TimeoutError("timed out during the opening handshake")
-        return left
-
-
-class _TLS:
-    """TLS as an ``ssl.SSLObject`` over two memory buffers; every call but :meth:`handshake`
-    runs under the connection's lock."""
-
-    __slots__ = ("incoming", "obj", "outgoing")
-
-    def __init__(self, context: ssl.SSLContext, server_side: bool, server_hostname: str | None = None) -> None:
-        self.incoming = ssl.MemoryBIO()
-        self.outgoing = ssl.MemoryBIO()
-        self.obj = context.wrap_bio(self.incoming, self.outgoing, server_side=server_side,
-                                    server_hostname=server_hostname)  # fmt: skip
-
-    def handshake(self, sock: socket.socket, deadline: _Deadline) -> None:
-        while True:
-            try:
-                self.obj.do_handshake()
-                wants_more = False
-            except ssl.SSLWantReadError:
-                wants_more = True
-            pending = self.outgoing.read()
-            if pending:
-                sock.settimeout(deadline.left())
-                sock.sendall(pending)
-            if not wants_more:
-                return
-            sock.settimeout(deadline.left())
-            data = sock.recv(_BUFFER_SIZE)
-            if data:
-                self.incoming.write(data)
-            else:
-                self.incoming.write_eof()
-
-    def decrypt(self, data: Any) -> tuple[bytes, bool]:
-        """The plaintext that ``data`` (bytes from the socket) completes, and whether the TLS
-        stream ended (the peer's close_notify or a cut)."""
-        self.incoming.write(data)
-        chunks = []
-        read = self.obj.read
-        ended = False
-        while True:
-            try:
-                chunk = read(_BUFFER_SIZE)
-            except ssl.SSLWantReadError:
-                break
-            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
-                ended = True
-                break
-            if not chunk:
-                ended = True
-                break
-            chunks.append(chunk)
-        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), ended
-
-    def encrypt(self, data: bytes) -> None:
-        self.obj.write(data)
-
-
 # -- the connection ------------------------------------------------------------------------------
 
 
@@ -183,7 +112,7 @@ class Connection(WebSocketDetails, Reading):
     (seconds, writable) bounds how long :meth:`close` waits for the peer.
     """
 
-    def __init__(self, sock: socket.socket, protocol: Protocol, tls: _TLS | None, settings: Settings) -> None:
+    def __init__(self, sock: socket.socket, protocol: Protocol, tls: MemoryTLS | None, settings: Settings) -> None:
         self.socket = sock
         self.protocol = protocol
         self._tls = tls
@@ -514,7 +443,7 @@ class Connection(WebSocketDetails, Reading):
 
     # -- the opening handshake (in the thread that opens or accepts) ---------------------------
 
-    def _handshake_step(self, deadline: _Deadline) -> list[Event]:
+    def _handshake_step(self, deadline: Deadline) -> list[Event]:
         """Read once (within ``deadline``), feed the protocol, write what it answers. (The
         first step with TLS reads what came with the TLS handshake's last flight first.)"""
         tls = self._tls
@@ -544,7 +473,7 @@ class Connection(WebSocketDetails, Reading):
             self._write_handshake(chunks, deadline)
         return events
 
-    def _write_handshake(self, chunks: list[bytes], deadline: _Deadline) -> None:
+    def _write_handshake(self, chunks: list[bytes], deadline: Deadline) -> None:
         self.socket.settimeout(deadline.left())
         for chunk in chunks:
             if chunk:
@@ -579,7 +508,7 @@ class PushingClientConnection(Connection):
 
     protocol: ClientProtocol
 
-    def _handshake(self, settings: Settings, deadline: _Deadline) -> None:
+    def _handshake(self, settings: Settings, deadline: Deadline) -> None:
         protocol = self.protocol
         request = protocol.connect()
         if settings.additional_headers is not None:
@@ -608,7 +537,7 @@ class PushingServerConnection(Connection):
 
     protocol: ServerProtocol
 
-    def _handshake(self, settings: Settings, deadline: _Deadline) -> bool:
+    def _handshake(self, settings: Settings, deadline: Deadline) -> bool:
         """Read the upgrade request and answer it; False if it was not a WebSocket request
         (answered with an HTTP error, or dropped)."""
         protocol = self.protocol
@@ -648,7 +577,7 @@ def open_connection(url: str, *, subprotocols: Sequence[Subprotocol] | None, ssl
     ws_uri = parse_uri(url)
     if not ws_uri.secure and ssl_context is not None:
         raise ValueError("ssl= is for wss:// URLs, not ws://")
-    deadline = _Deadline(settings.open_timeout)
+    deadline = Deadline(settings.open_timeout)
     sock = settings.sock
     if sock is None:
         sock = socket.create_connection((ws_uri.host, ws_uri.port), timeout=deadline.left())
@@ -657,7 +586,7 @@ def open_connection(url: str, *, subprotocols: Sequence[Subprotocol] | None, ssl
         tls = None
         if ws_uri.secure:
             context = ssl_context if ssl_context is not None else ssl.create_default_context()
-            tls = _TLS(context, False, settings.server_hostname or ws_uri.host)
+            tls = MemoryTLS(context, False, settings.server_hostname or ws_uri.host)
             tls.handshake(sock, deadline)
         origin = None if settings.origin is None else Origin(settings.origin)
         protocol = ClientProtocol(ws_uri, origin=origin, subprotocols=subprotocols, max_size=settings.max_size,
@@ -681,13 +610,13 @@ def accept_connection(sock: socket.socket, *, ssl_context: ssl.SSLContext | None
     open connection, whose receiving loop the calling thread then runs (``run()``), or None
     when the request was not a WebSocket upgrade (it was answered with an HTTP error and the
     socket is closed). Raises on a network failure or a timeout (the socket is closed)."""
-    deadline = _Deadline(settings.open_timeout)
+    deadline = Deadline(settings.open_timeout)
     connection: PushingServerConnection | None = None
     try:
         _no_delay(sock)
         tls = None
         if ssl_context is not None:
-            tls = _TLS(ssl_context, True)
+            tls = MemoryTLS(ssl_context, True)
             tls.handshake(sock, deadline)
         protocol = ServerProtocol(subprotocols=subprotocols, select_subprotocol=select_subprotocol,
                                   max_size=settings.max_size, logger=settings.logger)  # fmt: skip
