@@ -25,6 +25,7 @@ register_runtime_file(__file__)  # its frames stay out of tracebacks sent to pee
 
 _NOT_BLOCKING = contextlib.nullcontext()  # what blocked() gives where there is nothing to count
 
+
 class WorkerPool:
     """Runs each submitted job on a worker thread; grows so that no job waits on stuck workers.
 

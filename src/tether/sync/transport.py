@@ -4,19 +4,21 @@
 that read it (:class:`~tether.transports.PushTransport`).
 
 - **Receiving** (``tether.sync.reading``): one thread at a time reads the socket into a buffer
-  the connection owns, feeds the protocol and hands each message to ``on_message``: a
-  watcher (the connection's own thread at first, then pool workers, leader/followers), which
+  the connection owns, frames it (``tether.framing``: whole binary messages here, every other
+  frame by the protocol) and hands each message to ``on_message``: a watcher (the
+  connection's own thread at first, then pool workers, leader/followers), which
   may keep a message to run itself (:meth:`Connection.run_here`) while another watches on, or
   a caller waiting for its answer when nobody else reads (:meth:`Connection.read_here`). No
   queue, no thread hop per message.
-- **Sending**: the calling thread frames the message with the protocol and writes it to the
-  socket itself, under the connection's send lock. What the protocol answers on its own (a
-  pong, the echo of a close frame) is written by whichever thread holds the send lock next,
-  or by the reading thread when none does: the reading thread never waits for a sender.
-- **TLS**: an ``ssl.SSLObject`` over memory buffers, used under the connection's lock, so
-  reading and writing never run in OpenSSL at once on one connection (which an ``SSLSocket``
-  read by one thread and written by another does: ``tether.admission.tls_server_context``
-  says what that did to websockets' sync client).
+- **Sending**: the calling thread frames the message (``tether.framing``) and writes it to
+  the socket itself, under the connection's send lock; ``send_many`` writes several in one
+  system call. What the protocol answers on its own (a pong, the echo of a close frame) is
+  written by whichever thread holds the send lock next, or by the reading thread when none
+  does: the reading thread never waits for a sender.
+- **TLS** (``tether.sync.tls``): an ``ssl.SSLObject`` over memory buffers, used under the
+  connection's lock, so reading and writing never run in OpenSSL at once on one connection
+  (which an ``SSLSocket`` read by one thread and written by another does:
+  ``tether.admission.tls_server_context`` says what that did to websockets' sync client).
 - **Keepalive**, without a thread of its own: a watcher waits for the socket with a timeout,
   so when the line has been silent for ``ping_interval`` it wakes and sends a
   ping; when no pong came ``ping_timeout`` later it closes with 1011 "keepalive ping timeout"
