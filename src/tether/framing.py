@@ -14,7 +14,8 @@ but the one common case (both native transports use it: ``tether.sync.transport`
   ``max_size`` bytes, while no fragmented message is under way and the connection is OPEN, is
   unmasked here and handed on as ``bytes``. Every other frame (control frames, text,
   fragments, anything malformed) goes to websockets as it arrives, from its first byte, and
-  the events websockets makes of it come back in their place in the order; so websockets
+  what websockets reads comes back in its place in the order, a data message whole (its
+  fragments joined, text decoded), ping, pong and close frames as they are; so websockets
   refuses a bad frame exactly when it would on its own. A binary frame declared longer than
   ``max_size`` goes to websockets at once (it closes with 1009), and so does everything once
   the connection is no longer OPEN: every error and every close is websockets' own.
@@ -37,12 +38,13 @@ import os
 import struct
 from typing import Any
 
-from websockets.frames import apply_mask
+from websockets.frames import Frame, Opcode, apply_mask
 from websockets.protocol import Protocol, Side, State
 
 __all__ = ["FastFrames", "handshake_ended_cleanly"]
 
 _OPEN = State.OPEN
+_BINARY, _TEXT, _CONT = Opcode.BINARY, Opcode.TEXT, Opcode.CONT
 _WHOLE_BINARY = 0x82  # FIN, no RSV bit, opcode 2
 _MASKS = 1024  # random bytes read at once (256 masking keys)
 
@@ -67,8 +69,8 @@ class FastFrames:
     """Frames one connection's common case; feeds websockets' ``protocol`` the rest (see the
     module docstring). Use it under the lock that guards ``protocol``."""
 
-    __slots__ = ("_buffer", "_fragmented", "_header", "_mask_at", "_masks", "_passing", "client", "enabled", "max_size",
-                 "protocol")  # fmt: skip
+    __slots__ = ("_buffer", "_fragmented", "_header", "_mask_at", "_masks", "_parts", "_parts_text", "_passing", "client",
+                 "enabled", "max_size", "protocol")  # fmt: skip
 
     def __init__(self, protocol: Protocol, max_size: int | None, enabled: bool = True) -> None:
         self.protocol = protocol
@@ -79,17 +81,20 @@ class FastFrames:
         self._fragmented = False  # a fragmented message is under way (websockets reads it)
         self._passing = 0  # bytes of the current frame still to go to websockets, which reads it
         self._header = b""  # the first bytes of such a frame, until its length is known
+        self._parts: list[bytes] = []  # the fragments websockets read of a message so far
+        self._parts_text = False
         self._masks = b""
         self._mask_at = _MASKS
 
     def receive(self, data: bytes) -> list[Any]:
-        """Take what arrived; return, in order, each whole binary message (``bytes``) and the
-        events websockets made of the other frames."""
+        """Take what arrived; return, in order, each whole message (``bytes``; ``str`` for a
+        text message) and the other frames websockets read (ping, pong, close)."""
         protocol = self.protocol
+        out: list[Any] = []
         if not self.enabled:
             protocol.receive_data(data)
-            return protocol.events_received()
-        out: list[Any] = []
+            self._messages(protocol.events_received(), out)
+            return out
         if self._header:  # the start of a frame websockets reads: how long is it?
             data = self._complete_header(out, data)
             if not data:
@@ -173,10 +178,39 @@ class FastFrames:
         self._header = b""
         return data
 
+    def messages(self, events: list[Any]) -> list[Any]:
+        """websockets' ``events`` as :meth:`receive` gives them (for frames it read along with
+        the opening handshake)."""
+        out: list[Any] = []
+        self._messages(events, out)
+        return out
+
+    def _messages(self, events: list[Any], out: list[Any]) -> None:
+        """Each data message websockets read, whole (its fragments joined; websockets bounds
+        their total by ``max_size``); other frames as they are; what is not a frame dropped."""
+        for frame in events:
+            if not isinstance(frame, Frame):
+                continue
+            opcode = frame.opcode
+            if opcode is _CONT:
+                self._parts.append(bytes(frame.data))
+                if frame.fin:
+                    data = b"".join(self._parts)
+                    self._parts = []
+                    out.append(data.decode("utf-8", "replace") if self._parts_text else data)
+            elif opcode is _BINARY or opcode is _TEXT:
+                if frame.fin:
+                    out.append(bytes(frame.data) if opcode is _BINARY else bytes(frame.data).decode("utf-8", "replace"))
+                else:
+                    self._parts = [bytes(frame.data)]
+                    self._parts_text = opcode is _TEXT
+            else:
+                out.append(frame)
+
     def _feed(self, out: list[Any], chunk: bytes | bytearray) -> None:
         protocol = self.protocol
         protocol.receive_data(bytes(chunk))
-        out.extend(protocol.events_received())
+        self._messages(protocol.events_received(), out)
         if protocol.state is not _OPEN:
             self.enabled = False
 
@@ -187,17 +221,18 @@ class FastFrames:
         protocol = self.protocol
         if rest:
             protocol.receive_data(bytes(rest))
-            out.extend(protocol.events_received())
+            self._messages(protocol.events_received(), out)
         return out
 
-    def receive_eof(self) -> None:
+    def receive_eof(self) -> list[Any]:
         """The stream ended: websockets gets what is left of an incomplete frame first, so that
-        it tells the end as it would have."""
+        it tells the end as it would have. Returns what it read then, as :meth:`receive`."""
         self.enabled = False
         rest, self._buffer = self._buffer, bytearray()
         if rest:
             self.protocol.receive_data(bytes(rest))
         self.protocol.receive_eof()
+        return self.messages(self.protocol.events_received())
 
     def frame(self, payload: bytes) -> bytes:
         """``payload`` as one binary frame (a whole message), masked if this side is the client."""

@@ -2,8 +2,8 @@
 
 The property: for any stream of frames (well-formed or not, cut into reads anywhere), a
 protocol fed through :class:`FastFrames` says exactly what websockets alone says: the same
-messages in the same order, the same other events, the same state, close code and reason,
-and the same bytes to send. Frames we build are read back by websockets as what was sent.
+messages in the same order (websockets' fragments joined as a transport joins them), the
+same other frames, the same state, close code and reason, and the same bytes to send. Frames we build are read back by websockets as what was sent.
 """
 
 from __future__ import annotations
@@ -39,36 +39,55 @@ def raw_frame(opcode: int, payload: bytes, *, fin: bool = True, rsv: int = 0, ma
     return head + mask + masked
 
 
-def normalized(events: list[object]) -> list[object]:
-    """Events as comparable values: a whole binary message as its bytes (what FastFrames hands
-    on), any other frame as (opcode, data, fin)."""
-    out: list[object] = []
-    for event in events:
-        if isinstance(event, Frame):
-            if event.opcode is Opcode.BINARY and event.fin:
-                out.append(bytes(event.data))
+class Reference:
+    """What a transport makes of websockets' events on their own: each data message whole
+    (fragments joined, text decoded), other frames as (opcode, data, fin)."""
+
+    def __init__(self) -> None:
+        self.parts: list[bytes] = []
+        self.text = False
+
+    def messages(self, events: list[object]) -> list[object]:
+        out: list[object] = []
+        for event in events:
+            if not isinstance(event, Frame):
+                continue
+            data = bytes(event.data)
+            if event.opcode is Opcode.CONT:
+                self.parts.append(data)
+                if event.fin:
+                    whole, self.parts = b"".join(self.parts), []
+                    out.append(whole.decode("utf-8", "replace") if self.text else whole)
+            elif event.opcode in (Opcode.BINARY, Opcode.TEXT):
+                if event.fin:
+                    out.append(data if event.opcode is Opcode.BINARY else data.decode("utf-8", "replace"))
+                else:
+                    self.parts, self.text = [data], event.opcode is Opcode.TEXT
             else:
-                out.append((event.opcode, bytes(event.data), event.fin))
-        else:
-            out.append(event)
-    return out
+                out.append((event.opcode, data, event.fin))
+        return out
+
+
+def normalized(items: list[object]) -> list[object]:
+    """What FastFrames hands on, comparable: messages as they are, other frames as tuples."""
+    return [(item.opcode, bytes(item.data), item.fin) if isinstance(item, Frame) else item for item in items]
 
 
 def feed_both(side: Side, chunks: list[bytes], eof: bool = False) -> tuple[Protocol, Protocol, list[object], list[object]]:
     plain = Protocol(side, state=State.OPEN, max_size=MAX_SIZE)
+    reference = Reference()
     fast_protocol = Protocol(side, state=State.OPEN, max_size=MAX_SIZE)
     fast = FastFrames(fast_protocol, MAX_SIZE)
     want: list[object] = []
     got: list[object] = []
     for chunk in chunks:
         plain.receive_data(chunk)
-        want += normalized(plain.events_received())
+        want += reference.messages(plain.events_received())
         got += normalized(fast.receive(chunk))
     if eof:
         plain.receive_eof()
-        want += normalized(plain.events_received())
-        fast.receive_eof()
-        got += normalized(fast_protocol.events_received())
+        want += reference.messages(plain.events_received())
+        got += normalized(fast.receive_eof())
     return plain, fast_protocol, want, got
 
 

@@ -60,7 +60,7 @@ KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
 """The reason of the close frame (1011) sent to a peer that stopped answering pings."""
 
 _OPEN, _CLOSED, _CONNECTING = State.OPEN, State.CLOSED, State.CONNECTING
-_BINARY, _TEXT, _CONT, _PONG = Opcode.BINARY, Opcode.TEXT, Opcode.CONT, Opcode.PONG
+_PONG = Opcode.PONG
 _DROPPED = "the connection dropped without a closing handshake"
 _MAX_EARLY = 2**20  # bytes of messages kept before attach; past it (after that read) reading waits
 
@@ -115,8 +115,6 @@ class Connection(WebSocketDetails, asyncio.Protocol):
         self._early_size = 0
         self._holding_early = False  # reading paused because _early is full
         self._ended = False
-        self._fragments: list[bytes] = []
-        self._fragmented_text = False
         self._opening: asyncio.Future[None] | None = self.loop.create_future()  # None once open
         self._lost: asyncio.Future[None] = self.loop.create_future()
         self._heard = False  # a byte came since the keepalive timer last looked
@@ -155,6 +153,7 @@ class Connection(WebSocketDetails, asyncio.Protocol):
                 clean = handshake_ended_cleanly(self._handshake_data) and not events
                 self._frames = FastFrames(protocol, self._max_size, enabled=clean)
                 self._handshake_data = None
+                events = self._frames.messages(events)
         if len(events) > 1:  # what the session writes meanwhile goes out in one write
             self._batch = []
             try:
@@ -173,11 +172,15 @@ class Connection(WebSocketDetails, asyncio.Protocol):
 
     def eof_received(self) -> bool | None:
         protocol = self.protocol
-        self._frames.receive_eof()  # (what it holds of a frame first)
-        events = protocol.events_received()
+        opening = self._opening is not None
+        if opening:  # (an HTTP answer may end with the stream: its events are the handshake's)
+            protocol.receive_eof()
+            events = protocol.events_received()
+        else:
+            events = self._frames.receive_eof()  # (what it holds of a frame first)
         self._write_out()
-        if self._opening is not None:
-            events = self._handshake_events(events)
+        if opening:
+            events = self._frames.messages(self._handshake_events(events))
         if events:
             self._process(events)
         return None  # the transport closes itself: after a WebSocket's EOF nothing more is written
@@ -185,7 +188,6 @@ class Connection(WebSocketDetails, asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         protocol = self.protocol
         self._frames.receive_eof()  # idempotent: the state is CLOSED from here
-        protocol.events_received()
         protocol.data_to_send()
         if exc is not None and self._failure is None:
             self._failure = exc
@@ -254,31 +256,13 @@ class Connection(WebSocketDetails, asyncio.Protocol):
                 self.transport.resume_reading()
 
     def _process(self, events: Sequence[Any]) -> None:
-        for frame in events:
-            if type(frame) is bytes:  # a whole binary message (tether.framing)
-                self._deliver(frame)
-                continue
-            opcode = frame.opcode
-            if opcode is _BINARY:
-                if frame.fin:
-                    self._deliver(bytes(frame.data))
-                else:
-                    self._fragments = [bytes(frame.data)]
-                    self._fragmented_text = False
-            elif opcode is _TEXT:
-                if frame.fin:
-                    self._deliver(bytes(frame.data).decode("utf-8", "replace"))
-                else:
-                    self._fragments = [bytes(frame.data)]
-                    self._fragmented_text = True
-            elif opcode is _CONT:
-                self._fragments.append(bytes(frame.data))
-                if frame.fin:
-                    data = b"".join(self._fragments)
-                    self._fragments = []
-                    self._deliver(data.decode("utf-8", "replace") if self._fragmented_text else data)
-            elif opcode is _PONG:
-                if self._ping is not None and bytes(frame.data) == self._ping:
+        """Hand on what ``tether.framing`` made of what arrived: messages, and pongs."""
+        for item in events:
+            kind = type(item)
+            if kind is bytes or kind is str:
+                self._deliver(item)
+            elif item.opcode is _PONG:
+                if self._ping is not None and bytes(item.data) == self._ping:
                     self._ping = None
                     self._schedule_keepalive(self.ping_interval)
         if self.protocol.state is not _OPEN:

@@ -166,7 +166,7 @@ class Reading:
             self._receiver = threading.get_ident()
             events, self._handshake_events = self._handshake_events, []
             try:
-                self._process(events)
+                self._process(self._frames.messages(events))
                 if self._has_output():
                     self._write_pending()
             except Exception as exc:

@@ -48,7 +48,7 @@ from typing import Any
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
-from websockets.frames import OK_CLOSE_CODES, Frame, Opcode
+from websockets.frames import OK_CLOSE_CODES, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import Event, Protocol, State
 from websockets.server import ServerProtocol
@@ -79,7 +79,7 @@ KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
 
 _OPEN = State.OPEN
 _CLOSED = State.CLOSED
-_BINARY, _TEXT, _CONT, _PONG = Opcode.BINARY, Opcode.TEXT, Opcode.CONT, Opcode.PONG
+_PONG = Opcode.PONG
 _BUFFER_SIZE = 65536
 _DROPPED = "the connection dropped without a closing handshake"
 
@@ -141,8 +141,6 @@ class Connection(WebSocketDetails, Reading):
         self._max_size = settings.max_size
         # Frames the common case itself, websockets the rest (tether.framing); from _opened on.
         self._frames = FastFrames(protocol, settings.max_size, enabled=False)
-        self._fragments: list[bytes] = []
-        self._fragmented_text = False
         # How long the watcher waits before it looks at the time (keepalive, closing).
         self._tick: float | None = None
         if self.ping_interval is not None:
@@ -343,27 +341,13 @@ class Connection(WebSocketDetails, Reading):
             on_closed(self._describe_end())
 
     def _process(self, events: Sequence[Any]) -> None:
-        for frame in events:
-            if type(frame) is bytes:  # a whole binary message (tether.framing)
-                self._deliver(frame)
-                continue
-            if not isinstance(frame, Frame):
-                continue
-            opcode = frame.opcode
-            if opcode is _BINARY or opcode is _TEXT:
-                if frame.fin:
-                    self._deliver(bytes(frame.data) if opcode is _BINARY else bytes(frame.data).decode("utf-8", "replace"))
-                else:
-                    self._fragments = [bytes(frame.data)]
-                    self._fragmented_text = opcode is _TEXT
-            elif opcode is _CONT:
-                self._fragments.append(bytes(frame.data))
-                if frame.fin:
-                    data = b"".join(self._fragments)
-                    self._fragments = []
-                    self._deliver(data.decode("utf-8", "replace") if self._fragmented_text else data)
-            elif opcode is _PONG:
-                if self._ping is not None and bytes(frame.data) == self._ping:
+        """Hand on what ``tether.framing`` made of what arrived: messages, and pongs."""
+        for item in events:
+            kind = type(item)
+            if kind is bytes or kind is str:
+                self._deliver(item)
+            elif item.opcode is _PONG:
+                if self._ping is not None and bytes(item.data) == self._ping:
                     self._ping = None
 
     def _deliver(self, data: bytes | str) -> None:
@@ -414,7 +398,6 @@ class Connection(WebSocketDetails, Reading):
             sock.shutdown(socket.SHUT_RDWR)
         with self._lock:
             self._frames.receive_eof()  # idempotent; the state is CLOSED from here
-            self.protocol.events_received()
             self.protocol.data_to_send()
         with self._read_lock, self._send_lock:  # no other thread reads it, or writes to it
             self._over = True
