@@ -340,11 +340,16 @@ _SOURCE_LOCK = threading.Lock()
 
 def source_of(obj: Any) -> str | None:
     """The source text of a class or function (dedented), or None where there is none."""
-    try:
-        with _SOURCE_LOCK:
-            source = inspect.getsource(obj)
-    except (OSError, TypeError):
-        return None
+    for attempt in (1, 2):
+        try:
+            with _SOURCE_LOCK:
+                source = inspect.getsource(obj)
+            break
+        except (OSError, TypeError):
+            return None
+        except SystemError as exc:  # cpython#106905 again (an ast use elsewhere, not ours): once more
+            if attempt == 2 or "recursion depth mismatch" not in str(exc):
+                raise
     return textwrap.dedent(source)
 
 

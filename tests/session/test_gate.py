@@ -73,7 +73,7 @@ def test_a_peer_runs_at_most_max_concurrency_messages_at_once_and_the_rest_wait(
         threads = [threading.Thread(target=lambda n=n: results.append(client.root.block(n))) for n in range(20)]
         for t in threads:
             t.start()
-        wait_until(lambda: server.session.gate.queued == 16)
+        wait_until(lambda: server.session.gate.queued == 16 and root.running == 4)  # (workers start a moment later)
         assert root.running == 4
         root.release.set()
         for t in threads:
@@ -118,7 +118,7 @@ async def test_plain_handlers_on_worker_threads_are_bounded_on_the_async_runtime
     async with async_pair(root, limits=tether.Limits(max_concurrency=2)) as (client, server):
         calls = [asyncio.ensure_future(client.root.block(n)) for n in range(6)]
         for _ in range(200):
-            if server.session.gate.queued == 4:
+            if server.session.gate.queued == 4 and root.running == 2:  # (workers start a moment later)
                 break
             await asyncio.sleep(0.01)
         assert server.session.gate.queued == 4 and root.running == 2
