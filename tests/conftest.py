@@ -25,12 +25,13 @@ import pytest
 
 PURE = os.environ.get("TETHER_PURE") == "1"
 COMPILED_MODULES = (  # what setup.py compiles
-    "tether.codec", "tether.values", "tether.classes", "tether.transfer", "tether.references",
+    "tether.codec", "tether.decoding", "tether.values", "tether.classes", "tether.transfer",
+    "tether.references",
 )  # fmt: skip
 # What the compiled modules were built from: their sources, and the modules they import from
 # tether (words' constants are compiled in; the others' signatures are checked at run time).
 BUILT_FROM = (
-    "codec", "values", "classes", "transfer", "references", "words", "hooks", "exceptions", "limits",
+    "codec", "decoding", "values", "classes", "transfer", "references", "words", "hooks", "exceptions", "limits",
     "access", "dispatch", "events", "exposure", "gifts", "proxy",
 )  # fmt: skip
 

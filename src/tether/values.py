@@ -13,15 +13,14 @@ from . import classes as _classes
 from .codec import (
     _DEFAULT_WRITERS,
     _MODULE_TYPE,
-    _PENDING,
     LITERAL_TYPES,
     Decoder,
     Encoder,
-    _compact_reader,
     _global_policy,
     register_reader,
     write_str,
 )
+from .decoding import _PENDING, _compact_reader
 from .exceptions import DecodeError, EncodeError
 from .hooks import ReferenceHooks
 from .words import (

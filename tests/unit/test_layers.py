@@ -28,7 +28,7 @@ PACKAGE = SRC / "tether"
 LAYERS = {"base": 0, "core": 1, "runtime": 2, "flavour": 3, "edge": 4}
 LAYER_OF = {
     "tether._version": "base", "tether.exceptions": "base", "tether.words": "base", "tether.limits": "base", "tether.deadline": "base",
-    "tether.hooks": "core", "tether.codec": "core", "tether.values": "core", "tether.classes": "core",
+    "tether.hooks": "core", "tether.codec": "core", "tether.decoding": "core", "tether.values": "core", "tether.classes": "core",
     "tether.access": "core", "tether.admission": "core", "tether.dispatch": "core", "tether.exposure": "core",
     "tether.frames": "core", "tether.transfer": "core", "tether.tether_object": "core", "tether.errors": "core",
     "tether.references": "core", "tether.events": "core", "tether.gifts": "core", "tether.held": "core", "tether.hello": "core",
