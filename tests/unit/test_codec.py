@@ -9,7 +9,7 @@ import sys
 import uuid
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
+from types import FunctionType, ModuleType
 
 import pytest
 from hypothesis import example, given, settings
@@ -235,23 +235,27 @@ needs_compiled = pytest.mark.skipif(not COMPILED, reason="the compiled codec is 
 
 
 def _pure_codec() -> ModuleType:
-    """``tether/codec.py`` and ``tether/values.py`` run from their sources as other modules,
-    beside the compiled ones (the pure values registering into the pure codec); the two share
-    every other module, so their errors are of the same classes. Returns the pure codec."""
-    loaded = []
-    compiled = sys.modules["tether.codec"]
+    """``tether/decoding.py``, ``tether/codec.py`` and ``tether/values.py`` run from their
+    sources as other modules, beside the compiled ones (each pure one importing the pure ones
+    before it, the pure values registering into the pure codec); the two share every other
+    module, so their errors are of the same classes. Returns the pure codec."""
+    loaded = {}
+    compiled = {name: sys.modules[f"tether.{name}"] for name in ("decoding", "codec")}
     try:
-        for name in ("codec", "values"):
-            source = Path(compiled.__file__ or "").with_name(f"{name}.py")
+        for name in ("decoding", "codec", "values"):
+            source = Path(compiled["codec"].__file__ or "").with_name(f"{name}.py")
             spec = importlib.util.spec_from_file_location(f"tether._pure_{name}_for_tests", source)
             assert spec is not None and spec.loader is not None
             module = importlib.util.module_from_spec(spec)
             spec.loader.exec_module(module)
-            loaded.append(module)
-            sys.modules["tether.codec"] = module  # what the pure values imports its codec as
+            loaded[name] = module
+            if name in compiled:
+                sys.modules[f"tether.{name}"] = module  # what the pure modules after it import
     finally:
-        sys.modules["tether.codec"] = compiled
-    return loaded[0]
+        for name, module in compiled.items():
+            sys.modules[f"tether.{name}"] = module
+    assert loaded["codec"].Decoder is loaded["decoding"].Decoder  # (not the compiled one)
+    return loaded["codec"]
 
 
 pure = _pure_codec() if COMPILED else codec
@@ -283,6 +287,8 @@ def test_the_pure_module_is_the_source_of_the_compiled_one() -> None:
     assert codec.__all__ == pure.__all__
     if COMPILED:
         assert not (codec.__file__ or "").endswith(".py")
+        assert not isinstance(codec.decode_value, FunctionType)  # the compiled reading half
+    assert isinstance(pure.decode_value, FunctionType)  # the pure one's, compared with it below
 
 
 @needs_compiled
