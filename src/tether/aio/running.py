@@ -127,9 +127,10 @@ class MessageRunner:
         current_gate.set(self.gate)  # this task's own context
         exchange_id = message.exchange_id
         if exchange_id is not None:
-            current_exchange.set((self, exchange_id, asyncio.current_task()))
+            task = asyncio.current_task(self.loop)  # (given the loop: no getpid system call)
+            current_exchange.set((self, exchange_id, task))
             self._running.add(exchange_id)
-            self._tasks_by_id[exchange_id] = asyncio.current_task()  # type: ignore[assignment]
+            self._tasks_by_id[exchange_id] = task  # type: ignore[assignment]
         try:
             try:
                 result = self.protocol.start(message) if started is _NOT_STARTED else started

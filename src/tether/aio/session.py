@@ -372,7 +372,7 @@ class AsyncSession(MessageRunner, BaseSession):
         if wait is not None and wait <= 0:
             raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
         future = self._new_future()
-        on_behalf = nested_in(self, asyncio.current_task())
+        on_behalf = nested_in(self, asyncio.current_task(self.loop))  # (given the loop: no getpid system call)
         exchange_id = self._queue_call(future, receiver, selector, args, kwargs, on_behalf, keep)
         if keep:
             self._flush()

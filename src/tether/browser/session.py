@@ -133,7 +133,7 @@ class BrowserSession(AsyncSession):
         from pyodide.ffi import run_sync
 
         answer = _BoxedAnswer(self.loop)
-        self._queue_call(answer, receiver, selector, args, kwargs, nested_in(self, asyncio.current_task()))
+        self._queue_call(answer, receiver, selector, args, kwargs, nested_in(self, asyncio.current_task(self.loop)))
         self._flush()  # written now (send_nowait, checked in call())
         return run_sync(answer.future).value
 
