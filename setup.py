@@ -1,9 +1,11 @@
 """The compiled codec: mypyc compiles the codec (``src/tether/codec.py`` writes, ``decoding.py``
 reads, ``values.py``) and what it calls on every object (``classes.py``: the kinds of objects by
-value; ``transfer.py`` and ``references.py``: a connection's hooks) into extension modules that
+value; ``transfer.py`` and ``references.py``: a connection's hooks), and the hot path around it
+(``framing.py``: WebSocket frames; ``frames.py``: Tether's frames), into extension modules that
 CPython imports in place of the ``.py`` files beside them (which stay in the wheel: the
-reference, and what Pyodide and any other Python use). A compiled class cannot be subclassed by interpreted code, so a module whose
-class another subclasses is compiled with it (``references.py`` subclasses ``transfer.py``'s).
+reference, and what Pyodide and any other Python use). A compiled class cannot be subclassed by
+interpreted code, so a module whose class another subclasses is compiled with it
+(``references.py`` subclasses ``transfer.py``'s).
 Everything else about the package is in ``pyproject.toml``.
 
 The extension is optional. Without a C compiler, the Python headers or mypyc, the build goes on
@@ -27,7 +29,8 @@ from setuptools.command.build_ext import build_ext
 ROOT = Path(__file__).resolve().parent
 # Relative paths (setuptools wants them so); mypyc names the modules from them (tether.codec).
 COMPILED = [
-    f"src/tether/{name}.py" for name in ("codec", "decoding", "values", "classes", "transfer", "references")
+    f"src/tether/{name}.py"
+    for name in ("codec", "decoding", "values", "classes", "transfer", "references", "framing", "frames")
 ]
 GROUP = "tether._codec"  # the modules' shared library: tether/_codec__mypyc.*.so
 

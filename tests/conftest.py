@@ -1,8 +1,8 @@
 """Which codec the tests run against.
 
 Where the compiled codec is installed (``setup.py``: mypyc builds ``tether/codec.py``,
-``values.py``, ``classes.py``, ``transfer.py`` and ``references.py`` into extension modules that
-CPython imports in place of the ``.py`` files), the tests use it; ``TETHER_PURE=1`` makes this process import the pure-Python modules
+``decoding.py``, ``values.py``, ``classes.py``, ``transfer.py``, ``references.py``, ``framing.py``
+and ``frames.py`` into extension modules that CPython imports in place of the ``.py`` files), the tests use it; ``TETHER_PURE=1`` makes this process import the pure-Python modules
 instead, before anything imports tether (``make test`` runs the codec's tests both ways). So
 does a compiled codec built in place (``src/tether/*.so``, by the editable install) that is older
 than a source it was built from: it would test stale code (``make`` rebuilds it). Processes that
@@ -26,13 +26,13 @@ import pytest
 PURE = os.environ.get("TETHER_PURE") == "1"
 COMPILED_MODULES = (  # what setup.py compiles
     "tether.codec", "tether.decoding", "tether.values", "tether.classes", "tether.transfer",
-    "tether.references",
+    "tether.references", "tether.framing", "tether.frames",
 )  # fmt: skip
 # What the compiled modules were built from: their sources, and the modules they import from
 # tether (words' constants are compiled in; the others' signatures are checked at run time).
 BUILT_FROM = (
     "codec", "decoding", "values", "classes", "transfer", "references", "words", "hooks", "exceptions", "limits",
-    "access", "dispatch", "events", "exposure", "gifts", "proxy",
+    "access", "dispatch", "events", "exposure", "gifts", "proxy", "framing", "frames",
 )  # fmt: skip
 
 

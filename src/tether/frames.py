@@ -14,14 +14,18 @@ first word                        frame
 More kinds can be added with :func:`register_frame_kind`; a kind is a class with a ``tag`` and a
 ``read(decoder)`` class method. :func:`parse_frame` never raises anything but
 :class:`~tether.exceptions.ProtocolError` (and its subclass ``DecodeError``) on bad input.
+
+On CPython mypyc compiles this module with the codec (``setup.py``): keep it typed, and keep
+its constants ``Final``.
 """
 
 from __future__ import annotations
 
+import builtins
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 from .codec import Decoder, Encoder, write_str
 from .exceptions import DecodeError, ProtocolError
@@ -70,7 +74,7 @@ __all__ = [
     "register_frame_kind",
 ]
 
-ID_SIZE = 16
+ID_SIZE: Final = 16
 
 
 class FrameKind(Protocol):
@@ -80,7 +84,7 @@ class FrameKind(Protocol):
     def read(cls, decoder: Decoder) -> Any: ...
 
 
-_KINDS: dict[int, type[FrameKind]] = {}
+_KINDS: Final[dict[int, type[FrameKind]]] = {}
 
 
 def register_frame_kind(kind: type[FrameKind]) -> type[FrameKind]:
@@ -101,6 +105,16 @@ class FrameBodyError(ProtocolError):
         super().__init__(str(error))
 
 
+class _BuiltInKind:
+    """The built-in frame kinds' base: it declares their ``tag``, which each sets below its
+    class. (Not in the dataclass's body: mypyc, which compiles this module, would make a
+    ClassVar there a field, mypyc/mypyc#1122; and it looks a field's type up among the module's
+    globals, hence ``builtins.object``.)"""
+
+    __slots__ = ()
+    tag: ClassVar[int]
+
+
 @dataclass(slots=True)
 class Exposure:
     """Conversation start: the sender exposes its own Tether object under ``key``."""
@@ -109,7 +123,7 @@ class Exposure:
 
 
 @dataclass(slots=True)
-class MessageSend:
+class MessageSend(_BuiltInKind):
     """Perform ``selector`` on ``receiver`` with ``args``; answer to ``exchange_id``.
 
     ``exchange_id`` is ``None`` for a one-way message (no answer is sent). ``on_behalf`` is
@@ -119,9 +133,8 @@ class MessageSend:
     sender drops it. ``receiver`` is an :class:`AnswerOf` for such a pipelined message.
     """
 
-    tag: ClassVar[int] = TAG_TETHER
     exchange_id: bytes | None
-    receiver: object
+    receiver: builtins.object
     selector: str
     args: list[Any]
     kwargs: dict[str, Any] = field(default_factory=dict)
@@ -192,6 +205,9 @@ class MessageSend:
         return cls(exchange_id, receiver, selector, args, kwargs, on_behalf, keep)
 
 
+MessageSend.tag = TAG_TETHER
+
+
 @dataclass(frozen=True, slots=True)
 class AnswerOf:
     """A message-send's receiver: the answer to the sender's own call ``exchange_id``, which
@@ -201,12 +217,11 @@ class AnswerOf:
 
 
 @dataclass(slots=True)
-class Answer:
+class Answer(_BuiltInKind):
     """The answer ``value`` to the message-send ``exchange_id``."""
 
-    tag: ClassVar[int] = TAG_ANSWER
     exchange_id: bytes
-    value: object
+    value: builtins.object
 
     @classmethod
     def read(cls, d: Decoder) -> Answer:
@@ -222,8 +237,11 @@ class Answer:
         return cls(exchange_id, value)
 
 
+Answer.tag = TAG_ANSWER
+
+
 @dataclass(slots=True)
-class ErrorAnswer:
+class ErrorAnswer(_BuiltInKind):
     """The message-send ``exchange_id`` raised an exception.
 
     ``type_name`` is ``module.qualname`` of the exception class, ``args`` its arguments as far
@@ -233,7 +251,6 @@ class ErrorAnswer:
     line or None)``, outermost first; ``None`` otherwise.
     """
 
-    tag: ClassVar[int] = TAG_ERROR_ANSWER
     exchange_id: bytes
     type_name: str
     message: str
@@ -279,6 +296,9 @@ class ErrorAnswer:
         except Exception as exc:
             raise FrameBodyError(exchange_id, _as_decode_error(exc, d)) from None
         return cls(exchange_id, type_name, message, args, tb, debug, identity)
+
+
+ErrorAnswer.tag = TAG_ERROR_ANSWER
 
 
 def _remote_frames(frames: object, d: Decoder) -> tuple[tuple[str, int, str, str | None], ...]:
@@ -357,16 +377,16 @@ def parse_frame(decoder: Decoder) -> Any:
 # ---------------------------------------------------------------------------------------------
 # Writing frames. These are on the hot path: one bytearray, no intermediate objects.
 
-_TETHER_UUID_HEAD = pack_word(TAG_TETHER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
-_ANSWER_UUID_HEAD = pack_word(TAG_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
-_ON_BEHALF_UUID_HEAD = pack_word(TAG_ON_BEHALF) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
-_ERROR_UUID_HEAD = pack_word(TAG_ERROR_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
-_ONE_WAY_HEAD = pack_word(TAG_TETHER) + pack_word(TAG_NIL)
-_ANSWER_OF_WORD = pack_word(TAG_ANSWER_OF)
-_ANSWER_OF_UUID_HEAD = _ANSWER_OF_WORD + pack_word(TAG_UUID) + pack_word(ID_SIZE)
-_KEEP = pack_word(TAG_KEEP_ANSWER)
-_MESSAGE = pack_word(TAG_MESSAGE)
-_ARRAY = pack_word(TAG_ARRAY)
+_TETHER_UUID_HEAD: Final = pack_word(TAG_TETHER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_ANSWER_UUID_HEAD: Final = pack_word(TAG_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_ON_BEHALF_UUID_HEAD: Final = pack_word(TAG_ON_BEHALF) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_ERROR_UUID_HEAD: Final = pack_word(TAG_ERROR_ANSWER) + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_ONE_WAY_HEAD: Final = pack_word(TAG_TETHER) + pack_word(TAG_NIL)
+_ANSWER_OF_WORD: Final = pack_word(TAG_ANSWER_OF)
+_ANSWER_OF_UUID_HEAD: Final = _ANSWER_OF_WORD + pack_word(TAG_UUID) + pack_word(ID_SIZE)
+_KEEP: Final = pack_word(TAG_KEEP_ANSWER)
+_MESSAGE: Final = pack_word(TAG_MESSAGE)
+_ARRAY: Final = pack_word(TAG_ARRAY)
 
 
 def exposure_bytes(key: int, base: int = MY_OBJECT_BASE) -> bytes:

@@ -30,23 +30,28 @@ What it buffers is bounded: at most one incomplete binary frame of at most ``max
 It must start where websockets' parser is at a frame boundary: right after the opening
 handshake, if no byte came after the end of the HTTP message; a connection where one did
 uses websockets for everything (``enabled=False``).
+
+On CPython mypyc compiles this module with the codec (``setup.py``): keep it typed, and keep
+its constants ``Final``.
 """
 
 from __future__ import annotations
 
 import os
 import struct
-from typing import Any
+from typing import Any, Final
 
 from websockets.frames import Frame, Opcode, apply_mask
 from websockets.protocol import Protocol, Side, State
 
 __all__ = ["FastFrames", "handshake_ended_cleanly"]
 
-_OPEN = State.OPEN
-_BINARY, _TEXT, _CONT = Opcode.BINARY, Opcode.TEXT, Opcode.CONT
-_WHOLE_BINARY = 0x82  # FIN, no RSV bit, opcode 2
-_MASKS = 1024  # random bytes read at once (256 masking keys)
+_OPEN: Final = State.OPEN
+_BINARY: Final = Opcode.BINARY
+_TEXT: Final = Opcode.TEXT
+_CONT: Final = Opcode.CONT
+_WHOLE_BINARY: Final = 0x82  # FIN, no RSV bit, opcode 2
+_MASKS: Final = 1024  # random bytes read at once (256 masking keys)
 
 
 def handshake_ended_cleanly(data: bytes | bytearray) -> bool:
