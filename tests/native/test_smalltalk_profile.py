@@ -169,8 +169,9 @@ def test_keyword_and_binary_selectors_reach_the_python_names(js_peer: tuple[Any,
     ws.send(message(root, "at:", small(1)))
     assert next_frame(ws)[28:] == small(5)
     ws.send(message(root, "+", small(2)))
-    ws.send(message(root, "+", small(3)))
-    assert next_frame(ws)[28:] == small(2) and next_frame(ws)[28:] == small(5)
+    assert next_frame(ws)[28:] == small(2)
+    ws.send(message(root, "+", small(3)))  # (after the first answer: each message runs in a
+    assert next_frame(ws)[28:] == small(5)  # worker of its own, so two at once may end in any order)
     assert table.items == {1: 5} and table.total == 5
 
 
