@@ -29,12 +29,14 @@ _NOT_BLOCKING = contextlib.nullcontext()  # what blocked() gives where there is 
 class WorkerPool:
     """Runs each submitted job on a worker thread; grows so that no job waits on stuck workers.
 
-    Up to ``eager`` workers (default: twice the cores, at least 4) start as soon as jobs arrive.
-    Beyond that a job waits for a worker to finish, except that a new worker starts at once
-    whenever a worker blocks in a remote call (see :meth:`blocked`), and a supervisor starts
-    more when queued jobs have waited ``starve_after`` seconds with no job finishing (handlers
-    that sleep or block on something else). So nested calls never deadlock, quick handlers
-    share a few threads, and a worker left idle for ``idle_timeout`` seconds ends.
+    Up to ``eager`` workers (default: twice the cores, at least 4) that are not blocked start
+    as soon as jobs arrive. A worker that blocks (waits for a remote answer, or watches a
+    connection: see :meth:`blocked`) no longer counts, so one starts at once in its place if
+    jobs wait; beyond that a job waits for a worker to finish, and a supervisor starts more
+    when queued jobs have waited ``starve_after`` seconds with no job finishing (handlers that
+    sleep or block on something else). So nested calls never deadlock, quick handlers share a
+    few threads (a burst of messages does not start one per block), and a worker left idle for
+    ``idle_timeout`` seconds ends.
     """
 
     def __init__(
@@ -143,7 +145,9 @@ class WorkerPool:
         local.blocked = True
         with self._lock:
             self._blocked += 1
-            start = self._jobs.qsize() > self._idle
+            # Jobs wait and fewer than ``eager`` workers are left to run them: one more starts
+            # (submit's rule; more would only contend with the others for the interpreter).
+            start = self._jobs.qsize() > self._idle and self._threads - self._blocked < self._eager
             if start:
                 self._threads += 1
         if start:

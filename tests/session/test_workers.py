@@ -1,0 +1,76 @@
+"""The threading runtime's worker pool (``tether.workers``): a worker that blocks (waits for a
+remote answer, or watches a connection) makes room for a queued job at once, so waiting never
+deadlocks for want of a thread; and it starts one only while fewer than ``eager`` workers are
+left to run jobs, so a burst of messages does not start a thread per block."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+
+from tether.workers import WorkerPool
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 5.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.001)
+
+
+def test_a_blocking_worker_starts_one_for_a_queued_job_at_once() -> None:
+    """Both workers (eager=2) wait for what the queued third job does: the first to block
+    starts a worker for it, without the supervisor (it would wait a minute here)."""
+    pool = WorkerPool(idle_timeout=5, eager=2, starve_after=60)
+    go = threading.Event()
+    started = threading.Barrier(3)
+    done: list[bool] = []
+
+    def waits() -> None:
+        started.wait(5)  # (both run, and the third job is queued, before either blocks)
+        counted = pool.block()
+        try:
+            done.append(go.wait(5))
+        finally:
+            if counted:
+                pool.unblock()
+
+    pool.submit(waits)
+    pool.submit(waits)
+    pool.submit(go.set)  # queued: two workers run, eager=2
+    assert pool.threads == 2
+    started.wait(5)
+    until(lambda: len(done) == 2, "both waiting jobs to end")
+    assert done == [True, True]
+    assert pool.threads <= 4  # (each blocking worker may have started one)
+
+
+def test_a_worker_that_blocks_again_and_again_in_a_burst_starts_no_thread_per_block() -> None:
+    """One worker blocks and unblocks 50 times while 200 short jobs wait (a watcher of a
+    connection that is sent a burst of messages does this): the pool keeps about ``eager``
+    workers running, not one more per block (this started a thread per block before)."""
+    pool = WorkerPool(idle_timeout=5, eager=2, starve_after=60)
+    ran: list[int] = []
+    gate = threading.Event()
+
+    def quick(i: int) -> None:
+        gate.wait(5)
+        time.sleep(0.001)  # (the queue lasts longer than the 50 blocks)
+        ran.append(i)
+
+    def blocks_often() -> None:
+        gate.set()
+        for _ in range(50):
+            counted = pool.block()
+            time.sleep(0.0005)
+            if counted:
+                pool.unblock()
+
+    pool.submit(blocks_often)
+    for i in range(200):
+        pool.submit(quick, i)
+    until(lambda: len(ran) == 200, "the short jobs to run")
+    assert sorted(ran) == list(range(200))
+    assert pool.threads <= 3  # eager=2, and one started while blocks_often was counted blocked
