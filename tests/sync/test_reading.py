@@ -88,6 +88,63 @@ def test_a_caller_reads_what_arrives_while_it_holds_the_reading_itself(pair: tup
     assert delivered == [(threading.get_ident(), b"for the caller")]
 
 
+@pytest.mark.skipif(not hasattr(select, "epoll"), reason="only epoll can keep the watchers asleep")
+def test_the_watchers_sleep_while_a_caller_reads(pair: tuple[Connection, Connection]) -> None:
+    """Twenty messages, each sent once the caller waits for it: the caller reads every one,
+    and the connection's watcher, waiting on the epoll all along, never wakes for one (it did
+    for about half of them when the caller waited on the same epoll)."""
+    client, server = pair
+    server.attach(lambda data: None, lambda reason: None)
+    threading.Thread(target=server.run, daemon=True).start()
+    delivered: list[tuple[int, Any]] = []
+    client.attach(lambda data: delivered.append((threading.get_ident(), data)), lambda reason: None)
+    ready: Any = client._ready
+    woke: list[int] = []
+    wait = ready.wait
+
+    def watching(timeout: float | None) -> bool:
+        came = bool(wait(timeout))
+        if came:
+            woke.append(threading.get_ident())
+        return came
+
+    disarmed = threading.Event()
+    epoll = ready._epoll
+
+    class Recording:  # the connection's epoll, noting when a caller disarms the watchers'
+        def modify(self, fd: int, events: int) -> None:
+            epoll.modify(fd, events)
+            if events == reading._DISARMED:
+                disarmed.set()
+
+        def poll(self, *args: Any) -> Any:
+            return epoll.poll(*args)
+
+        def close(self) -> None:
+            epoll.close()
+
+    ready.wait = watching
+    ready._epoll = Recording()
+    server.send(b"first")  # read by the connection's watcher, which then waits in watching()
+    until(lambda: len(delivered) == 1, "the watcher to read")
+    assert delivered[0][0] != threading.get_ident() and client._watchers == 1
+    del delivered[:]
+    for i in range(20):
+        disarmed.clear()
+
+        def send_once_the_caller_waits(i: int = i) -> None:
+            assert disarmed.wait(5)
+            server.send(b"message %d" % i)
+
+        sender = threading.Thread(target=send_once_the_caller_waits)
+        sender.start()
+        until(lambda i=i: client.read_here(5.0, lambda: len(delivered) > i) and len(delivered) > i, "a message")
+        sender.join(5)
+    assert [data for _, data in delivered] == [b"message %d" % i for i in range(20)]
+    assert {thread for thread, _ in delivered} == {threading.get_ident()}
+    assert woke == []
+
+
 def test_a_message_kept_by_the_thread_that_read_it_runs_there_while_another_reads_on(
     pair: tuple[Connection, Connection],
 ) -> None:

@@ -15,10 +15,11 @@ Reading the socket, feeding websockets' protocol and handing each message to ``o
   answer (or a message sent on behalf of its call) is read on its own thread, with no
   hand-off; it reads until then, handing on what else comes, and lets go.
 
-With epoll (Linux) the watchers and the reading caller wait on one epoll with a one-shot
-registration: an arrival wakes only the thread that began waiting last (a caller that just
-sent its call, or the watcher that just ran a message), and nobody else until the reader
-re-arms it. Elsewhere each waiting thread polls, and all of them wake.
+With epoll (Linux) the watchers wait on one epoll with a one-shot registration: an arrival
+wakes one of them, and nobody else until the reader re-arms it. A reading caller disarms it
+and waits on a poll of its own, so what arrives while it waits wakes it alone: the watchers
+sleep through a call's round trip (they woke for about half the calls when the caller waited
+on the same epoll). Elsewhere each waiting thread polls, and all of them wake.
 """
 
 from __future__ import annotations
@@ -64,16 +65,19 @@ _LEFT = _left
 
 class _Readiness:
     """Waits for a socket to have something to read (or to end). With epoll (Linux), threads
-    may wait at once (the watchers, the reading caller): an arrival wakes one of them, the one
-    that began waiting last (epoll's wake-ups are LIFO), and no other until :meth:`rearm`.
-    Elsewhere each waits on a poll of its own, and all wake."""
+    may wait at once (the watchers): an arrival wakes one of them, and no other until
+    :meth:`rearm`; the holder of the read lock waits alone (:meth:`wait_alone`). Elsewhere
+    each waits on a poll of its own, and all wake."""
 
     def __init__(self, sock: _Socket) -> None:
         self._fd = sock.fileno()
         self._epoll: Any = None
+        self._alone: Any = None  # the reading caller's own poll (wait_alone)
         if hasattr(select, "epoll"):
             self._epoll = select.epoll()
             self._epoll.register(self._fd, _ONE_READ)
+            self._alone = select.poll()
+            self._alone.register(self._fd, select.POLLIN)
 
     def wait(self, timeout: float | None) -> bool:
         """Wait at most ``timeout`` seconds (None: no limit); True: something came, and this
@@ -86,6 +90,15 @@ class _Readiness:
         poll.register(self._fd, select.POLLIN)
         return bool(poll.poll(None if timeout is None else max(0, int(timeout * 1000 + 0.999))))
 
+    def wait_alone(self, timeout: float) -> bool:
+        """As :meth:`wait`, for the holder of the read lock, with the watchers' registration
+        disarmed: what arrives meanwhile wakes this thread only (with epoll; elsewhere
+        :meth:`wait`). Call :meth:`rearm` after, whatever it returns."""
+        if self._epoll is None:
+            return self.wait(timeout)
+        self._epoll.modify(self._fd, _DISARMED)
+        return bool(self._alone.poll(max(0, int(timeout * 1000 + 0.999))))
+
     def rearm(self) -> None:
         """Let the next arrival wake a waiting thread (after a read, under the read lock)."""
         if self._epoll is not None:
@@ -97,6 +110,7 @@ class _Readiness:
 
 
 _ONE_READ = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
+_DISARMED = getattr(select, "EPOLLONESHOT", 0)  # (only the end of the stream wakes a watcher)
 
 
 class Reading:
@@ -336,7 +350,16 @@ class Reading:
                 return True
             # At most _LOOK seconds at a time: the answer may also come another way (a held frame
             # read on by the thread that resolved its handoff, tether.held), and stop() says so.
-            if self._ready.wait(_LOOK if timeout is None else min(timeout, _LOOK)):
+            # The watchers sleep meanwhile: what comes now is this thread's to read.
+            ready = self._ready
+            try:
+                came = ready.wait_alone(_LOOK if timeout is None else min(timeout, _LOOK))
+            except BaseException:
+                ready.rearm()
+                raise
+            if not came:
+                ready.rearm()
+            else:
                 alive = False
                 try:
                     alive = self._read_guarded()
