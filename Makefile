@@ -13,7 +13,8 @@ PYODIDE := .cache/pyodide/314.0.7/pyodide.mjs
 # into src/tether/*.so, or says it uses the pure-Python codec;
 # `tether info` prints which. tests/conftest.py refuses to run a compiled codec older than these.)
 BUILT_FROM := $(addprefix src/tether/,codec.py decoding.py values.py classes.py transfer.py references.py words.py hooks.py \
-  exceptions.py limits.py access.py dispatch.py events.py exposure.py gifts.py proxy.py framing.py frames.py)
+  exceptions.py limits.py access.py dispatch.py events.py exposure.py gifts.py proxy.py framing.py frames.py protocol.py \
+  errors.py held.py hello.py tether_object.py)
 $(VENV)/.test-installed: pyproject.toml setup.py src/tether/_version.py $(BUILT_FROM)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

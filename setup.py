@@ -1,7 +1,8 @@
 """The compiled codec: mypyc compiles the codec (``src/tether/codec.py`` writes, ``decoding.py``
 reads, ``values.py``) and what it calls on every object (``classes.py``: the kinds of objects by
 value; ``transfer.py`` and ``references.py``: a connection's hooks), and the hot path around it
-(``framing.py``: WebSocket frames; ``frames.py``: Tether's frames), into extension modules that
+(``framing.py``: WebSocket frames; ``frames.py``: Tether's frames; ``protocol.py``: the state
+machine every frame goes through, both ways), into extension modules that
 CPython imports in place of the ``.py`` files beside them (which stay in the wheel: the
 reference, and what Pyodide and any other Python use). A compiled class cannot be subclassed by
 interpreted code, so a module whose class another subclasses is compiled with it
@@ -30,7 +31,7 @@ ROOT = Path(__file__).resolve().parent
 # Relative paths (setuptools wants them so); mypyc names the modules from them (tether.codec).
 COMPILED = [
     f"src/tether/{name}.py"
-    for name in ("codec", "decoding", "values", "classes", "transfer", "references", "framing", "frames")
+    for name in ("codec", "decoding", "values", "classes", "transfer", "references", "framing", "frames", "protocol")
 ]
 GROUP = "tether._codec"  # the modules' shared library: tether/_codec__mypyc.*.so
 

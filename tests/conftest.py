@@ -26,13 +26,14 @@ import pytest
 PURE = os.environ.get("TETHER_PURE") == "1"
 COMPILED_MODULES = (  # what setup.py compiles
     "tether.codec", "tether.decoding", "tether.values", "tether.classes", "tether.transfer",
-    "tether.references", "tether.framing", "tether.frames",
+    "tether.references", "tether.framing", "tether.frames", "tether.protocol",
 )  # fmt: skip
 # What the compiled modules were built from: their sources, and the modules they import from
 # tether (words' constants are compiled in; the others' signatures are checked at run time).
 BUILT_FROM = (
     "codec", "decoding", "values", "classes", "transfer", "references", "words", "hooks", "exceptions", "limits",
-    "access", "dispatch", "events", "exposure", "gifts", "proxy", "framing", "frames",
+    "access", "dispatch", "events", "exposure", "gifts", "proxy", "framing", "frames", "protocol", "_version",
+    "errors", "held", "hello", "tether_object",
 )  # fmt: skip
 
 

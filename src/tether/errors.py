@@ -12,7 +12,6 @@ from __future__ import annotations
 import builtins
 import threading
 import traceback
-import weakref
 from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
@@ -130,11 +129,14 @@ class ErrorsSent:
     :data:`ERRORS_KEPT` exceptions of ours sent to the peer, by the id sent with them, so that
     one the peer raises back to us (its handler let our callback's error through) is ours again;
     and, on an exception made from the peer's error answer, the peer's id for it, so that it
-    goes home as the peer's own if this side raises it back. ``owner`` is the connection's
-    protocol, ``next_id`` makes the ids."""
+    goes home as the peer's own if this side raises it back. ``next_id`` makes the ids.
 
-    def __init__(self, owner: object, next_id: Callable[[], bytes]) -> None:
-        self._owner = weakref.ref(owner)
+    An exception made here is marked with this connection's ``_home``, a token of its own (not
+    the connection: an exception kept by user code keeps nothing of the connection alive, and a
+    compiled :class:`~tether.protocol.Protocol` takes no weak references)."""
+
+    def __init__(self, next_id: Callable[[], bytes]) -> None:
+        self._home = object()
         self._next_id = next_id
         self._lock = threading.Lock()
         self._sent: OrderedDict[bytes, BaseException] = OrderedDict()
@@ -143,7 +145,7 @@ class ErrorsSent:
         """What an error answer carrying ``exc`` says of it: ("yours", id) for the peer's own
         exception going home, else ("mine", a new id) (and ``exc`` is kept under it)."""
         home = getattr(exc, "__tether_home__", None)
-        if type(home) is tuple and home[0]() is self._owner():
+        if type(home) is tuple and home[0] is self._home:
             return ("yours", home[1])
         error_id = self._next_id()
         with self._lock:
@@ -164,7 +166,7 @@ class ErrorsSent:
         exc = make_exception(frame)
         if identity is not None and identity[0] == "mine":
             try:
-                exc.__tether_home__ = (self._owner, identity[1])  # type: ignore[attr-defined]
+                exc.__tether_home__ = (self._home, identity[1])  # type: ignore[attr-defined]
             except AttributeError:  # an exception class with __slots__: it just will not go home
                 pass
         return exc

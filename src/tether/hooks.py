@@ -1,13 +1,15 @@
 """What the codec asks of a connection: the reference hooks that :class:`tether.protocol.Protocol`
-implements, and the signal that a frame needs classes from the peer first."""
+implements, the signal that a frame needs classes from the peer first, and whether this thread
+is reading a frame (:data:`reading`)."""
 
 from __future__ import annotations
 
+import threading
 from typing import Any, Protocol
 
 from .words import ClassInfo
 
-__all__ = ["NeedClasses", "ReferenceHooks"]
+__all__ = ["NeedClasses", "ReferenceHooks", "reading"]
 
 
 class ReferenceHooks(Protocol):
@@ -58,3 +60,13 @@ class NeedClasses(Exception):
     def __init__(self, class_ids: list[int]) -> None:
         super().__init__(class_ids)
         self.class_ids = class_ids
+
+
+class _Reading(threading.local):
+    active = False  # this thread is decoding a frame
+
+
+# Whether this thread is reading a frame: tether.protocol sets it around decoding and refuses to
+# send a message meanwhile. Here, not in protocol.py, since mypyc (which compiles protocol.py)
+# cannot compile a subclass of threading.local.
+reading = _Reading()

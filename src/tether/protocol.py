@@ -69,6 +69,7 @@ from .held import TETHER_TAG_BYTES as _TETHER_TAG_BYTES
 from .held import HeldFrames
 from .hello import apply_hello, hello_info
 from .hooks import NeedClasses
+from .hooks import reading as _reading
 from .limits import Limits
 from .references import References
 from .tether_object import TetherObject
@@ -100,14 +101,11 @@ __all__ = [
 VERSION = __version__  # what hello says
 
 
-class _Reading(threading.local):
-    active = False  # this thread is decoding a frame
-
-
-_reading = _Reading()
 log = logging.getLogger("tether")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
+# Compiled (setup.py), its frames are named by the path mypyc compiled it from, not __file__.
+register_runtime_file("src/tether/protocol.py")
 
 class Protocol:
     """One connection's protocol state. See the module docstring for how a runtime drives it.
@@ -174,7 +172,7 @@ class Protocol:
         self.on_deposits: Callable[[list[tuple[Any, bytes, object, bytes]]], None] | None = None
         self.on_hello: Callable[[], None] | None = None
         self.next_id = new_id_source()
-        self.errors_sent = ErrorsSent(self, self.next_id)  # the identity of exceptions across it (4.3)
+        self.errors_sent = ErrorsSent(self.next_id)  # the identity of exceptions across it (4.3)
         self._id_prefix = self.next_id()[:8]  # every id this side makes starts so
         self.peer_tether_key: int | None = None
         self._hello_id: bytes | None = None
@@ -508,14 +506,14 @@ class Protocol:
             refs.decoding_imports = None
             self.held.wait_for_classes(data, need.class_ids)
             return []
-        except FrameBodyError as exc:
+        except FrameBodyError as body:  # one name per clause: compiled, a name keeps its first clause's type
             refs.decoding_imports = None
             if data[:4] == _TETHER_TAG_BYTES:
-                self.queue_error(exc.exchange_id, ProtocolError(f"cannot read the message-send: {exc.error}"))
+                self.queue_error(body.exchange_id, ProtocolError(f"cannot read the message-send: {body.error}"))
                 return []
-            return [ErrorReceived(exc.exchange_id, ProtocolError(f"cannot read the answer: {exc.error}"))]
-        except ProtocolError as exc:
-            return [Violation(CLOSE_PROTOCOL_ERROR, str(exc))]
+            return [ErrorReceived(body.exchange_id, ProtocolError(f"cannot read the answer: {body.error}"))]
+        except ProtocolError as broken:
+            return [Violation(CLOSE_PROTOCOL_ERROR, str(broken))]
         except RecursionError:
             return [Violation(CLOSE_PROTOCOL_ERROR, "frame nests too deeply to decode")]
         except Exception as exc:  # a frame kind's own code failed: the frame cannot be read
