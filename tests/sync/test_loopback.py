@@ -6,6 +6,7 @@ from __future__ import annotations
 import gc
 import socket
 import struct
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -99,25 +100,44 @@ def test_200_blocking_calls_run_concurrently_and_a_quick_call_answers_at_once(pe
 
 
 def test_frames_queued_by_several_threads_at_once_go_out_in_one_write(peer: tether.Peer) -> None:
-    """Three callers queue their calls while a send is under way; the next flush sends all
-    three with one ``send_many`` (one system call), and every caller gets its own answer."""
+    """Three callers queue their calls while a send is under way: none waits for the send
+    lock, and the sending thread, once done, sends all three with one ``send_many`` (one
+    system call); every caller gets its own answer."""
     session: Any = peer.session
     batches: list[int] = []
     send_many = session._send_many
     session._send_many = lambda frames: batches.append(len(frames)) or send_many(frames)
     results: list[int] = []
-    with session._send_lock:  # a send under way: the three calls queue behind it
-        threads = [threading.Thread(target=lambda i=i: results.append(peer.root.add(i, 100))) for i in range(3)]
-        for thread in threads:
-            thread.start()
-        deadline = time.monotonic() + 5
-        while len(session.protocol._outbox) < 3 and time.monotonic() < deadline:
-            time.sleep(0.001)
-        assert len(session.protocol._outbox) == 3
+    sending = threading.Event()
+    go_on = threading.Event()
+    send = session.transport.send
+
+    def slow_send(frame: bytes) -> None:  # the first call's send: under way until go_on
+        sending.set()
+        go_on.wait(5)
+        send(frame)
+
+    session.transport.send = slow_send
+    first = threading.Thread(target=lambda: results.append(peer.root.add(0, 100)))
+    first.start()
+    assert sending.wait(5)
+    session.transport.send = send
+    threads = [threading.Thread(target=lambda i=i: results.append(peer.root.add(i, 100))) for i in (1, 2, 3)]
     for thread in threads:
+        thread.start()
+    until = time.monotonic() + 5
+    while len(session.protocol._outbox) < 3 and time.monotonic() < until:
+        time.sleep(0.001)
+    assert len(session.protocol._outbox) == 3
+    time.sleep(0.05)
+    frames = sys._current_frames()
+    in_flush = [t for t in threads if t.ident in frames and frames[t.ident].f_code.co_name == "_flush"]
+    assert in_flush == []  # (their threads went on to wait for their answers)
+    go_on.set()
+    for thread in [first, *threads]:
         thread.join(5)
-    assert sorted(results) == [100, 101, 102]
-    assert batches[:1] == [3]
+    assert sorted(results) == [100, 101, 102, 103]
+    assert batches == [3]
 
 
 def test_remote_error_with_traceback(peer: tether.Peer) -> None:

@@ -221,19 +221,30 @@ class Session(BaseSession):
     # -- sending --------------------------------------------------------------------------
 
     def _flush(self) -> None:
-        """Send what the protocol queued, in order, under the send lock (any thread). A send
-        that fails ends the session: every waiting caller is told."""
-        with self._send_lock:
+        """Send what the protocol queued, in order, under the send lock (any thread). A thread
+        that finds the lock taken does not wait for it: the thread sending looks at the outbox
+        again once it has let go, and sends what came meanwhile (in one write, with the
+        transport's ``send_many``), so many workers answering at once neither queue up on the
+        lock nor each take a system call. A send that fails ends the session: every waiting
+        caller is told."""
+        lock, protocol = self._send_lock, self.protocol
+        while lock.acquire(False):
             try:
-                frames = self.protocol.data_to_send()
+                frames = protocol.data_to_send()
                 if len(frames) > 1 and self._send_many is not None:
                     self._send_many(frames)  # one write for all (answers of many workers at once)
-                    return
-                for frame in frames:
-                    self.transport.send(frame)
-                return
+                else:
+                    for frame in frames:
+                        self.transport.send(frame)
             except Exception as exc:
                 reason = _describe_close(exc)
+                break
+            finally:
+                lock.release()
+            if not protocol.has_data_to_send():  # (queued before another thread found the lock
+                return  # taken: this one sends it, unless a third has taken the lock since)
+        else:
+            return
         if self.close_reason is None:
             self.close_reason = reason
         self._shutdown()
