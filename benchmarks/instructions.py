@@ -2,10 +2,13 @@
 callbacks against RPyC's cached call and callbacks, both sides in one process.
 
 Wall-clock rates on a shared 2-core machine move by up to 2x between runs; instruction counts
-repeat to about 0.2%, whatever else the machine does, so they decide whether a change to the
-hot path made it cheaper. They count the work of both sides (client and server threads share
-the process) and nothing of the waiting: they say nothing about thread wake-ups or latency,
-which ``benchmarks/run.py`` measures.
+repeat to within a few percent, whatever else the machine does (to 0.2% while one thread read
+each message; which of a connection's threads reads one now varies from run to run), so they
+decide whether a change to the hot path made it cheaper. They count the work of both sides
+(client and server threads share the process) and nothing of the waiting: they say nothing
+about thread wake-ups, contention for the interpreter lock or latency, which
+``benchmarks/run.py`` measures. Under valgrind everything runs some fifty times slower, so a
+change that depends on timing cannot be measured here.
 
 Each measurement runs the workload twice under callgrind (``PYTHONHASHSEED=0``, garbage
 collection off after a warm-up), with 500 and with 2,500 round trips, and divides the
