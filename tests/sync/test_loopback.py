@@ -129,10 +129,14 @@ def test_frames_queued_by_several_threads_at_once_go_out_in_one_write(peer: teth
     while len(session.protocol._outbox) < 3 and time.monotonic() < until:
         time.sleep(0.001)
     assert len(session.protocol._outbox) == 3
-    time.sleep(0.05)
-    frames = sys._current_frames()
-    in_flush = [t for t in threads if t.ident in frames and frames[t.ident].f_code.co_name == "_flush"]
-    assert in_flush == []  # (their threads went on to wait for their answers)
+
+    def in_flush() -> list[threading.Thread]:
+        frames = sys._current_frames()
+        return [t for t in threads if t.ident in frames and frames[t.ident].f_code.co_name == "_flush"]
+
+    while in_flush() and time.monotonic() < until + 5:
+        time.sleep(0.001)
+    assert in_flush() == []  # (their threads went on to wait for their answers)
     go_on.set()
     for thread in [first, *threads]:
         thread.join(5)

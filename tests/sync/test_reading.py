@@ -89,10 +89,13 @@ def test_a_caller_reads_what_arrives_while_it_holds_the_reading_itself(pair: tup
 
 
 @pytest.mark.skipif(not hasattr(select, "epoll"), reason="only epoll can keep the watchers asleep")
-def test_the_watchers_sleep_while_a_caller_reads(pair: tuple[Connection, Connection]) -> None:
+def test_the_watchers_sleep_while_a_caller_reads(
+    pair: tuple[Connection, Connection], monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Twenty messages, each sent once the caller waits for it: the caller reads every one,
     and the connection's watcher, waiting on the epoll all along, never wakes for one (it did
     for about half of them when the caller waited on the same epoll)."""
+    monkeypatch.setattr(reading, "_LOOK", 5.0)  # (the caller waits until the message comes, however slow the sender)
     client, server = pair
     server.attach(lambda data: None, lambda reason: None)
     threading.Thread(target=server.run, daemon=True).start()
