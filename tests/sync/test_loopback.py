@@ -114,7 +114,7 @@ def test_frames_queued_by_several_threads_at_once_go_out_in_one_write(peer: teth
 
     def slow_send(frame: bytes) -> None:  # the first call's send: under way until go_on
         sending.set()
-        go_on.wait(5)
+        go_on.wait(30)
         send(frame)
 
     session.transport.send = slow_send
@@ -134,10 +134,13 @@ def test_frames_queued_by_several_threads_at_once_go_out_in_one_write(peer: teth
         frames = sys._current_frames()
         return [t for t in threads if t.ident in frames and frames[t.ident].f_code.co_name == "_flush"]
 
-    while in_flush() and time.monotonic() < until + 5:
-        time.sleep(0.001)
-    assert in_flush() == []  # (their threads went on to wait for their answers)
-    go_on.set()
+    try:
+        until = time.monotonic() + 5
+        while in_flush() and time.monotonic() < until:
+            time.sleep(0.001)
+        assert in_flush() == []  # (their threads went on to wait for their answers)
+    finally:
+        go_on.set()
     for thread in [first, *threads]:
         thread.join(5)
     assert sorted(results) == [100, 101, 102, 103]
