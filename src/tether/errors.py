@@ -10,6 +10,7 @@ registered with :func:`register_exception`; nothing is imported by name. Runtime
 from __future__ import annotations
 
 import builtins
+import os
 import threading
 import traceback
 from collections import OrderedDict
@@ -73,8 +74,12 @@ _RUNTIME_FILES: set[str] = {__file__, dispatch.__file__, proxy.__file__, debug._
 
 def register_runtime_file(path: str) -> None:
     """Leave the frames of the module at ``path`` out of tracebacks sent to peers: a runtime
-    module calls this with its ``__file__`` (its frames say nothing about the error)."""
+    module calls this with its ``__file__`` (its frames say nothing about the error). A module
+    that mypyc compiled (``setup.py``) names its frames after the source it was built from,
+    ``src/tether/<name>.py``, not after its ``__file__``: that name is left out too."""
     _RUNTIME_FILES.add(path)
+    if not path.endswith(".py"):
+        _RUNTIME_FILES.add(f"src/tether/{os.path.basename(path).partition('.')[0]}.py")
 
 
 def _format_remote_traceback(exc: BaseException) -> str:

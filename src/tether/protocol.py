@@ -104,8 +104,6 @@ VERSION = __version__  # what hello says
 log = logging.getLogger("tether")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
-# Compiled (setup.py), its frames are named by the path mypyc compiled it from, not __file__.
-register_runtime_file("src/tether/protocol.py")
 
 class Protocol:
     """One connection's protocol state. See the module docstring for how a runtime drives it.

@@ -93,11 +93,18 @@ class _Readiness:
     def wait_alone(self, timeout: float) -> bool:
         """As :meth:`wait`, for the holder of the read lock, with the watchers' registration
         disarmed: what arrives meanwhile wakes this thread only (with epoll; elsewhere
-        :meth:`wait`). Call :meth:`rearm` after, whatever it returns."""
+        :meth:`wait`). If nothing came, the registration is armed again; if something did,
+        this thread reads it and calls :meth:`rearm`, as after any read."""
         if self._epoll is None:
             return self.wait(timeout)
         self._epoll.modify(self._fd, _DISARMED)
-        return bool(self._alone.poll(max(0, int(timeout * 1000 + 0.999))))
+        came = False
+        try:
+            came = bool(self._alone.poll(max(0, int(timeout * 1000 + 0.999))))
+        finally:
+            if not came:
+                self.rearm()
+        return came
 
     def rearm(self) -> None:
         """Let the next arrival wake a waiting thread (after a read, under the read lock)."""
@@ -351,15 +358,7 @@ class Reading:
             # At most _LOOK seconds at a time: the answer may also come another way (a held frame
             # read on by the thread that resolved its handoff, tether.held), and stop() says so.
             # The watchers sleep meanwhile: what comes now is this thread's to read.
-            ready = self._ready
-            try:
-                came = ready.wait_alone(_LOOK if timeout is None else min(timeout, _LOOK))
-            except BaseException:
-                ready.rearm()
-                raise
-            if not came:
-                ready.rearm()
-            else:
+            if self._ready.wait_alone(_LOOK if timeout is None else min(timeout, _LOOK)):
                 alive = False
                 try:
                     alive = self._read_guarded()
