@@ -8,13 +8,11 @@ PYODIDE := .cache/pyodide/314.0.7/pyodide.mjs
 .PHONY: demo test lint unit wheel-check browser-deps bench fuzz load clean
 
 # (_version.py too: the installed metadata says the version, tests/unit/test_version.py checks it;
-# setup.py and what the codec is compiled from: the editable install compiles codec.py, decoding.py,
-# values.py, classes.py, transfer.py, references.py, framing.py and frames.py in place with mypyc,
-# into src/tether/*.so, or says it uses the pure-Python codec;
-# `tether info` prints which. tests/conftest.py refuses to run a compiled codec older than these.)
-BUILT_FROM := $(addprefix src/tether/,codec.py decoding.py values.py classes.py transfer.py references.py words.py hooks.py \
-  exceptions.py limits.py access.py dispatch.py events.py exposure.py gifts.py proxy.py framing.py frames.py protocol.py \
-  errors.py held.py hello.py tether_object.py)
+# setup.py and the package's sources: the editable install compiles the modules that
+# pyproject.toml's [tool.tether.build] lists in place with mypyc, into src/tether/**/*.so, or says
+# it uses the pure-Python codec; `tether info` prints which. tests/conftest.py refuses to run
+# compiled modules older than a source they were built from; any source is a superset of those.)
+BUILT_FROM := $(shell find src/tether -name '*.py')
 $(VENV)/.test-installed: pyproject.toml setup.py src/tether/_version.py $(BUILT_FROM)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip

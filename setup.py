@@ -22,6 +22,7 @@ import os
 import platform
 import sys
 import sysconfig
+import tomllib
 from pathlib import Path
 
 from setuptools import Extension, setup
@@ -29,10 +30,9 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = Path(__file__).resolve().parent
 # Relative paths (setuptools wants them so); mypyc names the modules from them (tether.codec).
-COMPILED = [
-    f"src/tether/{name}.py"
-    for name in ("codec", "decoding", "values", "classes", "transfer", "references", "framing", "frames", "protocol")
-]
+# The list is pyproject.toml's [tool.tether.build] compiled (tests/conftest.py reads it too).
+with open(ROOT / "pyproject.toml", "rb") as _file:
+    COMPILED = [f"src/tether/{name}.py" for name in tomllib.load(_file)["tool"]["tether"]["build"]["compiled"]]
 GROUP = "tether._codec"  # the modules' shared library: tether/_codec__mypyc.*.so
 
 

@@ -7,9 +7,8 @@
 # 2. What they hold: the sdist must hold every file git tracks among the sources, tests, docs,
 #    scripts and benchmarks (MANIFEST.in); the wheel every file of the sdist's packages (package
 #    data included), no tests, the tether command and the license as an SPDX expression, and the
-#    compiled codec (setup.py: mypyc's extension modules beside codec.py, decoding.py, values.py,
-#    classes.py, transfer.py, references.py, framing.py, frames.py and protocol.py, in a wheel for
-#    this CPython and platform) unless
+#    compiled codec (setup.py: mypyc's extension modules beside the sources that pyproject.toml's
+#    [tool.tether.build] compiled lists, in a wheel for this CPython and platform) unless
 #    TETHER_PURE_BUILD=1 asks for none, or the build
 #    said it could not make it (no C compiler or Python headers): accepted with a note, but not
 #    under CI=true (.ci/run installs them).
@@ -81,6 +80,7 @@ TRACKED="$tracked" TETHER_PURE_BUILD="$PURE_BUILD" "$BUILD_PYTHON" - "$SDIST" "$
 import os
 import sys
 import tarfile
+import tomllib
 import zipfile
 from email.parser import HeaderParser
 from pathlib import Path
@@ -113,8 +113,9 @@ for need in ("tether/py.typed", "tether/web/static/index.html", "tether/web/stat
 problems += [f"the wheel holds {n}" for n in sorted(in_wheel)
              if n.split("/")[0] not in ("tether", "tether_demo", info) or n.endswith(".pyc")]
 # The compiled codec: mypyc's modules and their shared library, in a wheel tagged for this Python.
-compiled = ("tether/codec.", "tether/decoding.", "tether/values.", "tether/classes.", "tether/transfer.",
-            "tether/references.", "tether/framing.", "tether/frames.", "tether/protocol.", "tether/_codec__mypyc.")
+with open(root / "pyproject.toml", "rb") as file:  # what setup.py compiles
+    compiled = tuple(f"tether/{name}." for name in tomllib.load(file)["tool"]["tether"]["build"]["compiled"])
+compiled += ("tether/_codec__mypyc.",)
 extensions = sorted(n for n in in_wheel if n.endswith((".so", ".pyd")))
 if os.environ.get("TETHER_PURE_BUILD") == "1":
     problems += [f"a pure-Python build, but the wheel holds {n}" for n in extensions]

@@ -1,8 +1,8 @@
 """Which codec the tests run against.
 
-Where the compiled codec is installed (``setup.py``: mypyc builds ``tether/codec.py``,
-``decoding.py``, ``values.py``, ``classes.py``, ``transfer.py``, ``references.py``, ``framing.py``
-and ``frames.py`` into extension modules that CPython imports in place of the ``.py`` files), the tests use it; ``TETHER_PURE=1`` makes this process import the pure-Python modules
+Where the compiled codec is installed (``setup.py``: mypyc builds the modules that
+``pyproject.toml``'s ``[tool.tether.build] compiled`` lists into extension modules that CPython
+imports in place of the ``.py`` files), the tests use it; ``TETHER_PURE=1`` makes this process import the pure-Python modules
 instead, before anything imports tether (``make test`` runs the codec's tests both ways). So
 does a compiled codec built in place (``src/tether/*.so``, by the editable install) that is older
 than a source it was built from: it would test stale code (``make`` rebuilds it). Processes that
@@ -12,11 +12,13 @@ uses.
 
 from __future__ import annotations
 
+import ast
 import importlib.abc
 import importlib.machinery
 import importlib.util
 import os
 import sys
+import tomllib
 from collections.abc import Sequence
 from pathlib import Path
 from types import ModuleType
@@ -24,17 +26,32 @@ from types import ModuleType
 import pytest
 
 PURE = os.environ.get("TETHER_PURE") == "1"
-COMPILED_MODULES = (  # what setup.py compiles
-    "tether.codec", "tether.decoding", "tether.values", "tether.classes", "tether.transfer",
-    "tether.references", "tether.framing", "tether.frames", "tether.protocol",
-)  # fmt: skip
-# What the compiled modules were built from: their sources, and the modules they import from
-# tether (words' constants are compiled in; the others' signatures are checked at run time).
-BUILT_FROM = (
-    "codec", "decoding", "values", "classes", "transfer", "references", "words", "hooks", "exceptions", "limits",
-    "access", "dispatch", "events", "exposure", "gifts", "proxy", "framing", "frames", "protocol", "_version",
-    "errors", "held", "hello", "tether_object",
-)  # fmt: skip
+ROOT = Path(__file__).resolve().parents[1]
+with open(ROOT / "pyproject.toml", "rb") as _file:  # setup.py compiles what this list names
+    _COMPILED_PATHS = tuple(tomllib.load(_file)["tool"]["tether"]["build"]["compiled"])
+COMPILED_MODULES = tuple("tether." + name.replace("/", ".") for name in _COMPILED_PATHS)
+
+
+def _built_from(package: Path) -> list[Path]:
+    """What the compiled modules were built from: their sources, and the modules of ``package``
+    they import (mypyc compiles in imported constants and checks imported signatures at run
+    time), read from the sources' import statements."""
+    sources = {package / f"{name}.py" for name in _COMPILED_PATHS}
+    found = set(sources)
+    for source in sources:
+        tree = ast.parse(source.read_text(), str(source))
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or not node.level:
+                continue
+            base = source.parents[node.level - 1]
+            if node.module:  # from .module import name, from .package import module
+                base = base.joinpath(*node.module.split("."))
+                candidates = [base.with_suffix(".py"), base / "__init__.py"]
+            else:  # from . import module
+                candidates = []
+            candidates += [base / f"{alias.name}.py" for alias in node.names]
+            found.update(c for c in candidates if c.is_file() and package in c.parents)
+    return sorted(found)
 
 
 class _PureFinder(importlib.abc.MetaPathFinder):
@@ -60,11 +77,13 @@ def _stale_extensions() -> list[str]:
     if folder is None or not (folder.parents[1] / "setup.py").is_file():
         return []
     stale = []
-    for name in COMPILED_MODULES:
-        for built in folder.glob(name.rpartition(".")[2] + ".*.so"):
+    sources = _built_from(folder)
+    for name in _COMPILED_PATHS:
+        module = folder / name
+        for built in module.parent.glob(module.name + ".*.so"):
             when = built.stat().st_mtime
-            stale += [f"{built.name} is older than {base}.py" for base in BUILT_FROM
-                      if (folder / f"{base}.py").stat().st_mtime > when]
+            stale += [f"{built.name} is older than {source.relative_to(folder)}" for source in sources
+                      if source.stat().st_mtime > when]
     return stale
 
 
