@@ -242,6 +242,7 @@ def run_section(addresses: dict[str, str], rounds: int, seconds: float) -> Resul
 
 
 TARGETS = [
+    Target("serve_web's default (threads) >= 0.9x raw page echo (issue 11)", "b-async", "b-raw", 0.9),
     Target("sequential async >= 0.7x raw page echo [web srv]", "b-async", "b-raw", 0.7),
     Target("sequential async >= 0.7x raw page echo [web aio srv]", "b-async-aio", "b-raw", 0.7),
 ]
