@@ -260,7 +260,11 @@ class Connection(WebSocketDetails, asyncio.Protocol):
         for item in events:
             kind = type(item)
             if kind is bytes or kind is str:
-                self._deliver(item)
+                handler = self._on_message
+                if handler is not None:
+                    handler(item)  # (what _deliver does, without a call per message)
+                else:
+                    self._deliver(item)
             elif item.opcode is _PONG:
                 if self._ping is not None and bytes(item.data) == self._ping:
                     self._ping = None
