@@ -35,7 +35,7 @@ from ..deadline import remaining
 from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
 from ..frames import AnswerOf
-from ..gate import current_gate, nested_in
+from ..gate import current_exchange, current_gate, nested_in
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State, Violation
 from ..session import BaseSession, PeerBase, is_factory
 from ..session import describe_close as _describe_close
@@ -376,7 +376,9 @@ class AsyncSession(MessageRunner, BaseSession):
         if wait is not None and wait <= 0:
             raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
         future = self._new_future()
-        on_behalf = nested_in(self, asyncio.current_task(self.loop))  # (given the loop: no getpid system call)
+        # Nested in a call of the peer's that this task handles? (Handling none: no task to look up;
+        # current_task is given the loop: no getpid system call.)
+        on_behalf = None if current_exchange.get() is None else nested_in(self, asyncio.current_task(self.loop))
         exchange_id = self._queue_call(future, receiver, selector, args, kwargs, on_behalf, keep)
         if keep:
             self._flush()
