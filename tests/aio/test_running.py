@@ -53,3 +53,34 @@ def test_the_remembered_answer_follows_the_class_the_base_and_the_instance() -> 
     finally:
         Base.echo = original  # type: ignore[method-assign]
     assert not _is_async_target(echo)
+
+
+class AsyncCallable:
+    async def __call__(self, x: Any) -> Any:
+        return x
+
+
+class PlainCallable:
+    def __call__(self, x: Any) -> Any:
+        return x
+
+
+def plain_function(x: Any) -> Any:
+    return x
+
+
+def test_a_called_function_or_object_runs_as_a_task_when_it_is_a_coroutine_function() -> None:
+    import functools
+    import inspect
+
+    assert _is_async_target(Message("__call__", coroutine_function))
+    assert not _is_async_target(Message("__call__", plain_function))
+    assert _is_async_target(Message("__call__", lambda: None)) is False
+    assert _is_async_target(Message("__call__", AsyncCallable()))  # its class's __call__
+    assert not _is_async_target(Message("__call__", PlainCallable()))
+    assert _is_async_target(Message("__call__", functools.partial(coroutine_function, 1)))
+    if hasattr(inspect, "markcoroutinefunction"):  # 3.12: a plain function marked as one
+        def marked(x: Any) -> Any:
+            return x
+
+        assert _is_async_target(Message("__call__", inspect.markcoroutinefunction(marked)))

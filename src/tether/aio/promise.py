@@ -62,7 +62,7 @@ class Promise(Coroutine[Any, Any, Any]):
         self._exchange_id: bytes | None = None
         self._future: Any = None
         self._kept = False
-        self._coro: Coroutine[Any, Any, Any] | None = None
+        self._coro: Generator[Any, None, Any] | None = None  # what a task drives (send, throw)
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -95,24 +95,25 @@ class Promise(Coroutine[Any, Any, Any]):
 
     # -- awaiting ---------------------------------------------------------------------------
 
-    async def _result(self) -> Any:
-        if self._exchange_id is None:
-            self._send(keep=False)
-        return await self._session.wait_promised(self._exchange_id, self._future, self._selector)  # type: ignore[arg-type]
-
     def __await__(self) -> Generator[Any, None, Any]:
-        return self._result().__await__()
+        return self._session.wait_promised(self)
 
-    def _driver(self) -> Coroutine[Any, Any, Any]:
-        if self._coro is None:
-            self._coro = self._result()
-        return self._coro
+    # The coroutine protocol, for asyncio.create_task, gather and wait_for: a task sends to the
+    # promise, which sends to the one generator that waits for its answer (made by the first send).
 
     def send(self, value: Any) -> Any:
-        return self._driver().send(value)
+        waiting = self._coro
+        if waiting is None:
+            waiting = self._coro = self._session.wait_promised(self)
+        return waiting.send(value)
 
     def throw(self, typ: Any, val: Any = None, tb: Any = None) -> Any:
-        return self._driver().throw(typ, val, tb)
+        waiting = self._coro
+        if waiting is None:
+            waiting = self._coro = self._session.wait_promised(self)
+        if val is None and tb is None:
+            return waiting.throw(typ)
+        return waiting.throw(typ, val, tb)
 
     def close(self) -> None:
         if self._coro is not None:

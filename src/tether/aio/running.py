@@ -13,6 +13,7 @@ import inspect
 import threading
 import time
 import weakref
+from types import FunctionType
 from typing import TYPE_CHECKING, Any
 
 from ..deadline import timeout
@@ -222,6 +223,8 @@ def _is_async_target(message: MessageSend) -> bool:
         return True
     receiver = message.receiver
     if selector == "__call__":
+        if type(receiver) is FunctionType:  # (a callback: its type's __call__ is no coroutine function)
+            return inspect.iscoroutinefunction(receiver)
         method = getattr(type(receiver), "__call__", None)  # noqa: B004
         return inspect.iscoroutinefunction(receiver) or inspect.iscoroutinefunction(method)
     if selector in OPERATIONS or selector.startswith("__"):

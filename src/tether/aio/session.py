@@ -35,7 +35,7 @@ from ..deadline import remaining
 from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed, UsageError
 from ..frames import AnswerOf
-from ..gate import current_gate, nested_in
+from ..gate import current_exchange, current_gate, nested_in
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State, Violation
 from ..session import BaseSession, PeerBase, is_factory
 from ..session import describe_close as _describe_close
@@ -217,9 +217,13 @@ class AsyncSession(MessageRunner, BaseSession):
         return violation
 
     def _settle(self, waiter: Any, value: Any, error: BaseException | None) -> None:
-        if type(waiter) is not _Waiter and waiter.done():
-            return  # a future its caller cancelled meanwhile
-        super()._settle(waiter, value, error)
+        if type(waiter) is _Waiter:
+            super()._settle(waiter, value, error)
+        elif not waiter.done():  # (done: a future its caller cancelled meanwhile, or that timed out)
+            if error is None:
+                waiter.set_result(value)
+            else:
+                waiter.set_exception(error)
 
     def _on_opened(self) -> None:
         if not self._opened.done():
@@ -372,40 +376,63 @@ class AsyncSession(MessageRunner, BaseSession):
         if wait is not None and wait <= 0:
             raise TimeoutError(f"no time left for {selector!r}: the tether.timeout deadline has passed")
         future = self._new_future()
-        on_behalf = nested_in(self, asyncio.current_task(self.loop))  # (given the loop: no getpid system call)
+        # Nested in a call of the peer's that this task handles? (Handling none: no task to look up;
+        # current_task is given the loop: no getpid system call.)
+        on_behalf = None if current_exchange.get() is None else nested_in(self, asyncio.current_task(self.loop))
         exchange_id = self._queue_call(future, receiver, selector, args, kwargs, on_behalf, keep)
         if keep:
             self._flush()
         return exchange_id, future
 
-    async def wait_promised(self, exchange_id: bytes, future: asyncio.Future[Any], selector: str) -> Any:
-        """Send what is queued and wait for the answer to ``exchange_id`` (see :meth:`acall`)."""
+    def wait_promised(self, promise: Promise) -> Generator[Any, None, Any]:
+        """Send ``promise``'s call (if it was not sent yet) and what else is queued, then wait
+        for its answer: what ``await promise`` runs (see :meth:`acall`).
+
+        One generator, driven by the awaiting task, from the send to the answer: it yields the
+        answer's future itself (no coroutine, no task and no ``asyncio.wait_for`` between).
+        The timeout (``timeout=`` or :func:`tether.timeout`) is a loop timer that fails the
+        future (:meth:`_expire`); a cancelled caller frees its pending entry and cancels the
+        call on the other side."""
+        if promise._exchange_id is None:
+            promise._send(False)
+        exchange_id: bytes = promise._exchange_id  # type: ignore[assignment]
+        future: asyncio.Future[Any] = promise._future
+        if future.done():  # awaited before, or answered before this await
+            return future.result()
         if self._send_nowait is not None:  # (what _drain does, without a coroutine per call)
             self._flush()
             if getattr(self.transport, "writing_paused", False):
-                await self.transport.drain()  # type: ignore[union-attr]
+                yield from self.transport.drain().__await__()  # type: ignore[union-attr]
         else:
-            await self._drain()
+            yield from self._drain().__await__()
         wait = remaining(self.timeout)
+        timer = None if wait is None else self.loop.call_later(wait, self._expire, exchange_id, future, promise, wait)
         gate = current_gate.get()  # (what gate.waiting() does, without a context manager per call)
         if gate is not None:
             gate.blocked()
         try:
-            if wait is None:
-                return await future
-            return await asyncio.wait_for(future, wait)
-        except TimeoutError:
-            self._abandon(exchange_id)
-            raise TimeoutError(
-                f"no answer to {selector!r} within {round(wait or 0.0, 2):g} s (timeout= or tether.timeout): "
-                "the call was cancelled on the other side"
-            ) from None
+            return (yield from future)
         except asyncio.CancelledError:
             self._abandon(exchange_id)
             raise
         finally:
+            if timer is not None:
+                timer.cancel()
             if gate is not None:
                 gate.unblocked()
+
+    def _expire(self, exchange_id: bytes, future: asyncio.Future[Any], promise: Promise, wait: float) -> None:
+        """A promised call's timeout ran out before its answer came (loop timer): cancel the
+        call on the other side, free its pending entry and fail its caller with TimeoutError."""
+        if future.done():
+            return  # the answer came, its caller just did not run yet
+        self._abandon(exchange_id)
+        future.set_exception(
+            TimeoutError(
+                f"no answer to {promise._selector!r} within {round(wait, 2):g} s (timeout= or tether.timeout): "
+                "the call was cancelled on the other side"
+            )
+        )
 
     def _new_future(self) -> asyncio.Future[Any]:
         """The future an answer is set on (a runtime may make a cheaper one)."""

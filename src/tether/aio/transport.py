@@ -28,6 +28,11 @@ websockets' sans-I/O protocol (``websockets.client.ClientProtocol``,
 :func:`tether.aio.client.open_connection` opens a client connection;
 :func:`tether.aio.server.listen` starts a server whose opened connections are handed to a
 callback; both with the settings of ``tether.aio.settings`` (the ``transport=`` option).
+
+On CPython, mypyc compiles this module (``pyproject.toml``'s ``[tool.tether.build] compiled``);
+this file stays the reference and what other Pythons run. So it stays strictly typed (a compiled
+module checks its annotations at run time: ``awaits_answers`` may return any truthy value), its
+classes are subclassed only here, and its module constants are ``Final``.
 """
 
 from __future__ import annotations
@@ -37,7 +42,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
@@ -54,15 +59,18 @@ from .settings import Settings
 
 __all__ = ["KEEPALIVE_TIMEOUT_REASON", "ClientConnection", "Connection", "ServerConnection"]
 
-log = logging.getLogger("tether")
+log: Final = logging.getLogger("tether")
 
-KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
+KEEPALIVE_TIMEOUT_REASON: Final = "keepalive ping timeout"
 """The reason of the close frame (1011) sent to a peer that stopped answering pings."""
 
-_OPEN, _CLOSED, _CONNECTING = State.OPEN, State.CLOSED, State.CONNECTING
-_PONG = Opcode.PONG
-_DROPPED = "the connection dropped without a closing handshake"
-_MAX_EARLY = 2**20  # bytes of messages kept before attach; past it (after that read) reading waits
+# (Final: compiled, these are constants, not module lookups)
+_OPEN: Final = State.OPEN
+_CLOSED: Final = State.CLOSED
+_CONNECTING: Final = State.CONNECTING
+_PONG: Final = Opcode.PONG
+_DROPPED: Final = "the connection dropped without a closing handshake"
+_MAX_EARLY: Final = 2**20  # bytes of messages kept before attach; past it (after that read) reading waits
 
 
 def _no_delay(transport: asyncio.BaseTransport) -> None:
@@ -124,7 +132,7 @@ class Connection(WebSocketDetails, asyncio.Protocol):
         self._failure: BaseException | None = None
         # Set by the session: whether it waits for answers from the peer (then the connection
         # reads on whatever it buffers: those answers may be what the peer is sending).
-        self.awaits_answers: Callable[[], bool] | None = None
+        self.awaits_answers: Callable[[], object] | None = None  # (truthy: it does)
 
     # -- asyncio's callbacks -------------------------------------------------------------------
 
@@ -260,7 +268,11 @@ class Connection(WebSocketDetails, asyncio.Protocol):
         for item in events:
             kind = type(item)
             if kind is bytes or kind is str:
-                self._deliver(item)
+                handler = self._on_message
+                if handler is not None:
+                    handler(item)  # (what _deliver does, without a call per message)
+                else:
+                    self._deliver(item)
             elif item.opcode is _PONG:
                 if self._ping is not None and bytes(item.data) == self._ping:
                     self._ping = None
