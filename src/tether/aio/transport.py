@@ -471,7 +471,7 @@ class Connection(WebSocketDetails, asyncio.Protocol):
         raise NotImplementedError
 
     def _handshake_failure(self) -> BaseException:
-        exc = self.protocol.handshake_exc
+        exc: BaseException | None = self.protocol.handshake_exc  # (typed here: the build may not have websockets)
         if exc is not None:
             return exc
         if self._failure is not None:
