@@ -227,7 +227,9 @@ class Connection(Reading):
     def _output(self, frame: bytes | None = None) -> list[bytes]:
         """What the protocol has to send, then ``frame`` if given, encrypted with TLS (under
         ``_lock``); ``b""``: end the stream (half-close)."""
-        writes = self.protocol.data_to_send()
+        protocol = self.protocol
+        # (data_to_send hands over protocol.writes and empties it: nothing to hand over, no call)
+        writes = protocol.data_to_send() if protocol.writes else []
         if frame is not None:
             writes.append(frame)
         tls = self._tls
