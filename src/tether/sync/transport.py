@@ -126,11 +126,13 @@ class Connection(Reading):
 
     @property
     def close_code(self) -> int | None:
-        return self.protocol.close_code
+        code: int | None = self.protocol.close_code  # (typed here: the build may not have websockets)
+        return code
 
     @property
     def close_reason(self) -> str | None:
-        return self.protocol.close_reason
+        reason: str | None = self.protocol.close_reason
+        return reason
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.remote_address} {self.protocol.state.name}>"
@@ -475,7 +477,7 @@ class Connection(Reading):
                     self.protocol.receive_data(data)
                 if ended:
                     self.protocol.receive_eof()
-            events = self.protocol.events_received()
+            events: list[Event] = self.protocol.events_received()
             chunks = self._output()
         if chunks:
             self._write_handshake(chunks, deadline)
@@ -567,7 +569,8 @@ class PushingServerConnection(Connection):
             protocol.send_response(response)
             chunks = self._output()
         self._write_handshake(chunks, deadline)
-        return response.status_code == 101
+        accepted: bool = response.status_code == 101
+        return accepted
 
 
 # -- opening and accepting -----------------------------------------------------------------------
