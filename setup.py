@@ -2,11 +2,13 @@
 reads, ``values.py``) and what it calls on every object (``classes.py``: the kinds of objects by
 value; ``transfer.py`` and ``references.py``: a connection's hooks), and the hot path around it
 (``framing.py``: WebSocket frames; ``frames.py``: Tether's frames; ``protocol.py``: the state
-machine every frame goes through, both ways), into extension modules that
+machine every frame goes through, both ways), and the sync face's hot path (``waiter.py``: a
+caller waiting for its answer; ``workers.py``: the worker pool; ``sync/reading.py`` and
+``sync/transport.py``: its connection, read and written), into extension modules that
 CPython imports in place of the ``.py`` files beside them (which stay in the wheel: the
 reference, and what Pyodide and any other Python use). A compiled class cannot be subclassed by
 interpreted code, so a module whose class another subclasses is compiled with it
-(``references.py`` subclasses ``transfer.py``'s).
+(``references.py`` subclasses ``transfer.py``'s, ``sync/transport.py`` ``sync/reading.py``'s).
 Everything else about the package is in ``pyproject.toml``.
 
 The extension is optional. Without a C compiler, the Python headers or mypyc, the build goes on

@@ -82,7 +82,7 @@ def _stale_extensions() -> list[str]:
         module = folder / name
         for built in module.parent.glob(module.name + ".*.so"):
             when = built.stat().st_mtime
-            stale += [f"{built.name} is older than {source.relative_to(folder)}" for source in sources
+            stale += [f"{built.relative_to(folder)} is older than {source.relative_to(folder)}" for source in sources
                       if source.stat().st_mtime > when]
     return stale
 

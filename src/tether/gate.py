@@ -28,7 +28,7 @@ from typing import Any
 
 from .exceptions import Busy
 
-__all__ = ["CallGate", "current_exchange", "current_gate", "nested_in", "waiting"]
+__all__ = ["CallGate", "current_exchange", "current_gate", "inline_nesting", "nested_in", "waiting"]
 
 # The gate of the message the current thread or task is running (None outside handlers).
 current_gate: contextvars.ContextVar[CallGate | None] = contextvars.ContextVar("tether_gate", default=None)
@@ -40,6 +40,16 @@ current_gate: contextvars.ContextVar[CallGate | None] = contextvars.ContextVar("
 current_exchange: contextvars.ContextVar[tuple[object, bytes, object] | None] = contextvars.ContextVar(
     "tether_exchange", default=None
 )
+
+
+class _Nesting(threading.local):
+    depth = 0  # messages this thread runs nested inside each other for calls it waits on
+
+
+# How deep the messages this thread runs for the calls it waits on are nested (``tether.waiter``
+# bounds it). Here, not in waiter.py: mypyc compiles waiter.py, and a compiled subclass of
+# threading.local crashes the interpreter.
+inline_nesting = _Nesting()
 
 
 def nested_in(session: object, runner: object) -> bytes | None:

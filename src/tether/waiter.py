@@ -15,11 +15,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Final
 
 from .errors import register_runtime_file
 from .frames import MessageSend
-from .gate import current_gate
+from .gate import current_gate, inline_nesting
 from .workers import worker_pool
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
@@ -34,14 +34,10 @@ Reader = Callable[[float | None, Callable[[], bool], Callable[[], None]], bool]
 
 # A thread runs at most this many messages nested inside each other for the calls it waits on
 # (each adds about ten Python frames); a deeper one goes to a worker, which starts a fresh stack.
-MAX_INLINE_NESTING = 32
+MAX_INLINE_NESTING: Final = 32
 
-
-class _Nesting(threading.local):
-    depth = 0  # messages this thread runs nested inside each other for calls it waits on
-
-
-inline_nesting = _Nesting()
+# (inline_nesting, how deep this thread's nested messages are, lives in tether.gate: mypyc
+# compiles this module, and cannot compile a subclass of threading.local.)
 
 
 class Waiter:
@@ -108,10 +104,14 @@ class Waiter:
             gate = current_gate.get()
             if gate is not None:
                 gate.blocked()
+            pool = worker_pool()
+            counted = False
             try:
-                with worker_pool().blocked():
-                    self._wait(timeout, what, run, read)
+                counted = pool.block()  # (what WorkerPool.blocked does, without a context manager)
+                self._wait(timeout, what, run, read)
             finally:
+                if counted:
+                    pool.unblock()
                 if gate is not None:
                     gate.unblocked()
         if self.error is not None:

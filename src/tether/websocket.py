@@ -184,8 +184,9 @@ class SettingsReader(Generic[_S]):
 
 
 class WebSocketDetails:
-    """What a ``websockets`` connection tells, for the faces' own transports (a base of the
-    connection classes of ``tether.sync.transport`` and ``tether.aio.transport``): read from
+    """What a ``websockets`` connection tells, for the faces' own transports (a base of
+    ``tether.aio.transport``'s connection classes; ``tether.sync.transport.Connection``, which
+    mypyc compiles and so cannot have this interpreted base, tells the same itself): read from
     their websockets ``protocol``."""
 
     protocol: Protocol

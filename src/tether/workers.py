@@ -14,7 +14,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Final
 
 from .errors import register_runtime_file
 
@@ -23,7 +23,7 @@ __all__ = ["ReleaseFlusher", "WorkerPool", "worker_pool"]
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
 
 
-_NOT_BLOCKING = contextlib.nullcontext()  # what blocked() gives where there is nothing to count
+_NOT_BLOCKING: Final = contextlib.nullcontext()  # what blocked() gives where there is nothing to count
 
 
 class WorkerPool:
@@ -94,6 +94,8 @@ class WorkerPool:
         self._local.worker = True
         get = self._jobs.get
         lock = self._lock
+        fn: Any  # (Any: both are dropped, set to None, before the next wait)
+        args: Any
         while True:
             with lock:
                 self._idle += 1  # counts exactly the workers waiting in get()
@@ -115,7 +117,7 @@ class WorkerPool:
                 fn(*args)
             except BaseException:  # jobs handle their own errors; a stray one must not kill us
                 pass
-            fn = args = None  # type: ignore[assignment]  # drop references before waiting again
+            fn = args = None  # drop references before waiting again
             with lock:
                 self._finished += 1
 
@@ -210,20 +212,20 @@ class ReleaseFlusher:
     def __init__(self, delay: float = 0.005) -> None:
         self._requests: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
         self._delay = delay
-        self._thread: threading.Thread | None = None
+        self._flusher: threading.Thread | None = None  # (not _thread: mypyc names the C field __thread, a C keyword)
         self._lock = threading.Lock()
 
     def request(self, flush: Callable[[], None]) -> None:
         if sys.is_finalizing():  # no thread can start now, and the connections are closed
             return
         self._requests.put(flush)
-        if self._thread is None:
+        if self._flusher is None:
             with self._lock:
-                if self._thread is None:
-                    self._thread = threading.Thread(
+                if self._flusher is None:
+                    self._flusher = threading.Thread(
                         target=self._run, name="tether-release", daemon=True
                     )
-                    self._thread.start()
+                    self._flusher.start()
 
     def _run(self) -> None:
         while True:

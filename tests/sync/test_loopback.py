@@ -110,18 +110,24 @@ def test_frames_queued_by_several_threads_at_once_go_out_in_one_write(peer: teth
     results: list[int] = []
     sending = threading.Event()
     go_on = threading.Event()
-    send = session.transport.send
+    transport = session.transport
 
-    def slow_send(frame: bytes) -> None:  # the first call's send: under way until go_on
-        sending.set()
-        go_on.wait(30)
-        send(frame)
+    class SlowSend:  # the transport, whose send is under way until go_on (the first call's)
+        def send(self, frame: bytes) -> None:
+            sending.set()
+            go_on.wait(30)
+            transport.send(frame)
 
-    session.transport.send = slow_send
+        def __getattr__(self, name: str) -> Any:
+            return getattr(transport, name)
+
+    # (A transport of its own, not a send replaced on the connection: mypyc compiles
+    # tether.sync.transport, whose methods cannot be replaced on an instance.)
+    session.transport = SlowSend()
     first = threading.Thread(target=lambda: results.append(peer.root.add(0, 100)))
     first.start()
     assert sending.wait(5)
-    session.transport.send = send
+    session.transport = transport
     threads = [threading.Thread(target=lambda i=i: results.append(peer.root.add(i, 100))) for i in (1, 2, 3)]
     for thread in threads:
         thread.start()

@@ -103,35 +103,33 @@ def test_the_watchers_sleep_while_a_caller_reads(
     client.attach(lambda data: delivered.append((threading.get_ident(), data)), lambda reason: None)
     ready: Any = client._ready
     woke: list[int] = []
-    wait = ready.wait
-
-    def watching(timeout: float | None) -> bool:
-        came = bool(wait(timeout))
-        if came:
-            woke.append(threading.get_ident())
-        return came
-
     disarmed = threading.Event()
     epoll = ready._epoll
 
-    class Recording:  # the connection's epoll, noting when a caller disarms the watchers'
+    # The connection's epoll (the watchers', not a reading caller's own poll), noting when a
+    # caller disarms the watchers' registration and which threads its arrivals wake. (The
+    # epoll, not _Readiness.wait: mypyc compiles tether.sync.reading, whose methods cannot be
+    # replaced on an instance.)
+    class Recording:
         def modify(self, fd: int, events: int) -> None:
             epoll.modify(fd, events)
             if events == reading._DISARMED:
                 disarmed.set()
 
         def poll(self, *args: Any) -> Any:
-            return epoll.poll(*args)
+            events = epoll.poll(*args)
+            if events:
+                woke.append(threading.get_ident())
+            return events
 
         def close(self) -> None:
             epoll.close()
 
-    ready.wait = watching
     ready._epoll = Recording()
     server.send(b"first")  # read by the connection's watcher, which then waits in watching()
     until(lambda: len(delivered) == 1, "the watcher to read")
     assert delivered[0][0] != threading.get_ident() and client._watchers == 1
-    del delivered[:]
+    del delivered[:], woke[:]  # (the watcher may have begun waiting for it on the recording epoll)
     for i in range(20):
         disarmed.clear()
 

@@ -33,7 +33,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from websockets.protocol import Protocol, State
 
@@ -43,13 +43,14 @@ __all__ = ["Reading"]
 
 log = logging.getLogger("tether")
 
-_OPEN = State.OPEN
-_DONTWAIT = getattr(socket, "MSG_DONTWAIT", 0)  # (without it, a read follows a poll)
+_OPEN: Final = State.OPEN
+_DONTWAIT: Final[int] = getattr(socket, "MSG_DONTWAIT", 0)  # (without it, a read follows a poll)
 _Socket = socket.socket
 # How long a caller waits for a watcher's read to end before it leaves the reading to others (a
 # watcher holds the read lock only while it reads what came, or gives way to a reading caller).
-_BRIEF = 0.02
-# How long a reading caller waits for the socket before it looks at its waiter again.
+_BRIEF: Final = 0.02
+# How long a reading caller waits for the socket before it looks at its waiter again. (_LOOK
+# and _SPARE_FOR are not Final, which mypyc would compile in: tests change them.)
 _LOOK = 0.05
 # How long a worker watches without being woken, while another thread watches too, before it
 # goes back to the pool (a connection that is used keeps two watchers; an idle one, its own).
@@ -60,7 +61,7 @@ def _left() -> None:
     """What :meth:`Reading._watch_on` returns when a spare watcher leaves."""
 
 
-_LEFT = _left
+_LEFT: Final = _left
 
 
 class _Readiness:
@@ -116,8 +117,8 @@ class _Readiness:
             self._epoll.close()
 
 
-_ONE_READ = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
-_DISARMED = getattr(select, "EPOLLONESHOT", 0)  # (only the end of the stream wakes a watcher)
+_ONE_READ: Final[int] = getattr(select, "EPOLLIN", 0) | getattr(select, "EPOLLONESHOT", 0)
+_DISARMED: Final[int] = getattr(select, "EPOLLONESHOT", 0)  # (only the end of the stream wakes a watcher)
 
 
 class Reading:

@@ -44,7 +44,7 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Final
 
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed, ConnectionClosedError, ConnectionClosedOK
@@ -58,7 +58,6 @@ from websockets.uri import parse_uri
 from ..framing import FastFrames, handshake_ended_cleanly
 from ..session import describe_keepalive_timeout, describe_peer_close
 from ..transports import OnClosed, OnMessage
-from ..websocket import WebSocketDetails
 from .reading import Reading
 from .settings import Settings
 from .tls import Deadline, MemoryTLS
@@ -74,14 +73,14 @@ __all__ = [
 
 log = logging.getLogger("tether")
 
-KEEPALIVE_TIMEOUT_REASON = "keepalive ping timeout"
+KEEPALIVE_TIMEOUT_REASON: Final = "keepalive ping timeout"
 """The reason of the close frame (1011) sent to a peer that stopped answering pings."""
 
-_OPEN = State.OPEN
-_CLOSED = State.CLOSED
-_PONG = Opcode.PONG
-_BUFFER_SIZE = 65536
-_DROPPED = "the connection dropped without a closing handshake"
+_OPEN: Final = State.OPEN
+_CLOSED: Final = State.CLOSED
+_PONG: Final = Opcode.PONG
+_BUFFER_SIZE: Final = 65536
+_DROPPED: Final = "the connection dropped without a closing handshake"
 
 
 # -- sockets -------------------------------------------------------------------------------------
@@ -103,7 +102,7 @@ def _address(get: Callable[[], Any]) -> Any:
 # -- the connection ------------------------------------------------------------------------------
 
 
-class Connection(WebSocketDetails, Reading):
+class Connection(Reading):
     """One WebSocket connection, pushing what it receives (see the module docstring).
 
     :class:`PushingClientConnection` and :class:`PushingServerConnection` are its two sides.
@@ -113,6 +112,30 @@ class Connection(WebSocketDetails, Reading):
     ``local_address`` mean what they mean on a ``websockets`` connection, and ``close_timeout``
     (seconds, writable) bounds how long :meth:`close` waits for the peer.
     """
+
+    # What tether.websocket.WebSocketDetails tells on the asyncio face's connection, told here
+    # again: mypyc compiles this class, and a compiled class cannot have an interpreted base.
+
+    @property
+    def state(self) -> State:
+        return self.protocol.state
+
+    @property
+    def subprotocol(self) -> Subprotocol | None:
+        return self.protocol.subprotocol
+
+    @property
+    def close_code(self) -> int | None:
+        code: int | None = self.protocol.close_code  # (typed here: the build may not have websockets)
+        return code
+
+    @property
+    def close_reason(self) -> str | None:
+        reason: str | None = self.protocol.close_reason
+        return reason
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.remote_address} {self.protocol.state.name}>"
 
     def __init__(self, sock: socket.socket, protocol: Protocol, tls: MemoryTLS | None, settings: Settings) -> None:
         self.socket = sock
@@ -206,7 +229,9 @@ class Connection(WebSocketDetails, Reading):
     def _output(self, frame: bytes | None = None) -> list[bytes]:
         """What the protocol has to send, then ``frame`` if given, encrypted with TLS (under
         ``_lock``); ``b""``: end the stream (half-close)."""
-        writes = self.protocol.data_to_send()
+        protocol = self.protocol
+        # (data_to_send hands over protocol.writes and empties it: nothing to hand over, no call)
+        writes = protocol.data_to_send() if protocol.writes else []
         if frame is not None:
             writes.append(frame)
         tls = self._tls
@@ -452,7 +477,7 @@ class Connection(WebSocketDetails, Reading):
                     self.protocol.receive_data(data)
                 if ended:
                     self.protocol.receive_eof()
-            events = self.protocol.events_received()
+            events: list[Event] = self.protocol.events_received()
             chunks = self._output()
         if chunks:
             self._write_handshake(chunks, deadline)
@@ -544,7 +569,8 @@ class PushingServerConnection(Connection):
             protocol.send_response(response)
             chunks = self._output()
         self._write_handshake(chunks, deadline)
-        return response.status_code == 101
+        accepted: bool = response.status_code == 101
+        return accepted
 
 
 # -- opening and accepting -----------------------------------------------------------------------
