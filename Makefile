@@ -75,4 +75,4 @@ load: $(VENV)/.test-installed
 	$(BIN)/python benchmarks/load.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build src/tether/*.so
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis build $(shell find src/tether -name "*.so")

@@ -4,7 +4,8 @@ value; ``transfer.py`` and ``references.py``: a connection's hooks), and the hot
 (``framing.py``: WebSocket frames; ``frames.py``: Tether's frames; ``protocol.py``: the state
 machine every frame goes through, both ways), and the sync face's hot path (``waiter.py``: a
 caller waiting for its answer; ``workers.py``: the worker pool; ``sync/reading.py`` and
-``sync/transport.py``: its connection, read and written), into extension modules that
+``sync/transport.py``: its connection, read and written) and the asyncio face's transport
+(``aio/transport.py``), into extension modules that
 CPython imports in place of the ``.py`` files beside them (which stay in the wheel: the
 reference, and what Pyodide and any other Python use). A compiled class cannot be subclassed by
 interpreted code, so a module whose class another subclasses is compiled with it
