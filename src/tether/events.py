@@ -3,6 +3,7 @@ conversation is (:class:`State`), and what a tracer implements (:class:`Observer
 
 from __future__ import annotations
 
+import builtins
 import enum
 import typing
 from dataclasses import dataclass
@@ -43,13 +44,13 @@ class Incoming:
 @dataclass(slots=True)
 class AnswerReceived:
     exchange_id: bytes
-    value: object
+    value: builtins.object  # (builtins.: mypyc looks a field's type up among the module's globals)
 
 
 @dataclass(slots=True)
 class ErrorReceived:
     exchange_id: bytes
-    error: BaseException
+    error: builtins.BaseException
 
 
 @dataclass(slots=True)
