@@ -38,9 +38,17 @@ browser-deps:
 demo: $(VENV)/.test-installed $(PYODIDE) browser-deps
 	$(BIN)/python -m tether demo
 
+# mypyc compiles in `python -m build`'s isolated environment, where websockets is not installed
+# (its types are Any there): the compiled modules are checked as they are typed there too, with
+# a Python that has no packages, or the wheel would quietly come out pure-Python.
+NO_DEPS := build/no-deps-python
+COMPILED_SOURCES = $(shell $(BIN)/python -c "import tomllib; print(' '.join(f'src/tether/{n}.py' for n in \
+  tomllib.load(open('pyproject.toml', 'rb'))['tool']['tether']['build']['compiled']))")
 lint: $(VENV)/.test-installed
 	$(BIN)/ruff check src tests benchmarks examples setup.py
 	$(BIN)/mypy
+	test -x $(NO_DEPS)/bin/python || $(PYTHON) -m venv --without-pip $(NO_DEPS)
+	$(BIN)/mypy --python-executable $(NO_DEPS)/bin/python $(COMPILED_SOURCES)
 
 # The whole suite with the compiled codec (where it built), then the codec's own tests, the
 # fuzz corpus and the hostile suite again with the pure-Python one (tests/conftest.py).
