@@ -341,3 +341,51 @@ def test_forged_answers_to_ids_never_sent_are_dropped_unread(server: tether.Serv
     still_answers(raw)
     assert session.protocol.answers_dropped - before == 100
     assert len(session.protocol.imports) == 0
+
+
+async def test_an_answer_that_comes_after_the_asyncio_callers_deadline_is_dropped_unread() -> None:
+    """A peer that ignores our cancel and answers after the caller's deadline (the asyncio face's
+    loop timer) with an object: the caller already has its TimeoutError, and the late answer is
+    dropped before it is read (no proxy made, nothing pending); the connection goes on."""
+    import asyncio
+
+    import tether.aio
+
+    answered = asyncio.Event()
+
+    class Stubborn:
+        async def late(self) -> object:
+            try:
+                await asyncio.sleep(0.3)
+            except asyncio.CancelledError:  # told to stop: goes on all the same
+                await asyncio.sleep(0.3)
+            answered.set()
+            return Stubborn()  # by reference: would make a proxy if it were read
+
+        def add(self, a: int, b: int) -> int:
+            return a + b
+
+    sessions: list[Any] = []
+
+    def factory(peer: Any) -> Stubborn:
+        peer.session._was_cancelled = lambda exchange_id: False  # the hostile peer sends the answer anyway
+        sessions.append(peer.session)
+        return Stubborn()
+
+    async with tether.aio.serve(factory, host="127.0.0.1", port=0) as server:
+        async with tether.aio.connect(server.url, timeout=0.05) as client:
+            protocol = client.session.protocol
+            root = client.root
+            before, proxies = protocol.answers_dropped, len(protocol.imports)  # (the root's proxy)
+            with pytest.raises(TimeoutError, match=r"no answer to 'late' within 0\.05 s"):
+                await root.late()
+            assert client.stats()["pending"] == 0
+            await asyncio.wait_for(answered.wait(), 5)
+            for _ in range(500):
+                if protocol.answers_dropped > before:
+                    break
+                await asyncio.sleep(0.01)
+            assert protocol.answers_dropped - before == 1
+            assert len(protocol.imports) == proxies and client.stats()["pending"] == 0
+            assert await root.add(2, 3) == 5
+    assert sessions
