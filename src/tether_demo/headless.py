@@ -16,10 +16,12 @@ from urllib.parse import urlsplit
 # $TETHER_CHROMIUM, else chromium on PATH, else Debian's path.
 CHROMIUM = os.environ.get("TETHER_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
 
-# No sandbox (containers, root), no GPU, and none of Chromium's own background traffic (this
-# machine's network is closed, so those connections would only be refused).
+# No sandbox (containers, root), no GPU, shared memory in /tmp rather than /dev/shm (which a
+# container may cap at 64 MB, too little for a page running Pyodide), and none of Chromium's own
+# background traffic (this machine's network is closed, so those connections would only be refused).
 CHROMIUM_ARGS = [
     "--no-sandbox",
+    "--disable-dev-shm-usage",
     "--disable-gpu",
     "--disable-quic",
     "--no-first-run",
