@@ -125,8 +125,8 @@ class WorkerPool:
         """Mark the current worker as blocked (waiting for a remote answer) while inside; a
         worker blocked again inside (a message it runs meanwhile waits too) counts once.
         Outside a worker, or nested, it does nothing (and costs next to nothing)."""
-        local = self._local
-        if not getattr(local, "worker", False) or getattr(local, "blocked", False):
+        mine = self._local.__dict__  # this thread's own: a miss raises nothing (getattr's would)
+        if not mine.get("worker", False) or mine.get("blocked", False):
             return _NOT_BLOCKING
         return self._blocking()
 
@@ -142,7 +142,8 @@ class WorkerPool:
         """What :meth:`blocked` does on entering, for a hot loop: True if this thread is now
         counted as blocked; then call :meth:`unblock` when it is not any more."""
         local = self._local
-        if not getattr(local, "worker", False) or getattr(local, "blocked", False):
+        mine = local.__dict__  # (as in blocked)
+        if not mine.get("worker", False) or mine.get("blocked", False):
             return False
         local.blocked = True
         with self._lock:
