@@ -469,6 +469,11 @@ def _is_runtime(module: str | None) -> bool:
     return not module.startswith(("tether.remote.", "tether.browser.page"))
 
 
+# What the garbage collector may run at any step (a WeakSet dropping a member that died) is not
+# the code being debugged: pdb steps over it, as over Tether's runtime.
+_COLLECTOR_MODULES = frozenset({"_weakrefset", "weakref"})
+
+
 def _handler_frame(frame: types.FrameType) -> types.FrameType:
     """The outermost application frame below ``frame``: the handler Tether's runtime called."""
     while frame.f_back is not None and not _is_runtime(frame.f_back.f_globals.get("__name__")):
@@ -537,7 +542,7 @@ def _pdb_class() -> Any:
             self._ended = False
 
         def is_skipped_module(self, module_name: str) -> bool:  # type: ignore[override]
-            return _is_runtime(module_name)
+            return _is_runtime(module_name) or module_name in _COLLECTOR_MODULES
 
         def do_interact(self, arg: str) -> None:
             self.error("interact would read the debugged process's own stdin: use ! statements here instead")

@@ -40,11 +40,20 @@ class Incoming:
 
     message: MessageSend
 
+    def __init__(self, message: MessageSend) -> None:  # (see AnswerReceived)
+        self.message = message
+
 
 @dataclass(slots=True)
 class AnswerReceived:
     exchange_id: bytes
     value: builtins.object  # (builtins.: mypyc looks a field's type up among the module's globals)
+
+    # Written out, not generated: mypyc compiles this one (dataclasses' generated __init__ stays
+    # interpreted, about 0.2 µs a call); one of these is made per answer, Incoming per message.
+    def __init__(self, exchange_id: bytes, value: builtins.object) -> None:
+        self.exchange_id = exchange_id
+        self.value = value
 
 
 @dataclass(slots=True)

@@ -141,6 +141,26 @@ class MessageSend(_BuiltInKind):
     on_behalf: bytes | None = None
     keep: bool = False
 
+    # Written out, not generated, for speed: mypyc compiles this one, not dataclasses' (one per
+    # message). ``kwargs`` None: none.
+    def __init__(
+        self,
+        exchange_id: bytes | None,
+        receiver: builtins.object,
+        selector: str,
+        args: list[Any],
+        kwargs: dict[str, Any] | None = None,
+        on_behalf: bytes | None = None,
+        keep: bool = False,
+    ) -> None:
+        self.exchange_id = exchange_id
+        self.receiver = receiver
+        self.selector = selector
+        self.args = args
+        self.kwargs = {} if kwargs is None else kwargs
+        self.on_behalf = on_behalf
+        self.keep = keep
+
     @classmethod
     def read(cls, d: Decoder) -> MessageSend:
         exchange_id = read_exchange_id(d, allow_nil=True)
@@ -202,7 +222,7 @@ class MessageSend(_BuiltInKind):
             if exchange_id is None:
                 raise error from None
             raise FrameBodyError(exchange_id, error) from None
-        return cls(exchange_id, receiver, selector, args, kwargs, on_behalf, keep)
+        return MessageSend(exchange_id, receiver, selector, args, kwargs, on_behalf, keep)  # (no subclasses)
 
 
 MessageSend.tag = TAG_TETHER
@@ -223,6 +243,10 @@ class Answer(_BuiltInKind):
     exchange_id: bytes
     value: builtins.object
 
+    def __init__(self, exchange_id: bytes, value: builtins.object) -> None:  # (see MessageSend)
+        self.exchange_id = exchange_id
+        self.value = value
+
     @classmethod
     def read(cls, d: Decoder) -> Answer:
         exchange_id = read_exchange_id(d, allow_nil=False)
@@ -234,7 +258,7 @@ class Answer(_BuiltInKind):
             raise
         except Exception as exc:
             raise FrameBodyError(exchange_id, _as_decode_error(exc, d)) from None
-        return cls(exchange_id, value)
+        return Answer(exchange_id, value)
 
 
 Answer.tag = TAG_ANSWER
@@ -394,6 +418,24 @@ def exposure_bytes(key: int, base: int = MY_OBJECT_BASE) -> bytes:
     return pack_word(base + key)
 
 
+# The selector Symbols this side sent, encoded (a program calls a few names many times): up to
+# _SELECTORS_KEPT names of up to _SELECTOR_KEPT_LENGTH characters, then it starts again.
+_SELECTOR_WORDS: Final[dict[str, bytes]] = {}
+_SELECTORS_KEPT: Final = 1024
+_SELECTOR_KEPT_LENGTH: Final = 64
+
+
+def _selector_words(selector: str) -> bytes:
+    out = bytearray()
+    write_str(out, TAG_SYMBOL, selector)
+    symbol = bytes(out)
+    if len(selector) <= _SELECTOR_KEPT_LENGTH:
+        if len(_SELECTOR_WORDS) >= _SELECTORS_KEPT:
+            _SELECTOR_WORDS.clear()
+        _SELECTOR_WORDS[selector] = symbol
+    return symbol
+
+
 def message_send_bytes(
     encoder: Encoder,
     exchange_id: bytes | None,
@@ -420,7 +462,10 @@ def message_send_bytes(
     else:
         encoder.write(receiver, out)
     out += _MESSAGE
-    write_str(out, TAG_SYMBOL, selector)
+    symbol = _SELECTOR_WORDS.get(selector)
+    if symbol is None:
+        symbol = _selector_words(selector)
+    out += symbol
     out += _ARRAY
     out += pack_word(len(args))
     write = encoder.write

@@ -13,6 +13,7 @@ import sys
 import threading
 import time
 import traceback
+import weakref
 from collections.abc import Iterator
 from typing import Any
 
@@ -192,6 +193,30 @@ def test_stepping_past_the_handler_lets_it_go(monkeypatch: pytest.MonkeyPatch, c
         assert client.root.stepped(1) == 7
         assert "--the handler returned: the debugger lets it go--" in capsys.readouterr().out
         assert client.root.add(1, 1) == 2
+
+
+class Member:
+    pass
+
+
+class Dropping:
+    def drop(self) -> int:
+        members: Any = weakref.WeakSet()
+        member = Member()
+        members.add(member)
+        tether.breakpoint()
+        del member  # the WeakSet's callback runs here
+        return len(members)
+
+
+def test_stepping_does_not_stop_in_a_weakset_callback(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    # (A collection can run such a callback at any step, as one did in a test above.)
+    typed(monkeypatch, "s", "s", "p len(members)", "c")
+    with pair(Dropping(), debug=True) as (client, _):
+        assert client.root.drop() == 0
+    out = capsys.readouterr().out
+    assert "_weakrefset" not in out
+    assert "(Pdb) 0\n" in out  # the steps went on in drop(), where len(members) is 0
 
 
 def test_a_breakpoint_without_a_debugging_caller_says_so_and_goes_on(capsys: pytest.CaptureFixture[str]) -> None:
