@@ -171,21 +171,30 @@ class WorkerPool:
                         target=self._supervise, name=f"{self._name}-supervisor", daemon=True
                     )
                     self._supervisor.start()
-        self._wakeup.set()
+        # (threading.Event.set is six Python calls: a burst of messages calls this once or
+        # twice per message, and the flag stays set while the supervisor watches the queue)
+        if not self._wakeup.is_set():
+            self._wakeup.set()
 
     def _supervise(self) -> None:
         while True:
             self._wakeup.wait()
-            self._wakeup.clear()
-            while not self._jobs.empty():
-                finished = self._finished
-                time.sleep(self._starve_after)
-                waiting = self._jobs.qsize() - self._idle
-                if waiting > 0 and self._finished == finished:  # no worker finished: all stuck
-                    n = min(waiting, 64)
-                    with self._lock:
-                        self._threads += n
-                    self._start(n)
+            while True:
+                while not self._jobs.empty():
+                    finished = self._finished
+                    time.sleep(self._starve_after)
+                    waiting = self._jobs.qsize() - self._idle
+                    if waiting > 0 and self._finished == finished:  # no worker finished: all stuck
+                        n = min(waiting, 64)
+                        with self._lock:
+                            self._threads += n
+                        self._start(n)
+                # Cleared only now (a wake meanwhile found it set and did nothing), then the
+                # queue is looked at once more: a job queued before the clear is seen here, one
+                # queued after it sets the flag again.
+                self._wakeup.clear()
+                if self._jobs.empty():
+                    break
 
 
 _pool: WorkerPool | None = None

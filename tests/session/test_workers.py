@@ -74,3 +74,25 @@ def test_a_worker_that_blocks_again_and_again_in_a_burst_starts_no_thread_per_bl
     until(lambda: len(ran) == 200, "the short jobs to run")
     assert sorted(ran) == list(range(200))
     assert pool.threads <= 3  # eager=2, and one started while blocks_often was counted blocked
+
+
+def test_the_supervisor_starts_workers_for_stuck_jobs_burst_after_burst() -> None:
+    """Jobs that block on something else (not counted as blocked) leave queued jobs waiting:
+    the supervisor starts workers for them after ``starve_after``, for a second burst as well
+    as for the first (it goes back to waiting between them, and must be woken again)."""
+    pool = WorkerPool(idle_timeout=5, eager=1, starve_after=0.01)
+    for burst in range(3):
+        go = threading.Event()
+        running: list[int] = []
+
+        def stuck(i: int, go: threading.Event = go, running: list[int] = running) -> None:
+            running.append(i)
+            go.wait(5)  # (all four must run at once before any ends)
+
+        for i in range(4):
+            pool.submit(stuck, i)
+        until(lambda running=running: len(running) == 4, f"all four stuck jobs of burst {burst} to run")
+        go.set()
+        until(lambda: pool._jobs.empty(), "the queue to empty")
+        time.sleep(0.05)
+        assert not pool._wakeup.is_set(), "the supervisor should wait for the next burst, not spin"
