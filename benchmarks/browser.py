@@ -19,7 +19,9 @@ connection, warms up and times ``n`` operations inside the page (``time.perf_cou
   ("web aio srv"); 200 calls at once with ``asyncio.gather``; ``root.echo(1)`` one at a time
   from a plain ``def`` (the sync face: each call blocks with JSPI).
 * Diagnostic, after the rounds: event-loop callbacks (``WebLoop.call_later``, which
-  ``call_soon`` uses: a browser task each) per sequential round trip.
+  ``call_soon`` uses: a browser task each) per sequential round trip; and where a sequential
+  round trip's time goes (the page's send side, the wire and the server, the page's receive
+  side: means, as the page's clock ticks in 100 µs) for the raw echo and both servers.
 
 The section is skipped, with a line saying why, when Playwright, aiohttp, Chromium or the
 Pyodide runtime is missing (see :func:`unavailable`).
@@ -163,6 +165,7 @@ class Result:
     boot_seconds: float
     foreign: list[str]
     callbacks: dict[str, float] = field(default_factory=dict)
+    split: dict[str, list[float]] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
 
 
@@ -235,6 +238,11 @@ def run_section(addresses: dict[str, str], rounds: int, seconds: float) -> Resul
             )
         except Exception as exc:
             result.notes.append(f"loop-callback diagnostic failed: {type(exc).__name__}: {exc}")
+        try:
+            tether_urls = {"web srv": ws_url(addresses["web-tether"]), "web aio srv": ws_url(addresses["web-tether-aio"])}
+            result.split = page.call("round_trip_split", tether_urls, addresses["web-echo"])
+        except Exception as exc:
+            result.notes.append(f"round-trip split diagnostic failed: {type(exc).__name__}: {exc}")
         errors = [line for line in page.console if line.startswith(("error", "warning"))]
         if errors:
             result.notes.append(f"page console ({len(errors)} errors/warnings), first: {errors[0][:160]}")
@@ -267,6 +275,12 @@ def print_section(result: Result) -> None:
             "event-loop callbacks (WebLoop.call_later) per sequential round trip (diagnostic): "
             f"tether async {callbacks['tether']:.1f}{jspi}, raw echo {callbacks['raw']:.1f}"
         )
+    if result.split:
+        print("where a sequential round trip goes, mean µs (diagnostic; the page's clock ticks in 100 µs):")
+        print(f"  {'':<24}{'page send':>10}{'wire+server':>13}{'page receive':>14}{'total':>8}")
+        for label, (sent, away, back) in result.split.items():
+            name = "raw echo" if label == "raw" else f"tether [{label}]"
+            print(f"  {name:<24}{sent:>10.0f}{away:>13.0f}{back:>14.0f}{sent + away + back:>8.0f}")
     for note in result.notes:
         print(f"note: {note}")
     print()

@@ -243,3 +243,74 @@ async def loop_callbacks(tether_url: str, echo_url: str, n: int = 200) -> dict[s
     finally:
         sock.close()
     return result
+
+
+async def round_trip_split(tether_urls: dict[str, str], echo_url: str, n: int = 300) -> dict[str, list[float]]:
+    """Diagnostic: where a sequential round trip's time goes, in microseconds (means over ``n``
+    round trips; the page's clock ticks in 100 µs steps, so only means say anything): the
+    page's send side (from the call to the frame handed to ``WebSocket.send``), the wire and
+    the server (until the answer's ``message`` event), and the page's receive side (until the
+    caller has the answer). For the raw echo and for ``await root.echo(1)`` against each of
+    ``tether_urls`` (label -> Tether endpoint)."""
+    import tether.aio
+    from tether.browser.transport import BrowserTransport
+
+    marks: dict[str, float] = {}
+
+    def means(rows: list[tuple[float, float, float]]) -> list[float]:
+        return [round(sum(row[i] for row in rows) / len(rows) * 1e6, 1) for i in range(3)]
+
+    result: dict[str, list[float]] = {}
+    send, on_message = BrowserTransport.send_nowait, BrowserTransport._on_message
+
+    def timed_send(self: Any, data: bytes) -> None:
+        send(self, data)
+        marks["sent"] = time.perf_counter()
+
+    def timed_message(self: Any, event: Any) -> None:
+        marks["came"] = time.perf_counter()
+        on_message(self, event)
+
+    BrowserTransport.send_nowait = timed_send  # type: ignore[method-assign]
+    BrowserTransport._on_message = timed_message  # type: ignore[method-assign]
+    try:
+        for label, url in tether_urls.items():
+            async with tether.aio.connect(url) as peer:
+                root = peer.root
+                for _ in range(WARMUP):
+                    await root.echo(1)
+                rows = []
+                for _ in range(n):
+                    started = time.perf_counter()
+                    await root.echo(1)
+                    rows.append((marks["sent"] - started, marks["came"] - marks["sent"], time.perf_counter() - marks["came"]))
+                result[label] = means(rows)
+    finally:
+        BrowserTransport.send_nowait = send  # type: ignore[method-assign]
+        BrowserTransport._on_message = on_message  # type: ignore[method-assign]
+    raw_message = RawSocket._on_message
+
+    def timed_raw_message(self: Any, event: Any) -> None:
+        marks["came"] = time.perf_counter()
+        raw_message(self, event)
+
+    RawSocket._on_message = timed_raw_message  # type: ignore[method-assign]
+    try:
+        sock = await RawSocket.open(echo_url)
+    finally:
+        RawSocket._on_message = raw_message  # type: ignore[method-assign]
+    try:
+        for _ in range(WARMUP):
+            sock.send(PAYLOAD)
+            await sock.recv()
+        rows = []
+        for _ in range(n):
+            started = time.perf_counter()
+            sock.send(PAYLOAD)
+            sent = time.perf_counter()
+            await sock.recv()
+            rows.append((sent - started, marks["came"] - sent, time.perf_counter() - marks["came"]))
+        result["raw"] = means(rows)
+    finally:
+        sock.close()
+    return result
