@@ -24,6 +24,7 @@ Two kinds of transport (``tether.transports``):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import threading
@@ -393,12 +394,19 @@ class AsyncSession(MessageRunner, BaseSession):
         The timeout (``timeout=`` or :func:`tether.timeout`) is a loop timer that fails the
         future (:meth:`_expire`); a cancelled caller frees its pending entry and cancels the
         call on the other side."""
-        if promise._exchange_id is None:
+        if promise._future is None:
             promise._send(False)
         exchange_id: bytes = promise._exchange_id  # type: ignore[assignment]
         future: asyncio.Future[Any] = promise._future
-        if future.done():  # awaited before, or answered before this await
+        if future.done():  # awaited before, answered before this await, or cancelled unsent
             return future.result()
+        if promise._armed:  # subscribed or awaited already: its timer and gate count run
+            try:
+                return (yield from promise._outcome)
+            except asyncio.CancelledError:
+                self._abandon(exchange_id)
+                raise
+        promise._armed = True
         if self._send_nowait is not None:  # (what _drain does, without a coroutine per call)
             self._flush()
             if getattr(self.transport, "writing_paused", False):
@@ -415,11 +423,64 @@ class AsyncSession(MessageRunner, BaseSession):
         except asyncio.CancelledError:
             self._abandon(exchange_id)
             raise
+        except GeneratorExit:  # closed unanswered: whoever waits next starts the timer again
+            promise._armed = future.done()
+            raise
         finally:
             if timer is not None:
                 timer.cancel()
             if gate is not None:
                 gate.unblocked()
+
+    def subscribe_promised(self, promise: Promise) -> None:
+        """A first done callback on ``promise`` (``asyncio.gather``, ``ensure_future``,
+        ``wait_for``...): send its call (if it was not sent yet) and what else is queued, and
+        start waiting as :meth:`wait_promised` does, without a task: the timeout is a loop
+        timer, and a handler doing this counts as blocked in its gate until the answer comes
+        (both undone by a done callback on the answer's future). While a push transport's
+        write buffer is full, a task waits for it to drain first, as ``await`` would, and the
+        promise's outcome is that task's."""
+        promise._send(False)
+        promise._armed = True
+        future: asyncio.Future[Any] = promise._future
+        if future.done():
+            return
+        if self._send_nowait is None:
+            self._flush()  # a flush task, unless one runs
+        else:
+            self._flush()
+            if getattr(self.transport, "writing_paused", False):
+                promise._outcome = self._spawn(self._drain_then_wait(promise))
+                return
+        self._watch(promise)
+
+    def _watch(self, promise: Promise) -> None:
+        """Start ``promise``'s timeout and count the handler running here (if any) as blocked
+        until its answer's future is done."""
+        future: asyncio.Future[Any] = promise._future
+        wait = remaining(self.timeout)
+        gate = current_gate.get()
+        if wait is None and gate is None:
+            return
+        exchange_id: bytes = promise._exchange_id  # type: ignore[assignment]
+        timer = None if wait is None else self.loop.call_later(wait, self._expire, exchange_id, future, promise, wait)
+        if gate is not None:
+            gate.blocked()
+        future.add_done_callback(functools.partial(_unwatch, timer, gate))
+
+    async def _drain_then_wait(self, promise: Promise) -> Any:
+        """A promise subscribed to while the write buffer was full: wait for it to drain, then
+        for the answer (the promise's outcome)."""
+        future: asyncio.Future[Any] = promise._future
+        try:
+            await self.transport.drain()  # type: ignore[union-attr]
+            if not future.done():
+                self._watch(promise)
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(promise._exchange_id)  # type: ignore[arg-type]
+            future.cancel()
+            raise
 
     def _expire(self, exchange_id: bytes, future: asyncio.Future[Any], promise: Promise, wait: float) -> None:
         """A promised call's timeout ran out before its answer came (loop timer): cancel the
@@ -476,6 +537,13 @@ class AsyncSession(MessageRunner, BaseSession):
         violation = self.handle_events(read())
         if violation is not None:
             self._spawn(self._violate(violation.code, violation.reason))
+
+
+def _unwatch(timer: asyncio.TimerHandle | None, gate: Any, _: Any) -> None:
+    if timer is not None:
+        timer.cancel()
+    if gate is not None:
+        gate.unblocked()
 
 
 async def _await(awaitable: Any) -> Any:
