@@ -23,8 +23,9 @@ attribute, ``await promise.name``, is pipelined the same way. When the promise i
 the peer is told to forget the kept answer (with the next batch of releases).
 
 A promise that is never awaited and never used sends nothing. ``send``, ``throw`` and ``close``
-are the coroutine protocol's on a promise: to pipeline a remote method of one of those names,
-await the promise first. Pipelining needs a Python peer (one that said hello); to any other,
+are the coroutine protocol's on a promise, and ``result``, ``exception``, ``done``,
+``cancelled``, ``cancel``, ``add_done_callback``, ``remove_done_callback`` and ``get_loop`` the
+future protocol's: to pipeline a remote method of one of those names, await the promise first. Pipelining needs a Python peer (one that said hello); to any other,
 chaining raises :class:`~tether.exceptions.EncodeError` saying to await first.
 """
 
@@ -91,7 +92,9 @@ class Promise(Coroutine[Any, Any, Any]):
     def _answer_of(self, name: str) -> AnswerOf:
         """Send this call (keeping its answer) so that ``name`` can be pipelined on it."""
         if self._future is not None and self._exchange_id is None:
-            raise UsageError(f"{self._selector}(...) was cancelled before it was sent: .{name} cannot be pipelined on it")
+            raise UsageError(
+                f"{self._selector}(...) was cancelled, or failed, before it was sent: .{name} cannot be pipelined on it"
+            )
         if self._exchange_id is not None and not self._kept:
             raise UsageError(
                 f"{self._selector}(...) was sent before .{name} was pipelined on it, so its answer is "
@@ -173,15 +176,24 @@ class Promise(Coroutine[Any, Any, Any]):
         """The answer (raises the call's error); raises ``asyncio.InvalidStateError`` before it
         came: await the promise instead."""
         outcome = self._outcome
-        if outcome is None:
-            raise asyncio.InvalidStateError(f"{self._selector}(...) has no answer yet (not sent): await it")
+        if outcome is None or not outcome.done():
+            raise self._not_yet("result")
         return outcome.result()
 
     def exception(self) -> BaseException | None:
+        """The call's error, None if it answered; raises ``asyncio.InvalidStateError`` before it
+        came: await the promise instead."""
         outcome = self._outcome
-        if outcome is None:
-            raise asyncio.InvalidStateError(f"{self._selector}(...) has no answer yet (not sent): await it")
+        if outcome is None or not outcome.done():
+            raise self._not_yet("exception")
         return outcome.exception()  # type: ignore[no-any-return]
+
+    def _not_yet(self, name: str) -> asyncio.InvalidStateError:
+        sent = "not sent yet" if self._outcome is None else "sent"
+        return asyncio.InvalidStateError(
+            f"{self._selector}(...) has no answer yet ({sent}): await it; to call a remote method "
+            f"named {name!r} on its answer, await it first: `(await promise).{name}()`"
+        )
 
     def cancel(self, msg: Any = None) -> bool:
         """Stop waiting for the answer: the call's pending entry is freed and the call is
@@ -205,7 +217,7 @@ class Promise(Coroutine[Any, Any, Any]):
 
     def __repr__(self) -> str:
         if self._exchange_id is None:
-            state = "cancelled, not sent" if self._future is not None else "not sent"
+            state = "not sent" if self._future is None else "not sent (cancelled or failed)"
         elif self._outcome.done():
             state = "cancelled" if self._outcome.cancelled() else "done"
         else:

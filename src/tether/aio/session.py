@@ -400,12 +400,17 @@ class AsyncSession(MessageRunner, BaseSession):
         future: asyncio.Future[Any] = promise._future
         if future.done():  # awaited before, answered before this await, or cancelled unsent
             return future.result()
-        if promise._armed:  # subscribed or awaited already: its timer and gate count run
+        if promise._armed:  # subscribed or awaited already: its timer and gate count run; this
+            wait = remaining(self.timeout)  # await's own deadline (tether.timeout) holds too
+            timer = None if wait is None else self.loop.call_later(wait, self._expire, exchange_id, future, promise, wait)
             try:
                 return (yield from promise._outcome)
             except asyncio.CancelledError:
                 self._abandon(exchange_id)
                 raise
+            finally:
+                if timer is not None:
+                    timer.cancel()
         promise._armed = True
         if self._send_nowait is not None:  # (what _drain does, without a coroutine per call)
             self._flush()
@@ -440,8 +445,13 @@ class AsyncSession(MessageRunner, BaseSession):
         (both undone by a done callback on the answer's future). While a push transport's
         write buffer is full, a task waits for it to drain first, as ``await`` would, and the
         promise's outcome is that task's."""
-        promise._send(False)
         promise._armed = True
+        try:
+            promise._send(False)
+        except Exception as exc:  # (lost connection, unencodable arguments): the promise fails with it
+            promise._future = promise._outcome = self._new_future()
+            promise._future.set_exception(exc)
+            return
         future: asyncio.Future[Any] = promise._future
         if future.done():
             return
