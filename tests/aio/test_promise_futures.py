@@ -233,6 +233,11 @@ class Fanout:
         self.waiting_seen.append(gate.waiting)
         return i * 10
 
+    async def await_one_started_elsewhere(self, peer_root: Any) -> int:
+        promise = peer_root.bounce(4)
+        contextvars.Context().run(asyncio.ensure_future, promise)  # subscribed outside any handler
+        return int(await promise)  # this handler must still count as blocked while it waits
+
     async def gather_then_give_up(self, peer_root: Any, how: str) -> str:
         try:
             if how == "timeout":
@@ -260,6 +265,8 @@ async def test_a_handler_gathering_calls_that_call_back_counts_as_blocked_once_p
         answers = await asyncio.wait_for(client.root.fanout(client_root, 3), 10)  # no deadlock
         assert answers == [1, 11, 21]
         assert max(server_root.waiting_seen) == 3  # three promises waiting, each counted once
+        await until(lambda: server.gate.waiting == 0 and server.gate.running == 0)
+        assert await asyncio.wait_for(client.root.await_one_started_elsewhere(client_root), 10) == 41
         await until(lambda: server.gate.waiting == 0 and server.gate.running == 0)
         for how in ("timeout", "wait_for"):
             assert await client.root.gather_then_give_up(client_root, how) == "gave up"

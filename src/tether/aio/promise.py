@@ -11,22 +11,24 @@ messages can be sent to that answer before it arrives (promise pipelining).
 Awaiting a promise sends its call (if it was not sent yet) and waits for the answer, as a
 coroutine would; ``asyncio.create_task`` takes it like one. A promise is also an asyncio future
 (``asyncio.isfuture`` is true): ``gather``, ``ensure_future``, ``wait_for``, ``shield`` and
-``as_completed`` take it as it is, with no task per promise, and ``add_done_callback`` sends its
-call at once (the connection's timeout runs from then). ``asyncio.wait`` refuses it, as it does
-every coroutine: pass ``asyncio.create_task(promise)`` there. ``cancel()`` cancels the call on the
-peer. Calling
-a method on a promise that has not been awaited sends its call at once, asking the peer to keep
-the answer, then sends the method's message to that answer (``docs/protocol.md`` 4.1, "Answer
-of"): the peer runs it when the answer is there, in the order such messages were sent, and
-fails it with the first call's error if that failed (the error goes down the chain). Reading an
-attribute, ``await promise.name``, is pipelined the same way. When the promise is garbage,
-the peer is told to forget the kept answer (with the next batch of releases).
+``as_completed`` take it as it is, with no task per promise; each of them (and
+``add_done_callback``) sends its call at once, and its timeout runs from then. ``asyncio.wait``
+refuses it, as it refuses every coroutine: pass it ``asyncio.create_task(promise)``.
+``cancel()`` cancels the call on the peer.
+
+Calling a method on a promise that has not been awaited sends its call at once, asking the peer
+to keep the answer, then sends the method's message to that answer (``docs/protocol.md`` 4.1,
+"Answer of"): the peer runs it when the answer is there, in the order such messages were sent,
+and fails it with the first call's error if that failed (the error goes down the chain).
+Reading an attribute, ``await promise.name``, is pipelined the same way. When the promise is
+garbage, the peer is told to forget the kept answer (with the next batch of releases).
 
 A promise that is never awaited and never used sends nothing. ``send``, ``throw`` and ``close``
 are the coroutine protocol's on a promise, and ``result``, ``exception``, ``done``,
 ``cancelled``, ``cancel``, ``add_done_callback``, ``remove_done_callback`` and ``get_loop`` the
-future protocol's: to pipeline a remote method of one of those names, await the promise first. Pipelining needs a Python peer (one that said hello); to any other,
-chaining raises :class:`~tether.exceptions.EncodeError` saying to await first.
+future protocol's: to pipeline a remote method of one of those names, await the promise first.
+Pipelining needs a Python peer (one that said hello); to any other, chaining raises
+:class:`~tether.exceptions.EncodeError` saying to await first.
 """
 
 from __future__ import annotations
@@ -49,9 +51,8 @@ __all__ = ["Promise", "PromisedMember"]
 class Promise(Coroutine[Any, Any, Any]):
     """The answer to come of ``receiver.selector(*args, **kwargs)`` (see the module docstring)."""
 
-    __slots__ = ("__weakref__", "_args", "_armed", "_coro", "_exchange_id", "_future", "_kept", "_kwargs", "_outcome",
-                 "_parent", "_receiver", "_selector", "_session")  # fmt: skip
-
+    __slots__ = ("__weakref__", "_args", "_armed", "_coro", "_exchange_id", "_future", "_gate", "_kept", "_kwargs",
+                 "_outcome", "_parent", "_receiver", "_selector", "_session")  # fmt: skip
 
     def __init__(
         self,
@@ -72,6 +73,7 @@ class Promise(Coroutine[Any, Any, Any]):
         self._future: Any = None  # the answer's future, once sent
         self._outcome: Any = None  # the future the future protocol reads: _future, or a task driving it
         self._armed = False  # someone waits: the timeout's timer runs and the gate counts it blocked
+        self._gate: Any = None  # that gate (of the handler that first waited), if any
         self._kept = False
         self._coro: Generator[Any, None, Any] | None = None  # what a task drives (send, throw)
 

@@ -400,17 +400,8 @@ class AsyncSession(MessageRunner, BaseSession):
         future: asyncio.Future[Any] = promise._future
         if future.done():  # awaited before, answered before this await, or cancelled unsent
             return future.result()
-        if promise._armed:  # subscribed or awaited already: its timer and gate count run; this
-            wait = remaining(self.timeout)  # await's own deadline (tether.timeout) holds too
-            timer = None if wait is None else self.loop.call_later(wait, self._expire, exchange_id, future, promise, wait)
-            try:
-                return (yield from promise._outcome)
-            except asyncio.CancelledError:
-                self._abandon(exchange_id)
-                raise
-            finally:
-                if timer is not None:
-                    timer.cancel()
+        if promise._armed:  # subscribed or awaited already: its timer runs and its gate counts it
+            return (yield from self._wait_again(promise))
         promise._armed = True
         if self._send_nowait is not None:  # (what _drain does, without a coroutine per call)
             self._flush()
@@ -420,7 +411,7 @@ class AsyncSession(MessageRunner, BaseSession):
             yield from self._drain().__await__()
         wait = remaining(self.timeout)
         timer = None if wait is None else self.loop.call_later(wait, self._expire, exchange_id, future, promise, wait)
-        gate = current_gate.get()  # (what gate.waiting() does, without a context manager per call)
+        gate = promise._gate = current_gate.get()  # (what gate.waiting() does, without a context manager)
         if gate is not None:
             gate.blocked()
         try:
@@ -430,6 +421,29 @@ class AsyncSession(MessageRunner, BaseSession):
             raise
         except GeneratorExit:  # closed unanswered: whoever waits next starts the timer again
             promise._armed = future.done()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if gate is not None:
+                gate.unblocked()
+
+    def _wait_again(self, promise: Promise) -> Generator[Any, None, Any]:
+        """Await a promise someone already waits for (subscribed, or awaited elsewhere): this
+        await's own deadline (``tether.timeout``) holds too, and a handler of another gate than
+        the one counting the promise counts as blocked in its own."""
+        exchange_id: bytes = promise._exchange_id  # type: ignore[assignment]
+        wait = remaining(self.timeout)
+        timer = None if wait is None else self.loop.call_later(wait, self._expire, exchange_id, promise._future, promise, wait)
+        gate = current_gate.get()
+        if gate is promise._gate:
+            gate = None
+        elif gate is not None:
+            gate.blocked()
+        try:
+            return (yield from promise._outcome)
+        except asyncio.CancelledError:
+            self._abandon(exchange_id)
             raise
         finally:
             if timer is not None:
@@ -469,7 +483,7 @@ class AsyncSession(MessageRunner, BaseSession):
         until its answer's future is done."""
         future: asyncio.Future[Any] = promise._future
         wait = remaining(self.timeout)
-        gate = current_gate.get()
+        gate = promise._gate = current_gate.get()
         if wait is None and gate is None:
             return
         exchange_id: bytes = promise._exchange_id  # type: ignore[assignment]
