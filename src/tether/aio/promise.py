@@ -12,7 +12,8 @@ Awaiting a promise sends its call (if it was not sent yet) and waits for the ans
 coroutine would; ``asyncio.create_task`` takes it like one. A promise is also an asyncio future
 (``asyncio.isfuture`` is true): ``gather``, ``ensure_future``, ``wait_for``, ``shield`` and
 ``as_completed`` take it as it is, with no task per promise; each of them (and
-``add_done_callback``) sends its call at once, and its timeout runs from then. ``asyncio.wait``
+``add_done_callback``) sends its call (written when the caller next yields to the loop, with the
+others subscribed meanwhile), and its timeout runs from then. ``asyncio.wait``
 refuses it, as it refuses every coroutine: pass it ``asyncio.create_task(promise)``.
 ``cancel()`` cancels the call on the peer.
 
@@ -156,7 +157,7 @@ class Promise(Coroutine[Any, Any, Any]):
     def add_done_callback(self, fn: Callable[[Any], object], *, context: contextvars.Context | None = None) -> None:
         """Call ``fn(promise)`` (soon, on the loop, in ``context``) once the answer is there or
         the promise failed or was cancelled. The first subscription sends the call, if it was
-        not sent, and starts its timeout (``timeout=`` or :func:`tether.timeout`), as ``await``
+        not sent (written when the caller next yields to the loop), and starts its timeout (``timeout=`` or :func:`tether.timeout`), as ``await``
         would."""
         if not self._armed:
             self._session.subscribe_promised(self)

@@ -70,6 +70,7 @@ class AsyncSession(MessageRunner, BaseSession):
         self._inline = not self._threads and THREADS
         self._running_plain = False
         self._flushing = False
+        self._flush_soon = False  # a _flush_subscribed callback is scheduled
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tasks_by_id: dict[bytes, asyncio.Task[Any]] = {}  # the peer's calls running as tasks
         self._opened = self.loop.create_future()
@@ -453,8 +454,9 @@ class AsyncSession(MessageRunner, BaseSession):
 
     def subscribe_promised(self, promise: Promise) -> None:
         """A first done callback on ``promise`` (``asyncio.gather``, ``ensure_future``,
-        ``wait_for``...): send its call (if it was not sent yet) and what else is queued, and
-        start waiting as :meth:`wait_promised` does, without a task: the timeout is a loop
+        ``wait_for``...): queue its call (if it was not sent yet), to be written with what else
+        is queued when the subscriber yields to the loop (:meth:`_flush_subscribed`), and start
+        waiting as :meth:`wait_promised` does, without a task: the timeout is a loop
         timer, and a handler doing this counts as blocked in its gate until the answer comes
         (both undone by a done callback on the answer's future). While a push transport's
         write buffer is full, a task waits for it to drain first, as ``await`` would, and the
@@ -472,11 +474,20 @@ class AsyncSession(MessageRunner, BaseSession):
         if self._send_nowait is None:
             self._flush()  # a flush task, unless one runs
         else:
-            self._flush()
+            if not self._flush_soon:  # written once the subscriber yields: a gather's calls in one go
+                self._flush_soon = True
+                self.loop.call_soon(self._flush_subscribed)
             if getattr(self.transport, "writing_paused", False):
                 promise._outcome = self._spawn(self._drain_then_wait(promise))
                 return
         self._watch(promise)
+
+    def _flush_subscribed(self) -> None:
+        """Write the calls of the promises subscribed since the last time (loop callback). One
+        write after another, not one per subscription between the subscriber's own work: a
+        peer that is sent a burst wakes once, not once per call."""
+        self._flush_soon = False
+        self._flush()
 
     def _watch(self, promise: Promise) -> None:
         """Start ``promise``'s timeout and count the handler running here (if any) as blocked
