@@ -33,9 +33,17 @@ except ZeroDivisionError as e:
     out.append("ZeroDivisionError")
 out.append([x async for x in await r.numbers(5)])
 out.append(list(await asyncio.gather(*(r.add(i, i) for i in range(20)))))
+p = r.add(1, 1)
+out.append([asyncio.isfuture(p), await asyncio.wait_for(p, 10), p.done()])
+out.append([type(e).__name__ for e in await asyncio.gather(r.div(1, 0), return_exceptions=True)])
+q = r.add(2, 2)
+out.append([q.cancel(), q.cancelled()])
 json.dumps(out, default=repr)
 """
     )
+    assert result[6] == [True, 2, True]  # a promise is a future in the page too
+    assert result[7] == ["ZeroDivisionError"]
+    assert result[8] == [True, True]
     assert result[:2] == [7, "ab"]
     assert result[2] == {"k": [1, 2.5, None, "b'\\x00\\xff'"]}
     assert result[3] == "ZeroDivisionError"

@@ -24,6 +24,7 @@ Two kinds of transport (``tether.transports``):
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import sys
 import threading
@@ -69,6 +70,7 @@ class AsyncSession(MessageRunner, BaseSession):
         self._inline = not self._threads and THREADS
         self._running_plain = False
         self._flushing = False
+        self._flush_soon = False  # a _flush_subscribed callback is scheduled
         self._tasks: set[asyncio.Task[Any]] = set()
         self._tasks_by_id: dict[bytes, asyncio.Task[Any]] = {}  # the peer's calls running as tasks
         self._opened = self.loop.create_future()
@@ -393,12 +395,15 @@ class AsyncSession(MessageRunner, BaseSession):
         The timeout (``timeout=`` or :func:`tether.timeout`) is a loop timer that fails the
         future (:meth:`_expire`); a cancelled caller frees its pending entry and cancels the
         call on the other side."""
-        if promise._exchange_id is None:
+        if promise._future is None:
             promise._send(False)
         exchange_id: bytes = promise._exchange_id  # type: ignore[assignment]
         future: asyncio.Future[Any] = promise._future
-        if future.done():  # awaited before, or answered before this await
+        if future.done():  # awaited before, answered before this await, or cancelled unsent
             return future.result()
+        if promise._armed:  # subscribed or awaited already: its timer runs and its gate counts it
+            return (yield from self._wait_again(promise))
+        promise._armed = True
         if self._send_nowait is not None:  # (what _drain does, without a coroutine per call)
             self._flush()
             if getattr(self.transport, "writing_paused", False):
@@ -407,11 +412,37 @@ class AsyncSession(MessageRunner, BaseSession):
             yield from self._drain().__await__()
         wait = remaining(self.timeout)
         timer = None if wait is None else self.loop.call_later(wait, self._expire, exchange_id, future, promise, wait)
-        gate = current_gate.get()  # (what gate.waiting() does, without a context manager per call)
+        gate = promise._gate = current_gate.get()  # (what gate.waiting() does, without a context manager)
         if gate is not None:
             gate.blocked()
         try:
             return (yield from future)
+        except asyncio.CancelledError:
+            self._abandon(exchange_id)
+            raise
+        except GeneratorExit:  # closed unanswered: whoever waits next starts the timer again
+            promise._armed = future.done()
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if gate is not None:
+                gate.unblocked()
+
+    def _wait_again(self, promise: Promise) -> Generator[Any, None, Any]:
+        """Await a promise someone already waits for (subscribed, or awaited elsewhere): this
+        await's own deadline (``tether.timeout``) holds too, and a handler of another gate than
+        the one counting the promise counts as blocked in its own."""
+        exchange_id: bytes = promise._exchange_id  # type: ignore[assignment]
+        wait = remaining(self.timeout)
+        timer = None if wait is None else self.loop.call_later(wait, self._expire, exchange_id, promise._future, promise, wait)
+        gate = current_gate.get()
+        if gate is promise._gate:
+            gate = None
+        elif gate is not None:
+            gate.blocked()
+        try:
+            return (yield from promise._outcome)
         except asyncio.CancelledError:
             self._abandon(exchange_id)
             raise
@@ -420,6 +451,71 @@ class AsyncSession(MessageRunner, BaseSession):
                 timer.cancel()
             if gate is not None:
                 gate.unblocked()
+
+    def subscribe_promised(self, promise: Promise) -> None:
+        """A first done callback on ``promise`` (``asyncio.gather``, ``ensure_future``,
+        ``wait_for``...): queue its call (if it was not sent yet), to be written with what else
+        is queued when the subscriber yields to the loop (:meth:`_flush_subscribed`), and start
+        waiting as :meth:`wait_promised` does, without a task: the timeout is a loop
+        timer, and a handler doing this counts as blocked in its gate until the answer comes
+        (both undone by a done callback on the answer's future). While a push transport's
+        write buffer is full, a task waits for it to drain first, as ``await`` would, and the
+        promise's outcome is that task's."""
+        promise._armed = True
+        try:
+            promise._send(False)
+        except Exception as exc:  # (lost connection, unencodable arguments): the promise fails with it
+            promise._future = promise._outcome = self._new_future()
+            promise._future.set_exception(exc)
+            return
+        future: asyncio.Future[Any] = promise._future
+        if future.done():
+            return
+        if self._send_nowait is None:
+            self._flush()  # a flush task, unless one runs
+        else:
+            if not self._flush_soon:  # written once the subscriber yields: a gather's calls in one go
+                self._flush_soon = True
+                self.loop.call_soon(self._flush_subscribed)
+            if getattr(self.transport, "writing_paused", False):
+                promise._outcome = self._spawn(self._drain_then_wait(promise))
+                return
+        self._watch(promise)
+
+    def _flush_subscribed(self) -> None:
+        """Write the calls of the promises subscribed since the last time (loop callback). One
+        write after another, not one per subscription between the subscriber's own work: a
+        peer that is sent a burst wakes once, not once per call."""
+        self._flush_soon = False
+        self._flush()
+
+    def _watch(self, promise: Promise) -> None:
+        """Start ``promise``'s timeout and count the handler running here (if any) as blocked
+        until its answer's future is done."""
+        future: asyncio.Future[Any] = promise._future
+        wait = remaining(self.timeout)
+        gate = promise._gate = current_gate.get()
+        if wait is None and gate is None:
+            return
+        exchange_id: bytes = promise._exchange_id  # type: ignore[assignment]
+        timer = None if wait is None else self.loop.call_later(wait, self._expire, exchange_id, future, promise, wait)
+        if gate is not None:
+            gate.blocked()
+        future.add_done_callback(functools.partial(_unwatch, timer, gate))
+
+    async def _drain_then_wait(self, promise: Promise) -> Any:
+        """A promise subscribed to while the write buffer was full: wait for it to drain, then
+        for the answer (the promise's outcome)."""
+        future: asyncio.Future[Any] = promise._future
+        try:
+            await self.transport.drain()  # type: ignore[union-attr]
+            if not future.done():
+                self._watch(promise)
+            return await future
+        except asyncio.CancelledError:
+            self._abandon(promise._exchange_id)  # type: ignore[arg-type]
+            future.cancel()
+            raise
 
     def _expire(self, exchange_id: bytes, future: asyncio.Future[Any], promise: Promise, wait: float) -> None:
         """A promised call's timeout ran out before its answer came (loop timer): cancel the
@@ -476,6 +572,13 @@ class AsyncSession(MessageRunner, BaseSession):
         violation = self.handle_events(read())
         if violation is not None:
             self._spawn(self._violate(violation.code, violation.reason))
+
+
+def _unwatch(timer: asyncio.TimerHandle | None, gate: Any, _: Any) -> None:
+    if timer is not None:
+        timer.cancel()
+    if gate is not None:
+        gate.unblocked()
 
 
 async def _await(awaitable: Any) -> Any:
