@@ -67,6 +67,8 @@ __all__ = [
     "is_factory",
 ]
 
+_CLOSED = State.CLOSED
+
 
 class BaseSession:
     """What both runtimes share: the protocol, stats, and how proxies reach the peer."""
@@ -368,7 +370,7 @@ class BaseSession:
         finally:
             current_exchange.reset(exchange)
             current_gate.reset(token)
-            if not self.closed:
+            if self.protocol.state is not _CLOSED:  # (not self.closed, without the property's call)
                 self.gate.done()
 
     def _run_nested(self, message: MessageSend) -> None:
