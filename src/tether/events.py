@@ -40,6 +40,9 @@ class Incoming:
 
     message: MessageSend
 
+    def __init__(self, message: MessageSend) -> None:
+        self.message = message  # (written out: mypyc compiles it, dataclasses' would be interpreted)
+
 
 @dataclass(slots=True)
 class AnswerReceived:

@@ -141,6 +141,26 @@ class MessageSend(_BuiltInKind):
     on_behalf: bytes | None = None
     keep: bool = False
 
+    def __init__(
+        self,
+        exchange_id: bytes | None,
+        receiver: builtins.object,
+        selector: str,
+        args: list[Any],
+        kwargs: dict[str, Any] | None = None,
+        on_behalf: bytes | None = None,
+        keep: bool = False,
+    ) -> None:
+        # Written out (dataclasses would write it for us): mypyc compiles this one, while the
+        # generated one runs in the interpreter, once for every message read.
+        self.exchange_id = exchange_id
+        self.receiver = receiver
+        self.selector = selector
+        self.args = args
+        self.kwargs = {} if kwargs is None else kwargs
+        self.on_behalf = on_behalf
+        self.keep = keep
+
     @classmethod
     def read(cls, d: Decoder) -> MessageSend:
         exchange_id = read_exchange_id(d, allow_nil=True)
@@ -202,7 +222,7 @@ class MessageSend(_BuiltInKind):
             if exchange_id is None:
                 raise error from None
             raise FrameBodyError(exchange_id, error) from None
-        return cls(exchange_id, receiver, selector, args, kwargs, on_behalf, keep)
+        return MessageSend(exchange_id, receiver, selector, args, kwargs, on_behalf, keep)  # (native: not cls())
 
 
 MessageSend.tag = TAG_TETHER
