@@ -49,6 +49,10 @@ class AnswerReceived:
     exchange_id: bytes
     value: builtins.object  # (builtins.: mypyc looks a field's type up among the module's globals)
 
+    def __init__(self, exchange_id: bytes, value: builtins.object) -> None:
+        self.exchange_id = exchange_id  # (written out: mypyc compiles it, as Incoming's)
+        self.value = value
+
 
 @dataclass(slots=True)
 class ErrorReceived:

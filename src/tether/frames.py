@@ -243,6 +243,10 @@ class Answer(_BuiltInKind):
     exchange_id: bytes
     value: builtins.object
 
+    def __init__(self, exchange_id: bytes, value: builtins.object) -> None:
+        self.exchange_id = exchange_id  # (written out: mypyc compiles it, as MessageSend's)
+        self.value = value
+
     @classmethod
     def read(cls, d: Decoder) -> Answer:
         exchange_id = read_exchange_id(d, allow_nil=False)
@@ -254,7 +258,7 @@ class Answer(_BuiltInKind):
             raise
         except Exception as exc:
             raise FrameBodyError(exchange_id, _as_decode_error(exc, d)) from None
-        return cls(exchange_id, value)
+        return Answer(exchange_id, value)  # (native: not cls())
 
 
 Answer.tag = TAG_ANSWER
