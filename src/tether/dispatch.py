@@ -320,9 +320,11 @@ def perform(obj: Any, selector: str, args: list[Any], kwargs: dict[str, Any], po
         policy.check(obj, name, "delete")
         delattr(obj, name)
         return None
-    name = python_name(selector)
-    if name != selector and name in OPERATIONS:
-        return OPERATIONS[name](obj, *args, **kwargs)
+    name = selector
+    if ":" in selector or selector in BINARY_SELECTORS:  # a Smalltalk selector (python_name maps it)
+        name = python_name(selector)
+        if name in OPERATIONS:
+            return OPERATIONS[name](obj, *args, **kwargs)
     policy.check(obj, name, "call")
     return getattr(obj, name)(*args, **kwargs)
 

@@ -443,7 +443,7 @@ def needs_await(result: object) -> bool:
     """Whether a handler's result is a coroutine the runtime must await (an ``async def``
     method's). Other awaitables (tasks, futures) are answered by reference: the caller can
     await them where they live."""
-    return inspect.iscoroutine(result)
+    return isinstance(result, types.CoroutineType)  # (inspect.iscoroutine, without its call)
 
 
 def _make_forwarder(selector: str) -> Any:

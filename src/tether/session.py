@@ -20,6 +20,7 @@ import inspect
 import os
 import threading
 from collections.abc import Callable
+from types import CoroutineType
 from typing import Any
 
 from . import handoff as _handoff  # (its IDLE_SECONDS read when used: tests change it)
@@ -47,7 +48,7 @@ from .protocol import (
     State,
     Violation,
 )
-from .proxy import make_proxy, needs_await
+from .proxy import make_proxy
 from .tether_object import TetherObject
 from .waiter import MAX_INLINE_NESTING, Reader, Waiter, inline_nesting
 from .words import ClassInfo
@@ -65,6 +66,8 @@ __all__ = [
     "describe_peer_close",
     "is_factory",
 ]
+
+_CLOSED = State.CLOSED
 
 
 class BaseSession:
@@ -367,7 +370,7 @@ class BaseSession:
         finally:
             current_exchange.reset(exchange)
             current_gate.reset(token)
-            if not self.closed:
+            if self.protocol.state is not _CLOSED:  # (not self.closed, without the property's call)
                 self.gate.done()
 
     def _run_nested(self, message: MessageSend) -> None:
@@ -394,7 +397,7 @@ class BaseSession:
             self._running.add(exchange_id)
         try:
             result = self.protocol.start(message)
-            if needs_await(result):
+            if isinstance(result, CoroutineType):  # (needs_await, inlined: once per incoming message)
                 result = self._await_in_thread(result)
         except BaseException as exc:
             self._answer(message, None, exc)
