@@ -123,10 +123,7 @@ class PromiseWaiting:
             promise._armed = future.done()
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
-            if gate is not None:
-                gate.unblocked()
+            _unwatch(timer, gate, None)
 
     def _wait_again(self, promise: Promise) -> Generator[Any, None, Any]:
         """Await a promise someone already waits for (subscribed, or awaited elsewhere): this
@@ -146,10 +143,7 @@ class PromiseWaiting:
             self._abandon(exchange_id)
             raise
         finally:
-            if timer is not None:
-                timer.cancel()
-            if gate is not None:
-                gate.unblocked()
+            _unwatch(timer, gate, None)
 
     def subscribe_promised(self, promise: Promise) -> None:
         """A first done callback on ``promise`` (``asyncio.gather``, ``ensure_future``,
@@ -231,6 +225,8 @@ class PromiseWaiting:
 
 
 def _unwatch(timer: asyncio.TimerHandle | None, gate: Any, _: Any) -> None:
+    """A wait for a promise's answer is over: stop its timer, give its gate's count back (the
+    last argument, a done future when this is a done callback, is not used)."""
     if timer is not None:
         timer.cancel()
     if gate is not None:
