@@ -205,6 +205,12 @@ class AsyncTransport(Protocol):
     ``websockets.asyncio`` connection is one, and so are ``tether.web.WebSocketTransport``
     (aiohttp) and :func:`tether.testing.async_memory_pair`'s ends. The methods are coroutine
     functions (``async def``).
+
+    Optional, all three together (``tether.web.WebSocketTransport`` has them): ``send_nowait``,
+    ``writing_paused`` and ``drain()``, as :class:`AsyncPushTransport` describes them. The
+    session then writes each frame as it is queued, with no task, and stops reading from the
+    peer while ``writing_paused`` (unless it waits for that peer's answers) until ``drain()``
+    returns.
     """
 
     async def send(self, data: bytes) -> None:

@@ -15,6 +15,7 @@ import socket
 import struct
 import threading
 import time
+from typing import Any
 
 import pytest
 from websockets.client import ClientProtocol
@@ -154,3 +155,37 @@ async def test_a_caller_waits_while_its_peer_does_not_read_then_goes_on() -> Non
             assert all(a == big for a in answers)
             connection = peer.session.transport
             assert not connection.writing_paused and not connection.reading_paused
+
+
+async def test_serve_web_reads_no_further_from_a_client_that_never_reads(tmp_path: Any) -> None:
+    """serve_web (aiohttp): once a send waits for aiohttp's write buffer to drain, the reader
+    stops taking the peer's messages until it has drained, so the peer's further calls stay in
+    the kernel's buffers instead of being answered into ours; other clients are served."""
+    pytest.importorskip("aiohttp")
+    import tether.web
+
+    pyodide = tmp_path / "pyodide"  # serve_web only checks that the runtime's two files exist
+    pyodide.mkdir()
+    (pyodide / "pyodide.mjs").write_text("export {}")
+    (pyodide / "pyodide.asm.wasm").write_bytes(b"\0asm")
+    async with tether.web.serve_web(make_root, port=0, pyodide_dir=pyodide, run_sync_in_threads=False) as server:
+        hostile = await asyncio.to_thread(NeverReads, server.ws_url)
+        stop = threading.Event()
+        flooding = asyncio.ensure_future(asyncio.to_thread(hostile.flood, stop))
+        try:
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and not (server.peers and server.peers[0].session.transport.writing_paused):
+                await asyncio.sleep(0.01)
+            (session,) = [peer.session for peer in server.peers]
+            assert session.transport.writing_paused, "the server's writes never waited for the peer"
+            await asyncio.sleep(0.3)
+            received = session.stats()["frames_received"]
+            await asyncio.sleep(0.5)
+            assert session.stats()["frames_received"] == received, "the server went on reading a peer that does not read"
+            assert hostile.sent_calls > received + 8, f"{hostile.sent_calls} calls sent, {received} read"
+            async with tether.aio.connect(server.ws_url) as other:
+                assert await other.root.add(2, 3) == 5
+        finally:
+            stop.set()
+            hostile.close()
+            await flooding

@@ -868,6 +868,10 @@ def test_the_shipped_classes_have_the_shape_of_their_contracts() -> None:
     except ImportError:
         return
     assert issubclass(WebSocketTransport, AsyncTransport)
+    # its optional extras, which the session writes with: no task per frame
+    assert not inspect.iscoroutinefunction(WebSocketTransport.send_nowait)
+    assert inspect.iscoroutinefunction(WebSocketTransport.drain)
+    assert isinstance(WebSocketTransport.writing_paused, property)
 
 
 def test_each_end_satisfies_its_protocol(pair: Pair) -> None:

@@ -18,7 +18,10 @@ Two kinds of transport (``tether.transports``):
   ``async recv() -> bytes``, ``async close()``) is read by a task (:meth:`AsyncSession.run`) and
   written by one flush task at a time; its ``send`` must hand the frame to the connection
   before its first suspension point (true of ``websockets`` connections, of ``tether.web``'s
-  and of the in-memory pair).
+  and of the in-memory pair). One that also has ``send_nowait``, ``writing_paused`` and
+  ``drain()`` (``tether.web``'s) is written as a push transport is, and while its write buffer
+  is full the reader stops reading from that peer until it drains (unless this side waits for
+  the peer's answers: the peer may be busy writing them).
 """
 
 from __future__ import annotations
@@ -74,8 +77,8 @@ class AsyncSession(PromiseWaiting, MessageRunner, BaseSession):
         self._done = self.loop.create_future()
         self._reader: asyncio.Task[Any] | None = None
         self._pushed = False  # attached to a push transport
-        # A push transport's way to write a frame now (None: a flush task awaits send).
-        self._send_nowait: Any = getattr(transport, "send_nowait", None) if hasattr(transport, "attach") else None
+        # The transport's way to write a frame now (None: a flush task awaits send).
+        self._send_nowait: Any = getattr(transport, "send_nowait", None)
         if self._threads:
             from ..workers import worker_pool
 
@@ -141,8 +144,12 @@ class AsyncSession(PromiseWaiting, MessageRunner, BaseSession):
                 self._shutdown()
             return
         try:
-            recv = cast(AsyncTransport, self.transport).recv  # run() reads transports that do not push
+            transport = cast(AsyncTransport, self.transport)  # run() reads transports that do not push
+            recv = transport.recv
             receive = self.protocol.receive
+            # (a peer that sends calls and does not read the answers is read no further until they
+            # drain; but while we wait for its answers, read on: it may be busy writing them)
+            nowait = self._send_nowait is not None
             while True:
                 data = await recv()
                 if isinstance(data, str):
@@ -150,6 +157,8 @@ class AsyncSession(PromiseWaiting, MessageRunner, BaseSession):
                     break
                 if await self._handle(receive(data)):
                     break
+                if nowait and not self._pending and transport.writing_paused:  # type: ignore[attr-defined]
+                    await transport.drain()  # type: ignore[attr-defined]
         except asyncio.CancelledError:
             if self.close_reason is None:
                 self.close_reason = "closed by this side"
@@ -274,7 +283,7 @@ class AsyncSession(PromiseWaiting, MessageRunner, BaseSession):
     # -- sending: the loop's thread sends, in the protocol's order ---------------------------
 
     def _flush(self) -> None:
-        """Send what the protocol queued (any thread). On the loop's thread, with a push
+        """Send what the protocol queued (any thread). On the loop's thread, with the
         transport's ``send_nowait``: written now. Else a flush task on the loop, unless one runs
         (it sends these frames too)."""
         if threading.get_ident() != self._loop_thread:

@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Coroutine, Generator, Iterable, Sequence
 from pathlib import Path
 from ssl import SSLContext
 from types import ModuleType
@@ -76,15 +76,50 @@ class WebSocketTransport:
 
     ``send`` writes the frame before its first suspension point (aiohttp writes uncompressed
     frames synchronously, then waits for the socket to drain when its buffer is full).
+    :meth:`send_nowait` takes that first step at once, so the session writes each frame as it
+    is queued, with no task per frame; :attr:`writing_paused` and :meth:`drain` tell it when
+    the peer reads too slowly (then it stops reading from that peer until the buffer drains).
     """
 
     def __init__(self, ws: web.WebSocketResponse) -> None:
         self.ws = ws
+        self._finishing: set[asyncio.Task[None]] = set()  # sends waiting for aiohttp's buffer to drain
 
     async def send(self, data: bytes) -> None:
         if self.ws.closed:
             raise ConnectionLost(self._closed_text())
         await self.ws.send_bytes(data)
+
+    def send_nowait(self, data: bytes) -> None:
+        """Write ``data`` as one binary message now (on the loop's thread). aiohttp writes an
+        uncompressed frame before its send's first suspension, so that send is stepped once
+        here; if it then waits for aiohttp's write buffer to drain, the wait goes on in a task
+        and :attr:`writing_paused` is true until it ends. Raises ConnectionLost once closed."""
+        if self.ws.closed:
+            raise ConnectionLost(self._closed_text())
+        sending = self.ws.send_bytes(data)
+        try:
+            waiting = _taken(sending.send(None))
+        except StopIteration:
+            return  # written, and no wait for the buffer
+        task = asyncio.get_running_loop().create_task(_finish(sending, waiting))
+        self._finishing.add(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._finishing.discard(task)
+        if not task.cancelled():
+            task.exception()  # (retrieved: a failed send shows as the connection's end)
+
+    @property
+    def writing_paused(self) -> bool:
+        """Whether a send waits for aiohttp's write buffer to drain (the peer reads slowly)."""
+        return bool(self._finishing)
+
+    async def drain(self) -> None:
+        """Wait until no send waits for aiohttp's write buffer to drain."""
+        while self._finishing:
+            await asyncio.wait(set(self._finishing))
 
     async def recv(self) -> bytes | str:
         msg = await self.ws.receive()
@@ -267,6 +302,34 @@ class WebServer:
             if not ws.closed:
                 await ws.close()
         return ws
+
+
+async def _finish(sending: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Run a send that :meth:`WebSocketTransport.send_nowait` started to its end, as a task
+    would: ``waiting`` is what it yielded (a future, or None for a bare yield)."""
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                await waiting
+        except asyncio.CancelledError:
+            sending.close()  # the connection is going: so is the send
+            raise
+        except Exception:
+            pass  # the send sees the same outcome when it resumes
+        try:
+            waiting = _taken(sending.send(None))
+        except StopIteration:
+            return
+
+
+def _taken(waiting: Any) -> Any:
+    """What a task does with a future its coroutine yields: take it (clear the flag that the
+    future's ``await`` set; the next ``await`` of that future, ours, sets it again)."""
+    if waiting is not None:
+        waiting._asyncio_future_blocking = False
+    return waiting
 
 
 def _file(path: Path, no_cache: bool = False) -> web.FileResponse:
