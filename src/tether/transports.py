@@ -206,11 +206,11 @@ class AsyncTransport(Protocol):
     (aiohttp) and :func:`tether.testing.async_memory_pair`'s ends. The methods are coroutine
     functions (``async def``).
 
-    Optional, all three together (``tether.web.WebSocketTransport`` has them): ``send_nowait``,
-    ``writing_paused`` and ``drain()``, as :class:`AsyncPushTransport` describes them. The
-    session then writes each frame as it is queued, with no task, and stops reading from the
+    Optional, as :class:`AsyncPushTransport` describes them: ``writing_paused`` and ``drain()``
+    (``tether.web``'s and ``tether.asgi``'s have them): the session reads no further from the
     peer while ``writing_paused`` (unless it waits for that peer's answers) until ``drain()``
-    returns.
+    returns; and, with those two, ``send_nowait`` (``tether.web``'s): the session then writes
+    each frame as it is queued, with no flush task.
     """
 
     async def send(self, data: bytes) -> None:

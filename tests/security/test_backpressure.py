@@ -189,3 +189,36 @@ async def test_serve_web_reads_no_further_from_a_client_that_never_reads(tmp_pat
             stop.set()
             hostile.close()
             await flooding
+
+
+def test_the_asgi_app_reads_no_further_from_a_client_that_never_reads() -> None:
+    """tether.asgi under a real uvicorn: once a write waits for uvicorn to drain, the reader
+    stops taking the peer's messages until it has, so a peer that only sends calls cannot make
+    this side hold their answers without bound; other clients are served."""
+    pytest.importorskip("uvicorn")
+    import tether.asgi
+
+    from ..asgi.server import Uvicorn
+
+    app = tether.asgi.app(make_root, run_sync_in_threads=False)
+    with Uvicorn(app) as server:
+        hostile = NeverReads(server.ws_url + "/ws")
+        stop = threading.Event()
+        flooding = threading.Thread(target=hostile.flood, args=(stop,), daemon=True)
+        flooding.start()
+        try:
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline and hostile.sent_calls < 100:
+                time.sleep(0.01)
+            time.sleep(1.0)
+            (session,) = [peer.session for peer in app.peers]
+            received = session.stats()["frames_received"]
+            time.sleep(0.5)
+            assert session.stats()["frames_received"] == received, "the app went on reading a peer that does not read"
+            assert session.transport.writing_paused
+            with tether.connect(server.ws_url + "/ws") as other:
+                assert other.root.add(2, 3) == 5
+        finally:
+            stop.set()
+            hostile.close()
+            flooding.join(5)

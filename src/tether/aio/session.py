@@ -18,10 +18,10 @@ Two kinds of transport (``tether.transports``):
   ``async recv() -> bytes``, ``async close()``) is read by a task (:meth:`AsyncSession.run`) and
   written by one flush task at a time; its ``send`` must hand the frame to the connection
   before its first suspension point (true of ``websockets`` connections, of ``tether.web``'s
-  and of the in-memory pair). One that also has ``send_nowait``, ``writing_paused`` and
-  ``drain()`` (``tether.web``'s) is written as a push transport is, and while its write buffer
-  is full the reader stops reading from that peer until it drains (unless this side waits for
-  the peer's answers: the peer may be busy writing them).
+  and of the in-memory pair). One that also has ``send_nowait`` (``tether.web``'s) is written
+  as a push transport is. One that has ``writing_paused`` and ``drain()`` (``tether.web``'s,
+  ``tether.asgi``'s) is read no further while its write buffer is full, until it drains
+  (unless this side waits for the peer's answers: the peer may be busy writing them).
 """
 
 from __future__ import annotations
@@ -149,7 +149,7 @@ class AsyncSession(PromiseWaiting, MessageRunner, BaseSession):
             receive = self.protocol.receive
             # (a peer that sends calls and does not read the answers is read no further until they
             # drain; but while we wait for its answers, read on: it may be busy writing them)
-            nowait = self._send_nowait is not None
+            watched = hasattr(transport, "writing_paused") and hasattr(transport, "drain")
             while True:
                 data = await recv()
                 if isinstance(data, str):
@@ -157,7 +157,7 @@ class AsyncSession(PromiseWaiting, MessageRunner, BaseSession):
                     break
                 if await self._handle(receive(data)):
                     break
-                if nowait and not self._pending and transport.writing_paused:  # type: ignore[attr-defined]
+                if watched and not self._pending and transport.writing_paused:  # type: ignore[attr-defined]
                     await transport.drain()  # type: ignore[attr-defined]
         except asyncio.CancelledError:
             if self.close_reason is None:

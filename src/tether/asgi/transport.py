@@ -48,6 +48,11 @@ class ASGITransport:
       once; other servers when the handshake ends or their own close timeout passes).
     - ``close_code``/``close_reason`` (:class:`~tether.transports.CloseDetails`): ``None`` while
       open; then the peer's code and reason, or this side's when it closed first.
+    - ``writing_paused`` and ``drain()``: whether a write is under way that the server has not
+      finished (uvicorn waits for its buffer to drain: the peer reads slowly, or not at all),
+      and a wait until none is. The session reads no further message from the peer meanwhile
+      (unless it waits for that peer's answers), so a peer that does not read cannot make this
+      side hold answers without bound.
     """
 
     def __init__(
@@ -59,6 +64,7 @@ class ASGITransport:
         self._queue: deque[tuple[Message, asyncio.Future[None]]] = deque()
         self._writing = False
         self._drainer: asyncio.Task[None] | None = None
+        self._idle: list[asyncio.Future[None]] = []  # drain()s waiting for the writer to be free
         self._closing = False  # close() was called: no more sends
         self._gone: str | None = None  # the server said the connection is over (why): no more writes
         self._ended: str | None = None  # recv has ended (why): it raises this again at once
@@ -89,7 +95,28 @@ class ASGITransport:
         if self._queue:
             self._drainer = asyncio.get_running_loop().create_task(self._drain())
         else:
-            self._writing = False
+            self._free()
+
+    def _free(self) -> None:
+        """No write is under way any more: wake the drain()s."""
+        self._writing = False
+        idle, self._idle = self._idle, []
+        for waiter in idle:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    @property
+    def writing_paused(self) -> bool:
+        """Whether a write is under way that the server has not finished (or writes queue
+        behind one): the peer reads slowly, or not at all."""
+        return self._writing
+
+    async def drain(self) -> None:
+        """Wait until no write is under way (see :attr:`writing_paused`)."""
+        while self._writing:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self._idle.append(waiter)
+            await waiter
 
     async def _drain(self) -> None:
         try:
@@ -108,8 +135,8 @@ class ASGITransport:
                 _, waiter = self._queue.popleft()
                 if not waiter.done():
                     waiter.set_exception(ConnectionLost(self._lost_text()))
-            self._writing = False
             self._drainer = None
+            self._free()
 
     async def _write(self, message: Message) -> None:
         closing = message["type"] == "websocket.close"
