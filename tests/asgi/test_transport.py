@@ -88,3 +88,39 @@ async def test_a_cancelled_drain_leaves_the_transport_usable() -> None:
     assert not transport.writing_paused
     await transport.send(b"two")
     assert [m["bytes"] for m in server.sent] == [b"one", b"two"]
+
+
+def tasks_now() -> set[asyncio.Task[Any]]:
+    return asyncio.all_tasks() - {asyncio.current_task()}  # type: ignore[operator]
+
+
+async def test_send_nowait_writes_at_once_without_a_task_when_the_server_does_not_wait() -> None:
+    server = SlowServer()
+    transport = ASGITransport(server.receive, server.send)
+    before = tasks_now()
+    transport.send_nowait(b"one")
+    transport.send_nowait(b"two")
+    assert [m["bytes"] for m in server.sent] == [b"one", b"two"]
+    assert tasks_now() == before and not transport.writing_paused
+
+
+async def test_send_nowait_behind_a_waiting_write_keeps_the_order() -> None:
+    server = SlowServer()
+    transport = ASGITransport(server.receive, server.send)
+    server.gate = asyncio.get_running_loop().create_future()
+    for n in range(4):
+        transport.send_nowait(bytes([n]))
+    assert transport.writing_paused and server.sent == []
+    server.gate.set_result(None)
+    await asyncio.wait_for(transport.drain(), 2)
+    assert [m["bytes"] for m in server.sent] == [b"\x00", b"\x01", b"\x02", b"\x03"]
+    assert not transport.writing_paused
+
+
+async def test_send_nowait_after_close_raises_connection_lost() -> None:
+    server = SlowServer()
+    transport = ASGITransport(server.receive, server.send)
+    await transport.close(4000, "bye")
+    with pytest.raises(ConnectionLost):
+        transport.send_nowait(b"late")
+    assert [m["type"] for m in server.sent] == ["websocket.close"]

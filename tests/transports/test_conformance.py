@@ -863,6 +863,9 @@ def test_the_shipped_classes_have_the_shape_of_their_contracts() -> None:
     from tether.asgi import ASGITransport
 
     assert issubclass(ASGITransport, AsyncTransport)
+    assert not inspect.iscoroutinefunction(ASGITransport.send_nowait)
+    assert inspect.iscoroutinefunction(ASGITransport.drain)
+    assert isinstance(ASGITransport.writing_paused, property)
     try:
         from tether.web import WebSocketTransport
     except ImportError:

@@ -37,7 +37,7 @@ LAYER_OF = {
     "tether.debug": "core", "tether.remote_frames": "core",
     "tether.session": "runtime", "tether.workers": "runtime", "tether.waiter": "runtime", "tether.pipelining": "runtime", "tether.handoff": "runtime",
     "tether.websocket": "flavour", "tether.framing": "flavour", "tether.aio.transport": "flavour",
-    "tether.aio.settings": "flavour", "tether.aio.running": "flavour", "tether.aio.promising": "flavour", "tether.web": "edge", "tether.testing": "edge",
+    "tether.aio.settings": "flavour", "tether.aio.running": "flavour", "tether.aio.promising": "flavour", "tether.aio.stepping": "flavour", "tether.web": "edge", "tether.testing": "edge",
     "tether.trace": "edge",
     "tether.asgi": "edge", "tether.pagefiles": "edge",
     "tether.cli": "edge", "tether.__main__": "edge", "tether": "edge",

@@ -15,6 +15,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any, NoReturn
 
+from ..aio.stepping import send_now
 from ..exceptions import ConnectionLost
 from ..protocol import DEFAULT_MAX_FRAME_SIZE
 from ..session import describe_peer_close
@@ -65,6 +66,7 @@ class ASGITransport:
         self._writing = False
         self._drainer: asyncio.Task[None] | None = None
         self._idle: list[asyncio.Future[None]] = []  # drain()s waiting for the writer to be free
+        self._finishing: set[asyncio.Task[None]] = set()  # send_nowait()s that wait for the server
         self._closing = False  # close() was called: no more sends
         self._gone: str | None = None  # the server said the connection is over (why): no more writes
         self._ended: str | None = None  # recv has ended (why): it raises this again at once
@@ -77,6 +79,12 @@ class ASGITransport:
         if self._closing or self._gone is not None:
             raise ConnectionLost(self._lost_text())
         await self._write_in_order({"type": "websocket.send", "bytes": data})
+
+    def send_nowait(self, data: bytes) -> None:
+        """:meth:`send`, its first step taken now (on the loop's thread): the message is written,
+        or queued in order behind a write under way; the rest of a send that waits (for the
+        server's buffer) goes on in a task. Raises ConnectionLost once closed."""
+        send_now(self.send(data), self._finishing)
 
     async def _write_in_order(self, message: Message) -> None:
         if self._writing:  # another write is under way: queue behind it, in order

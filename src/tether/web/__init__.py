@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-from collections.abc import Coroutine, Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Sequence
 from pathlib import Path
 from ssl import SSLContext
 from types import ModuleType
@@ -47,6 +47,7 @@ except ImportError as exc:  # pragma: no cover - depends on the environment
 from ..admission import SUBPROTOCOL, Admission, offered_subprotocols, own_origins, tls_server_context
 from ..aio.client import dialer
 from ..aio.session import AsyncPeer, serve_connection
+from ..aio.stepping import send_now
 from ..exceptions import ConnectionLost, UsageError
 from ..options import Options, resolve_options
 from ..pagefiles import (
@@ -97,19 +98,7 @@ class WebSocketTransport:
         and :attr:`writing_paused` is true until it ends. Raises ConnectionLost once closed."""
         if self.ws.closed:
             raise ConnectionLost(self._closed_text())
-        sending = self.ws.send_bytes(data)
-        try:
-            waiting = _taken(sending.send(None))
-        except StopIteration:
-            return  # written, and no wait for the buffer
-        task = asyncio.get_running_loop().create_task(_finish(sending, waiting))
-        self._finishing.add(task)
-        task.add_done_callback(self._finished)
-
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        self._finishing.discard(task)
-        if not task.cancelled():
-            task.exception()  # (retrieved: a failed send shows as the connection's end)
+        send_now(self.ws.send_bytes(data), self._finishing)
 
     @property
     def writing_paused(self) -> bool:
@@ -302,34 +291,6 @@ class WebServer:
             if not ws.closed:
                 await ws.close()
         return ws
-
-
-async def _finish(sending: Coroutine[Any, Any, None], waiting: Any) -> None:
-    """Run a send that :meth:`WebSocketTransport.send_nowait` started to its end, as a task
-    would: ``waiting`` is what it yielded (a future, or None for a bare yield)."""
-    while True:
-        try:
-            if waiting is None:
-                await asyncio.sleep(0)
-            else:
-                await waiting
-        except asyncio.CancelledError:
-            sending.close()  # the connection is going: so is the send
-            raise
-        except Exception:
-            pass  # the send sees the same outcome when it resumes
-        try:
-            waiting = _taken(sending.send(None))
-        except StopIteration:
-            return
-
-
-def _taken(waiting: Any) -> Any:
-    """What a task does with a future its coroutine yields: take it (clear the flag that the
-    future's ``await`` set; the next ``await`` of that future, ours, sets it again)."""
-    if waiting is not None:
-        waiting._asyncio_future_blocking = False
-    return waiting
 
 
 def _file(path: Path, no_cache: bool = False) -> web.FileResponse:
