@@ -15,7 +15,12 @@ from typing import Any
 
 from .exceptions import DecodeError
 
-__all__ = ["Limits", "check_keys"]
+__all__ = ["DEFAULT_PAUSE_READING_ABOVE", "Limits", "check_keys"]
+
+DEFAULT_PAUSE_READING_ABOVE = 4 * 2**20
+"""Bytes of frames not yet written to a peer above which a connection stops reading from it
+until they are (the ``transport=`` setting ``pause_reading_above``): what a peer that sends
+calls but never reads their answers can make us hold."""
 
 
 @dataclass(frozen=True, slots=True)

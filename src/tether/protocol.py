@@ -159,6 +159,7 @@ class Protocol:
         self._lock = threading.Lock()  # encoding a frame and putting it in the outbox: one step
         self._encoding_thread: int | None = None
         self._outbox: deque[bytes] = deque()
+        self.queued_bytes = 0  # the bytes of the frames in the outbox (what data_to_send takes)
         self.held = HeldFrames(self)  # frames waiting for classes or handoffs, in order
         # Three-party handoff (tether.gifts, docs/protocol.md 5.5): this process's vat, the URL
         # this side listens on (when it says so), whether it writes handoff descriptors to a
@@ -221,6 +222,7 @@ class Protocol:
                 frame = make(*args)
                 if frame is not None and self.state is not State.CLOSED:
                     self._outbox.append(frame)
+                    self.queued_bytes += len(frame)
             finally:
                 self._encoding_thread = None
                 refs = self.references
@@ -237,8 +239,9 @@ class Protocol:
         with self._lock:
             frames = list(outbox)
             outbox.clear()
+            queued, self.queued_bytes = self.queued_bytes, 0
         self.frames_sent += len(frames)
-        self.bytes_sent += sum(map(len, frames))
+        self.bytes_sent += queued
         return frames
 
     def has_data_to_send(self) -> bool:
@@ -631,6 +634,7 @@ class Protocol:
         """The connection is gone: mark it closed, forget both tables and the outbox."""
         self.state = State.CLOSED
         self._outbox.clear()
+        self.queued_bytes = 0
         self.references.close()
         self.errors_sent.clear()
         self.releases.clear()

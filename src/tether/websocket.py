@@ -28,6 +28,7 @@ from websockets.typing import Subprotocol
 
 from .admission import Admission, offered_subprotocols, select_subprotocol
 from .exceptions import ConnectionLost, HandshakeFailed, UsageError
+from .limits import DEFAULT_PAUSE_READING_ABOVE
 from .options import DEFAULT_KEEPALIVE
 
 __all__ = ["CLIENT_SETTINGS", "COMMON_SETTINGS", "DEFAULT_KEEPALIVE", "DEFAULT_PORT", "SERVER_SETTINGS", "SettingsReader",
@@ -115,6 +116,7 @@ class TransportSettings:
     max_size: int | None = 2**20
     logger: Any = None
     max_queue: Any = None
+    pause_reading_above: int = DEFAULT_PAUSE_READING_ABOVE  # (Tether's own: not websockets')
     # a client's
     origin: str | None = None
     additional_headers: HeadersLike | None = None
@@ -126,7 +128,8 @@ class TransportSettings:
     create_server: dict[str, Any] = field(default_factory=dict)  # what the listening socket is made with
 
 
-COMMON_SETTINGS = frozenset({"ping_interval", "ping_timeout", "close_timeout", "logger", "max_queue", "sock", "compression"})
+COMMON_SETTINGS = frozenset({"ping_interval", "ping_timeout", "close_timeout", "logger", "max_queue", "sock", "compression",
+                             "pause_reading_above"})  # fmt: skip
 """The ``transport=`` settings both faces take, on both sides."""
 CLIENT_SETTINGS = COMMON_SETTINGS | {"origin", "additional_headers", "user_agent_header", "server_hostname"}
 """...and a client's."""

@@ -222,3 +222,44 @@ def test_the_asgi_app_reads_no_further_from_a_client_that_never_reads() -> None:
             stop.set()
             hostile.close()
             flooding.join(5)
+
+
+def test_the_threading_server_reads_no_further_from_a_client_that_never_reads() -> None:
+    """tether.serve (the threading face, its own transport): while more than
+    ``pause_reading_above`` bytes of answers wait behind a write the peer does not take, the
+    connection's watchers read nothing more from it, so what this side holds stays bounded
+    (before, it read on and queued every answer: gigabytes in seconds); other clients are
+    served, and keepalive drops the peer (it answers no ping either)."""
+    transport = {"pause_reading_above": BOUND}
+    server = tether.serve(make_root, host="127.0.0.1", port=0, transport=transport, keepalive=0.5)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    hostile = NeverReads(server.url)
+    stop = threading.Event()
+    flooding = threading.Thread(target=hostile.flood, args=(stop,), daemon=True)
+    flooding.start()
+    try:
+        deadline = time.monotonic() + 3.0
+        session = None
+        while time.monotonic() < deadline:
+            time.sleep(0.01)
+            if server.peers and server.peers[0].session.protocol.queued_bytes > BOUND:
+                session = server.peers[0].session
+                break
+        assert session is not None, "the server never held more than the bound: the test proves nothing"
+        received = session.stats()["frames_received"]
+        time.sleep(0.3)
+        assert session.stats()["frames_received"] == received, "the server went on reading a peer that does not read"
+        # Held: the bound, and the answers of the messages read before the watchers stopped.
+        assert session.protocol.queued_bytes <= BOUND + 16 * (ANSWER_SIZE + 64), session.protocol.queued_bytes
+        with tether.connect(server.url) as other:
+            assert other.root.add(2, 3) == 5
+        deadline = time.monotonic() + 10.0
+        while not session.closed and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert session.closed, "keepalive did not drop a peer that answers no ping"
+        assert "keepalive" in (session.close_reason or ""), session.close_reason
+    finally:
+        stop.set()
+        hostile.close()
+        flooding.join(5)
+        server.close()

@@ -299,3 +299,19 @@ def test_transport_settings_it_does_not_take_are_refused_by_name() -> None:
     with tether.serve(Calculator(), port=0, transport={"max_queue": 4, "compression": None}) as server:
         with tether.connect(server.url, transport={"max_queue": 2}) as peer:  # accepted, no queue to size
             assert peer.root.add(1, 2) == 3
+
+
+def test_pause_reading_above_reaches_the_connection_and_is_checked() -> None:
+    """The bound on what a peer that does not read can make us hold (the hostile case is in
+    tests/security/test_backpressure.py): set by transport=, 4 MiB by default, a byte count."""
+    from tether.limits import DEFAULT_PAUSE_READING_ABOVE
+
+    with tether.serve(Calculator(), port=0, transport={"pause_reading_above": 70000}) as server:
+        with tether.connect(server.url) as peer:
+            assert peer.session.transport.pause_reading_above == DEFAULT_PAUSE_READING_ABOVE == 4 * 2**20
+            assert peer.session.transport.hold_reading is not None and not peer.session.transport.hold_reading()
+            (served,) = server.peers
+            assert served.session.transport.pause_reading_above == 70000
+    for bad in (0, -1, 1.5, "4MiB"):
+        with pytest.raises(tether.UsageError, match="pause_reading_above is a number of bytes, at least 1"):
+            tether.connect("ws://127.0.0.1:9", transport={"pause_reading_above": bad})

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..exceptions import UsageError
+from ..limits import DEFAULT_PAUSE_READING_ABOVE
 from ..websocket import CLIENT_SETTINGS as _CLIENT
 from ..websocket import SERVER_SETTINGS as _SERVER
 from ..websocket import SettingsReader, TransportSettings
@@ -24,26 +25,22 @@ DEFAULT_WRITE_LIMIT = 65536
 """Bytes of unsent data above which ``send`` (and a caller's ``await``) waits for the peer to
 read: the write buffer's high-water mark (its low-water mark is a quarter of it)."""
 
-DEFAULT_PAUSE_READING_ABOVE = 4 * 2**20
-"""Bytes of unsent data above which the connection stops reading from the peer until the
-buffer drains to the low-water mark: what a peer that never reads can make us hold."""
 
 
 @dataclass
 class Settings(TransportSettings):
     """What a connection is opened or served with (:class:`~tether.websocket.TransportSettings`),
-    and two settings of the async face's own.
+    and a setting of the async face's own.
 
     ``write_limit``: the write buffer's high-water mark in bytes, or ``(high, low)``; above it
-    senders that await wait for the peer to read. ``pause_reading_above``: above this many
-    unsent bytes (at least ``write_limit``'s high mark) the connection stops reading from the
-    peer until its buffer is back at the low-water mark, so a peer that sends but never reads
-    cannot make us buffer answers without bound. ``max_queue`` is accepted for compatibility
+    senders that await wait for the peer to read. ``pause_reading_above`` (both faces have it):
+    above this many unsent bytes (here at least ``write_limit``'s high mark) the connection
+    stops reading from the peer until its buffer is back at the low-water mark, so a peer that
+    sends but never reads cannot make us buffer answers without bound. ``max_queue`` is accepted for compatibility
     with ``websockets.asyncio`` and has no effect: messages are pushed to the session as they
     arrive (there is no queue)."""
 
     write_limit: int | tuple[int, int | None] = DEFAULT_WRITE_LIMIT
-    pause_reading_above: int = DEFAULT_PAUSE_READING_ABOVE
 
     def write_limits(self) -> tuple[int, int]:
         """The write buffer's (high, low) water marks."""
@@ -65,7 +62,7 @@ def _check(where: str, settings: Settings) -> None:
         )
 
 
-_OWN = frozenset({"write_limit", "pause_reading_above"})
+_OWN = frozenset({"write_limit"})
 CLIENT_SETTINGS = _CLIENT | _OWN
 """The ``transport=`` settings ``tether.aio.connect`` takes."""
 SERVER_SETTINGS = _SERVER | _OWN | {"reuse_address"}

@@ -55,6 +55,8 @@ _LOOK = 0.05
 # How long a worker watches without being woken, while another thread watches too, before it
 # goes back to the pool (a connection that is used keeps two watchers; an idle one, its own).
 _SPARE_FOR = 30.0
+# How often a watcher looks again while the session holds the reading (hold_reading).
+_HELD_LOOK: Final = 0.005
 
 
 def _left() -> None:
@@ -169,6 +171,10 @@ class Reading:
         self._over = False  # the stream ended: nobody reads it any more
         self._wanting: list[Callable[[], None]] = []  # wakes of callers that found it read
         self._received_at = time.monotonic()
+        self._looked_at = self._received_at  # when a watcher last looked at the time
+        # Set by the session: whether to read nothing from the peer for now (truthy: it holds
+        # more unsent bytes for the peer than it may, and waits for none of its answers).
+        self.hold_reading: Callable[[], object] | None = None
 
     def start(self) -> None:
         """Watch the connection from a thread of its own (a daemon, like websockets'); see
@@ -261,6 +267,10 @@ class Reading:
         idle_since = time.monotonic()
         while not self._over:
             tick = self._tick
+            hold = self.hold_reading
+            if hold is not None and hold():
+                self._held(tick)
+                continue
             wait = tick if not spare else _SPARE_FOR if tick is None else min(tick, _SPARE_FOR)
             if not ready.wait(wait):
                 self._look_at_the_time()
@@ -299,8 +309,17 @@ class Reading:
                 return job
         return None
 
+    def _held(self, tick: float | None) -> None:
+        """The session holds the reading (a peer that does not read its answers): read nothing
+        for a moment, and keep the time as a watcher does (keepalive: such a peer answers no
+        ping either, and is dropped; closing)."""
+        time.sleep(_HELD_LOOK)
+        if tick is not None and time.monotonic() - self._looked_at >= tick:
+            self._look_at_the_time()
+
     def _look_at_the_time(self) -> None:
         """A watcher waited ``_tick`` seconds: keepalive and closing (one watcher at a time)."""
+        self._looked_at = time.monotonic()
         with self._watch_lock:
             if not self._over and not self._on_silence():
                 self._over = True

@@ -25,6 +25,7 @@ Open one with :func:`open_session`; ``tether.sync.client.connect`` and
 from __future__ import annotations
 
 import atexit
+import functools
 import logging
 import threading
 import time
@@ -37,6 +38,7 @@ from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed
 from ..frames import MessageSend
 from ..handoff import Dial, Pause, connection_to, dialed
+from ..limits import DEFAULT_PAUSE_READING_ABOVE
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State
 from ..session import BaseSession, PeerBase
 from ..session import describe_close as _describe_close
@@ -45,6 +47,8 @@ from ..waiter import Waiter as _Waiter
 from ..workers import release_flusher, worker_pool
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
+
+_HELD_LOOK = 0.005  # how often the reader looks again while it holds the reading (see run)
 
 __all__ = ["Peer", "Session", "open_session"]
 
@@ -97,6 +101,9 @@ class Session(BaseSession):
             self._run_here = getattr(self.transport, "run_here", None)
             self._send_many = getattr(self.transport, "send_many", None)
             self._read_here = getattr(self.transport, "read_here", None)
+            bound = getattr(self.transport, "pause_reading_above", None)
+            if bound is not None and hasattr(self.transport, "hold_reading"):
+                self.transport.hold_reading = functools.partial(self._holds_too_much, bound)
             attach(self._feed, self._transport_closed)
         if self.protocol.client:
             self.protocol.queue_opening()
@@ -145,6 +152,7 @@ class Session(BaseSession):
         try:
             recv = cast(Transport, self.transport).recv  # run() reads transports that do not push
             receive = self.protocol.receive
+            bound = getattr(self.transport, "pause_reading_above", DEFAULT_PAUSE_READING_ABOVE)
             while True:
                 data = recv()
                 if isinstance(data, str):
@@ -154,6 +162,8 @@ class Session(BaseSession):
                     done = self._handle(receive(data))
                 if done:
                     break
+                while self._holds_too_much(bound) and not self.closed:  # (as the pushing one's watchers)
+                    time.sleep(_HELD_LOOK)
         except Exception as exc:  # the transport closed or failed: that ends the session
             if self.close_reason is None:
                 self.close_reason = _describe_close(exc)
@@ -217,6 +227,13 @@ class Session(BaseSession):
         self._end()
         self._opened.set()
         self._done.set()
+
+    def _holds_too_much(self, bound: int) -> bool:
+        """Whether the connection should read nothing more from the peer for now (its watchers
+        ask): more than ``bound`` bytes of frames wait to be written (a thread's write is stuck:
+        the peer does not read), and this side waits for none of the peer's answers (if it
+        did, the peer might be busy writing them, and stopping too would stop both)."""
+        return self.protocol.queued_bytes > bound and not self._pending
 
     # -- sending --------------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass
 
+from ..exceptions import UsageError
 from ..websocket import CLIENT_SETTINGS as _CLIENT
 from ..websocket import SERVER_SETTINGS as _SERVER
 from ..websocket import SettingsReader, TransportSettings
@@ -23,8 +24,19 @@ __all__ = ["CLIENT_SETTINGS", "SERVER_SETTINGS", "Settings", "client_settings", 
 class Settings(TransportSettings):
     """What a connection is opened or served with (:class:`~tether.websocket.TransportSettings`).
 
-    ``max_queue`` is accepted for compatibility with ``websockets.sync`` and has no effect: a
-    pushing connection hands each message to its session as it arrives (there is no queue)."""
+    ``pause_reading_above`` (Tether's own): while the session holds more than this many bytes
+    of frames not yet written to the peer, and waits for none of the peer's answers, the
+    connection reads nothing more from it (a thread's write is stuck: the peer does not read),
+    so a peer that sends calls but never reads their answers cannot make us hold them without
+    bound. ``max_queue`` is accepted for compatibility with ``websockets.sync`` and has no
+    effect: a pushing connection hands each message to its session as it arrives (there is no
+    queue)."""
+
+
+def _check(where: str, settings: Settings) -> None:
+    bound = settings.pause_reading_above
+    if type(bound) is not int or bound < 1:
+        raise UsageError(f"{where}(transport=...): pause_reading_above is a number of bytes, at least 1; got {bound!r}")
 
 
 CLIENT_SETTINGS = _CLIENT
@@ -32,7 +44,7 @@ CLIENT_SETTINGS = _CLIENT
 SERVER_SETTINGS = _SERVER | {"dualstack_ipv6"}
 """The ``transport=`` settings ``tether.serve`` takes (websockets' names for them)."""
 _READER = SettingsReader("sync face", Settings, CLIENT_SETTINGS, SERVER_SETTINGS,
-                         ("family", "backlog", "reuse_port", "dualstack_ipv6"))  # fmt: skip
+                         ("family", "backlog", "reuse_port", "dualstack_ipv6"), _check)  # fmt: skip
 client_settings = _READER.client
 server_settings = _READER.server
 

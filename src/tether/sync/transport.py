@@ -144,6 +144,7 @@ class Connection(Reading):
         self.ping_interval = settings.ping_interval
         self.ping_timeout = settings.ping_timeout
         self.close_timeout = settings.close_timeout
+        self.pause_reading_above = settings.pause_reading_above  # (read by the session: hold_reading)
         self.request: Request | None = None
         self.response: Response | None = None
         self.remote_address: Any = _address(sock.getpeername)
