@@ -12,7 +12,7 @@
     ├── ConnectionLost      the peer went away; every waiting call and every proxy raises it
     │   └── HandshakeFailed no Tether conversation could be opened (bad URL, not a WebSocket, not a Tether peer, no answer in time)
     │       └── Refused     the server refused this client (a wrong token, a browser origin it does not allow)
-    ├── Busy                the peer has Limits.max_concurrency calls running here and max_queued waiting
+    ├── Busy                the peer has Limits.max_concurrency calls running here and max_queued (bytes) waiting
     ├── AccessDenied        the peer asked for a name its access policy refuses (also an AttributeError)
     └── RemoteError         the remote handler raised an exception that cannot be recreated here
 
@@ -102,8 +102,8 @@ class GiftRefused(ProtocolError):
 
 class Busy(TetherError):
     """The other side already runs ``Limits.max_concurrency`` of this side's calls and holds
-    ``Limits.max_queued`` more waiting: this call was not started. Call again later, or make
-    fewer calls at once."""
+    ``Limits.max_queued`` more waiting, or ``Limits.max_queued_bytes`` of their frames: this
+    call was not started. Call again later, or make fewer calls at once (or smaller ones)."""
 
 
 class ConnectionLost(TetherError, ConnectionError):

@@ -140,6 +140,9 @@ class MessageSend(_BuiltInKind):
     kwargs: dict[str, Any] = field(default_factory=dict)
     on_behalf: bytes | None = None
     keep: bool = False
+    # The bytes of the frame it was read from (the protocol sets it; 0: not read from a frame):
+    # what waiting to run costs, counted against Limits.max_queued_bytes.
+    size: int = field(default=0, compare=False, repr=False)
 
     # Written out, not generated, for speed: mypyc compiles this one, not dataclasses' (one per
     # message). ``kwargs`` None: none.
@@ -160,6 +163,7 @@ class MessageSend(_BuiltInKind):
         self.kwargs = {} if kwargs is None else kwargs
         self.on_behalf = on_behalf
         self.keep = keep
+        self.size = 0
 
     @classmethod
     def read(cls, d: Decoder) -> MessageSend:

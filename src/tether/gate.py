@@ -3,7 +3,8 @@
 Every runtime hands each incoming message to :meth:`CallGate.submit` instead of starting it
 directly; the gate starts it at once while fewer than ``limit`` of that peer's messages are
 running, queues it (in arrival order) otherwise, and answers it with an error when the queue
-holds ``max_queued`` already. A runtime calls :meth:`CallGate.done` when a message it started
+holds ``max_queued`` messages already, or when its frame's bytes would take the queue's past
+``max_queued_bytes`` (one message always fits: a frame is bounded by the frame size). A runtime calls :meth:`CallGate.done` when a message it started
 has finished, which starts the next queued one. So one peer can occupy at most ``limit``
 threads or tasks, however many calls it sends, and nothing it sends is dropped silently.
 
@@ -79,7 +80,8 @@ def waiting() -> Iterator[None]:
 class CallGate:
     """Runs a peer's messages through ``start(message)``, at most ``limit`` at once."""
 
-    __slots__ = ("_lock", "_queue", "_refuse", "_start", "hard_limit", "limit", "max_queued", "running", "waiting")
+    __slots__ = ("_lock", "_queue", "_refuse", "_start", "hard_limit", "limit", "max_queued", "max_queued_bytes",
+                 "queued_bytes", "running", "waiting")  # fmt: skip
 
     def __init__(
         self,
@@ -88,10 +90,13 @@ class CallGate:
         start: Callable[[Any], None],
         refuse: Callable[[Any, BaseException], None],
         hard_limit: int | None = None,
+        max_queued_bytes: int = 64 << 20,
     ) -> None:
         self.limit = limit
         self.hard_limit = hard_limit if hard_limit is not None else 4 * limit
         self.max_queued = max_queued
+        self.max_queued_bytes = max_queued_bytes
+        self.queued_bytes = 0  # the frame bytes of the queued messages (their ``size``)
         self.running = 0
         self.waiting = 0
         self._queue: deque[Any] = deque()
@@ -105,25 +110,32 @@ class CallGate:
 
     def submit(self, message: Any) -> None:
         """Start ``message`` now, or queue it behind the running ones."""
+        size: int = getattr(message, "size", 0)  # (a MessageSend's frame bytes; other jobs: 0)
         with self._lock:
             if self.running < self.limit and self.running + self.waiting < self.hard_limit:
                 self.running += 1
                 go = True
-            elif len(self._queue) < self.max_queued:
+            elif len(self._queue) < self.max_queued and (
+                not self._queue or self.queued_bytes + size <= self.max_queued_bytes
+            ):
                 self._queue.append(message)
+                self.queued_bytes += size
                 return
             else:
                 go = False
+                full = len(self._queue) >= self.max_queued
+                queued, queued_bytes = len(self._queue), self.queued_bytes
         if go:
             self._start(message)
             return
-        self._refuse(
-            message,
-            Busy(
-                f"{self.limit} calls from this peer are running here and {self.max_queued} more "
-                "are waiting (Limits.max_concurrency, Limits.max_queued); call again later"
-            ),
-        )
+        if full:
+            why = (f"{self.limit} calls from this peer are running here and {self.max_queued} more "
+                   "are waiting (Limits.max_concurrency, Limits.max_queued); call again later")  # fmt: skip
+        else:
+            why = (f"{self.limit} calls from this peer are running here and {queued} more wait, "
+                   f"{queued_bytes} bytes of frames; this one's {size} would pass "
+                   f"Limits.max_queued_bytes ({self.max_queued_bytes}); call again later")  # fmt: skip
+        self._refuse(message, Busy(why))
 
     def done(self) -> None:
         """A started message finished: start the next queued one, if any."""
@@ -151,7 +163,9 @@ class CallGate:
     def _admit(self) -> Any:
         if self._queue and self.running < self.limit and self.running + self.waiting < self.hard_limit:
             self.running += 1
-            return self._queue.popleft()
+            message = self._queue.popleft()
+            self.queued_bytes -= getattr(message, "size", 0)
+            return message
         return None
 
     def withdraw(self, matches: Callable[[Any], bool]) -> list[Any]:
@@ -162,6 +176,7 @@ class CallGate:
                 kept = [m for m in self._queue if not matches(m)]
                 self._queue.clear()
                 self._queue.extend(kept)
+                self.queued_bytes -= sum(getattr(m, "size", 0) for m in taken)
         return taken
 
     def clear(self) -> list[Any]:
@@ -169,4 +184,5 @@ class CallGate:
         with self._lock:
             queued = list(self._queue)
             self._queue.clear()
+            self.queued_bytes = 0
         return queued

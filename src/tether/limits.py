@@ -40,10 +40,12 @@ class Limits:
     * ``max_concurrency``: the peer's messages running at once; a handler waiting for a
       remote answer gives its place to the next, and running and waiting handlers together
       (threads or tasks) are at most four times this. More wait in a queue of at most
-      ``max_queued``, and beyond that are answered with :class:`~tether.Busy`;
+      ``max_queued`` messages and ``max_queued_bytes`` bytes of their frames (one message
+      always fits), and beyond that are answered with :class:`~tether.Busy`;
     * ``max_kept_answers``: the peer's calls whose answers this side keeps at once for messages
       pipelined on them (until the peer drops them); a call asking for more is answered with
-      :class:`~tether.Busy`. Messages waiting for a kept answer count in ``max_queued``;
+      :class:`~tether.Busy`. Messages waiting for a kept answer have a ``max_queued`` and a
+      ``max_queued_bytes`` of their own;
     * ``max_gifts``: gifts the peer may have deposited here at once for third parties to
       withdraw (three-party handoff, ``tether.gifts``; each lives at most 300 s), and handoffs
       this side resolves at once for descriptors the peer sent (more fall back to forwarding).
@@ -58,6 +60,7 @@ class Limits:
     max_exports: int = 65536
     max_concurrency: int = 256
     max_queued: int = 65536
+    max_queued_bytes: int = 64 << 20
     max_kept_answers: int = 4096
     max_gifts: int = 1024
 

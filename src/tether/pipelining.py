@@ -53,6 +53,7 @@ class KeptAnswers:
         self._kept: dict[bytes, _Kept] = {}
         self._lock = threading.Lock()
         self._waiting = 0
+        self._waiting_bytes = 0  # the frame bytes of the waiting messages
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -79,14 +80,21 @@ class KeptAnswers:
             kept = self._kept.get(target)
             busy = False
             if kept is not None and not kept.done:
-                if self._waiting < self._limits.max_queued:
+                limits = self._limits
+                if self._waiting < limits.max_queued and (
+                    not self._waiting or self._waiting_bytes + message.size <= limits.max_queued_bytes
+                ):
                     kept.waiting.append(message)
                     self._waiting += 1
+                    self._waiting_bytes += message.size
                     return
                 busy = True
+                waiting, waiting_bytes = self._waiting, self._waiting_bytes
         if busy:
             self._answer(message, None, Busy(
-                f"{self._limits.max_queued} messages wait for answers already (Limits.max_queued)"
+                f"{waiting} messages wait for answers already, {waiting_bytes} bytes of frames "
+                f"(Limits.max_queued {self._limits.max_queued}, Limits.max_queued_bytes "
+                f"{self._limits.max_queued_bytes})"
             ))  # fmt: skip
             return
         self._release(message, kept)
@@ -100,6 +108,7 @@ class KeptAnswers:
             kept.done, kept.result, kept.error = True, result, error
             waiting, kept.waiting = kept.waiting, []
             self._waiting -= len(waiting)
+            self._waiting_bytes -= sum(m.size for m in waiting)
         for message in waiting:
             self._release(message, kept)
 
@@ -112,6 +121,7 @@ class KeptAnswers:
                 if kept is not None and kept.waiting:
                     orphans += kept.waiting
                     self._waiting -= len(kept.waiting)
+                    self._waiting_bytes -= sum(m.size for m in kept.waiting)
         for message in orphans:
             self._release(message, None)
 
@@ -119,7 +129,7 @@ class KeptAnswers:
         """The connection is gone: forget everything (waiting messages are not answered)."""
         with self._lock:
             self._kept.clear()
-            self._waiting = 0
+            self._waiting = self._waiting_bytes = 0
 
     def _release(self, message: MessageSend, kept: _Kept | None) -> None:
         if kept is None:

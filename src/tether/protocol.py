@@ -553,6 +553,7 @@ class Protocol:
                     )
                     self.queue_error(frame.exchange_id, error)
                 return []
+            frame.size = len(data)
             return [Incoming(frame)]
         if kind is ErrorAnswer:
             if frame.exchange_id in self.held.class_requests:

@@ -112,7 +112,8 @@ class BaseSession:
         self.url = url
         self.timeout = timeout
         limits = self.protocol.limits
-        self.gate = CallGate(limits.max_concurrency, limits.max_queued, self._start_message, self._refuse_message)
+        self.gate = CallGate(limits.max_concurrency, limits.max_queued, self._start_message, self._refuse_message,
+                             max_queued_bytes=limits.max_queued_bytes)  # fmt: skip
         self.close_reason: str | None = None
         self._pending: dict[bytes, Any] = {}
         self._pending_lock = threading.Lock()

@@ -389,3 +389,35 @@ async def test_an_answer_that_comes_after_the_asyncio_callers_deadline_is_droppe
             assert len(protocol.imports) == proxies and client.stats()["pending"] == 0
             assert await root.add(2, 3) == 5
     assert sessions
+
+
+async def test_calls_queued_behind_busy_handlers_are_bounded_in_bytes_not_only_in_number() -> None:
+    """A peer that keeps the running slots busy and queues calls with big arguments behind them
+    cannot make the server hold more than Limits.max_queued_bytes of them (64 MiB by default;
+    before, only max_queued counted: 65,536 messages of up to a frame each, gigabytes): the
+    rest are answered Busy, and the queued ones run when the slots free. A real threading
+    server and an asyncio client over loopback."""
+    import asyncio
+
+    import tether.aio
+
+    big = b"x" * (256 * 1024)
+    server = tether.serve(make_root, host="127.0.0.1", port=0, limits=tether.Limits(max_concurrency=2), max_frame_size=2**20)
+    try:
+        async with tether.aio.connect(server.url, max_frame_size=2**20) as peer:
+            root = peer.root
+            slow = [asyncio.ensure_future(root.pause(5)) for _ in range(2)]
+            while sum(p.session.gate.running for p in server.peers) < 2:
+                await asyncio.sleep(0.01)
+            results = await asyncio.gather(*(root.echo(big) for _ in range(300)), return_exceptions=True)
+            busy = [r for r in results if isinstance(r, tether.Busy)]
+            echoed = [r for r in results if r == big]
+            assert len(busy) + len(echoed) == 300, {type(r) for r in results}
+            assert 200 <= len(echoed) <= 256 and busy, (len(echoed), len(busy))  # 64 MiB of 256 KiB frames
+            assert "Limits.max_queued_bytes (67108864)" in str(busy[0])
+            await asyncio.gather(*slow)
+            (served,) = server.peers
+            assert served.session.gate.queued_bytes == 0
+            assert await root.add(2, 3) == 5
+    finally:
+        server.close()

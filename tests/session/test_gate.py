@@ -66,6 +66,66 @@ def test_the_gate_starts_in_order_and_refuses_beyond_its_queue() -> None:
     assert started == [0, 1, 2, 3] and gate.running == 0
 
 
+class Sized:
+    """A queued message with the bytes of its frame (``MessageSend.size``)."""
+
+    def __init__(self, n: int, size: int) -> None:
+        self.n, self.size = n, size
+
+    def __repr__(self) -> str:
+        return f"Sized({self.n}, {self.size})"
+
+
+def test_the_gate_refuses_what_would_take_its_queue_past_max_queued_bytes() -> None:
+    started: list[int] = []
+    refused: list[tuple[int, BaseException]] = []
+    gate = CallGate(1, 100, lambda m: started.append(m.n), lambda m, e: refused.append((m.n, e)), max_queued_bytes=1000)
+    gate.submit(Sized(0, 10))  # runs
+    gate.submit(Sized(1, 600))
+    gate.submit(Sized(2, 500))  # 1,100 bytes would wait: refused
+    gate.submit(Sized(3, 400))  # 1,000: fits
+    assert started == [0] and gate.queued == 2 and gate.queued_bytes == 1000
+    assert [n for n, _ in refused] == [2] and isinstance(refused[0][1], tether.Busy)
+    assert "Limits.max_queued_bytes (1000)" in str(refused[0][1]) and "500" in str(refused[0][1])
+    gate.done()
+    assert started == [0, 1] and gate.queued_bytes == 400
+    gate.done()
+    assert started == [0, 1, 3] and gate.queued_bytes == 0
+    gate.submit(Sized(4, 5000))  # an empty queue takes one message, however big (the frame size bounds it)
+    assert gate.queued == 1 and gate.queued_bytes == 5000
+    gate.submit(Sized(5, 1))
+    assert [n for n, _ in refused] == [2, 5]
+    assert gate.withdraw(lambda m: m.n == 4) and gate.queued_bytes == 0
+    gate.submit(Sized(6, 70))
+    assert gate.clear() and gate.queued_bytes == 0
+
+
+def test_calls_whose_frames_would_pass_max_queued_bytes_are_answered_busy() -> None:
+    """End to end: the frames' real sizes count. Two calls of 120 KiB wait behind a blocked
+    one; a third would take the queue past 300,000 bytes and is answered Busy, not queued; the
+    others run once the first is let go."""
+    root = Blocking()
+    big = b"x" * 120_000
+    with pair(root, limits=tether.Limits(max_concurrency=1, max_queued_bytes=300_000)) as (client, server):
+        results: list[Any] = []
+        first = threading.Thread(target=lambda: results.append(client.root.block(0)))
+        first.start()
+        wait_until(lambda: root.running == 1)
+        queued = [threading.Thread(target=lambda n=n: results.append(client.root.block((n, big)))) for n in (1, 2)]
+        for t in queued:
+            t.start()
+        wait_until(lambda: server.session.gate.queued == 2)
+        assert server.session.gate.queued_bytes > 240_000
+        with pytest.raises(tether.Busy, match=r"Limits.max_queued_bytes \(300000\)"):
+            client.root.block((3, big))
+        root.release.set()
+        for t in [first, *queued]:
+            t.join(10)
+        assert sorted(r if isinstance(r, int) else r[0] for r in results) == [0, 1, 2]
+        assert server.session.gate.queued_bytes == 0
+        assert client.root.block(4) == 4
+
+
 def test_a_peer_runs_at_most_max_concurrency_messages_at_once_and_the_rest_wait() -> None:
     root = Blocking()
     with pair(root, limits=tether.Limits(max_concurrency=4)) as (client, server):
