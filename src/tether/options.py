@@ -32,7 +32,7 @@ __all__ = ["CONNECTING_ONLY", "DEFAULT_KEEPALIVE", "DEFAULT_MAX_FRAME_SIZE", "FA
 DEFAULT_KEEPALIVE = 20.0
 
 # Options that only a side that listens, or only some faces, take.
-SERVING_ONLY = frozenset({"origins", "advertise"})
+SERVING_ONLY = frozenset({"origins", "advertise", "max_connections"})
 CONNECTING_ONLY = frozenset({"open_timeout"})
 FACE_ONLY = {"run_sync_in_threads": frozenset({"aio", "web"}), "high_water": frozenset({"browser"})}
 
@@ -63,7 +63,9 @@ class Options:
     wildcard; ``False``: none).
 
     Admission and transport: ``token`` (the shared secret), ``origins`` (serving: the browser
-    origins admitted), ``ssl`` (an ``ssl.SSLContext``: ``wss://``), ``run_sync_in_threads``
+    origins admitted), ``max_connections`` (serving: connections open or opening at once, 1,024;
+    one more is refused with HTTP 503 before anything is read), ``ssl`` (an ``ssl.SSLContext``:
+    ``wss://``), ``run_sync_in_threads``
     (asyncio face: plain methods on worker threads, default on), ``high_water`` (page: bytes
     buffered before a send waits), ``transport`` (a dict of ``websockets`` settings).
     """
@@ -88,6 +90,7 @@ class Options:
     transport: Mapping[str, Any] = field(default_factory=dict)
     handoff: str = "direct"
     advertise: str | bool = True
+    max_connections: int = 1024
 
     def __post_init__(self) -> None:
         _check(self)
@@ -195,6 +198,8 @@ def _check(o: Options) -> None:
         isinstance(o.advertise, str) and not o.advertise.startswith(("ws://", "wss://"))
     ):
         raise UsageError(f"advertise= is a ws:// or wss:// URL, True (the bound address) or False; not {o.advertise!r}")
+    if isinstance(o.max_connections, bool) or not isinstance(o.max_connections, int) or o.max_connections < 1:
+        raise UsageError(f"max_connections= is a number of connections, at least 1; not {o.max_connections!r}")
     if not isinstance(o.transport, Mapping):
         raise UsageError(f"transport= is a dict of websockets settings, not {type(o.transport).__name__}")
 

@@ -16,6 +16,8 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Generic, TypeVar
@@ -31,8 +33,9 @@ from .exceptions import ConnectionLost, HandshakeFailed, UsageError
 from .limits import DEFAULT_PAUSE_READING_ABOVE
 from .options import DEFAULT_KEEPALIVE
 
-__all__ = ["CLIENT_SETTINGS", "COMMON_SETTINGS", "DEFAULT_KEEPALIVE", "DEFAULT_PORT", "SERVER_SETTINGS", "SettingsReader",
-           "TransportSettings", "WebSocketDetails", "admit", "handshake_error", "keepalive_options", "select_ws_subprotocol"]  # fmt: skip
+__all__ = ["CLIENT_SETTINGS", "COMMON_SETTINGS", "DEFAULT_KEEPALIVE", "DEFAULT_PORT", "SERVER_SETTINGS", "ConnectionCount",
+           "SettingsReader", "TransportSettings", "WebSocketDetails", "admit", "handshake_error", "keepalive_options",
+           "select_ws_subprotocol"]  # fmt: skip
 
 log = logging.getLogger("tether")
 DEFAULT_PORT = 8765
@@ -91,6 +94,42 @@ def admit(admission: Admission, ws: Any) -> tuple[str, tuple[int, str] | None]:
     if refusal is not None:
         log.info("refused %s: %s", url, refusal[1])
     return url, refusal
+
+
+class ConnectionCount:
+    """A server's connections open or opening (from the TCP accept until the connection is
+    gone), bounded by ``max_connections``: :meth:`take` a place for each accepted connection
+    (False: refuse it, :attr:`refusal` is the HTTP answer), :meth:`give_back` when it is gone.
+    Refusals are logged at most once every 10 seconds (a flood would fill the log)."""
+
+    def __init__(self, limit: int, where: str) -> None:
+        self.limit = limit
+        self.count = 0
+        self._where = where
+        self._lock = threading.Lock()
+        self._refused = 0
+        self._logged_at = 0.0
+        self.text = f"this server has {limit} connections open or opening, its max_connections: try again later\n"
+        body = self.text.encode()
+        self.refusal = (b"HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                        b"Retry-After: 1\r\nConnection: close\r\nContent-Length: %d\r\n\r\n%s") % (len(body), body)  # fmt: skip
+
+    def take(self) -> bool:
+        with self._lock:
+            if self.count < self.limit:
+                self.count += 1
+                return True
+            self._refused += 1
+            now = time.monotonic()
+            if now - self._logged_at < 10.0:
+                return False
+            refused, self._refused, self._logged_at = self._refused, 0, now
+        log.warning("%s refused %d connection(s): %d are open or opening (max_connections)", self._where, refused, self.limit)
+        return False
+
+    def give_back(self) -> None:
+        with self._lock:
+            self.count -= 1
 
 
 def select_ws_subprotocol(_ws: Any, offered: Any) -> Subprotocol | None:

@@ -20,7 +20,7 @@ from websockets.typing import Subprotocol
 from ..admission import SUBPROTOCOL, Admission, tls_server_context
 from ..options import Options, resolve_options
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
-from ..websocket import DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
+from ..websocket import DEFAULT_PORT, ConnectionCount, admit, keepalive_options, select_ws_subprotocol
 from .client import dialer
 from .session import AsyncPeer, serve_connection
 from .settings import Settings, server_settings
@@ -75,6 +75,7 @@ class Server:
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=select_ws_subprotocol,
             connections=self._connections,
+            count=ConnectionCount(self._options.max_connections, f"tether.aio server on port {self._port}"),
         )
         sockname = self._ws.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
@@ -159,20 +160,27 @@ def serve(
 async def listen(host: str, port: int, on_open: Callable[[ServerConnection], None], *,
                  ssl: _ssl.SSLContext | None, settings: Settings, subprotocols: Sequence[Subprotocol] | None = None,
                  select_subprotocol: Callable[[Any, Sequence[Subprotocol]], Subprotocol | None] | None = None,
-                 connections: set[ServerConnection] | None = None) -> asyncio.Server:  # fmt: skip
+                 connections: set[ServerConnection] | None = None,
+                 count: ConnectionCount | None = None) -> asyncio.Server:  # fmt: skip
     """Listen on ``host:port`` (``settings.sock`` if given); answer each WebSocket upgrade
     (TLS with ``ssl``; the handshake within ``settings.open_timeout``) and call
     ``on_open(connection)`` once it is open. ``connections`` (if given) holds every connection
-    from its TCP accept until it is lost, for a server to drop them when it closes."""
+    from its TCP accept until it is lost, for a server to drop them when it closes; ``count``
+    (if given) bounds them (``max_connections``): one more is answered with an HTTP 503 and
+    closed, before anything is read."""
     loop = asyncio.get_running_loop()
 
-    def make() -> ServerConnection:
+    def make() -> asyncio.Protocol:
+        if count is not None and not count.take():
+            return _Refused(count.refusal)
         protocol = ServerProtocol(subprotocols=subprotocols, select_subprotocol=select_subprotocol,
                                   max_size=settings.max_size, logger=settings.logger)  # fmt: skip
         connection = ServerConnection(protocol, settings, on_open)
         if connections is not None:
             connections.add(connection)
             connection._lost.add_done_callback(lambda _: connections.discard(connection))
+        if count is not None:
+            connection._lost.add_done_callback(lambda _: count.give_back())
         return connection
 
     options = dict(settings.create_server)
@@ -181,3 +189,16 @@ async def listen(host: str, port: int, on_open: Callable[[ServerConnection], Non
     if settings.sock is not None:
         return await loop.create_server(make, sock=settings.sock, ssl=ssl, **options)
     return await loop.create_server(make, host, port, ssl=ssl, **options)
+
+
+class _Refused(asyncio.Protocol):
+    """A connection over ``max_connections``: it is answered with ``refusal`` (an HTTP 503) and
+    closed; nothing it sends is read."""
+
+    def __init__(self, refusal: bytes) -> None:
+        self._refusal = refusal
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        transport.pause_reading()  # type: ignore[attr-defined]
+        transport.write(self._refusal)  # type: ignore[attr-defined]
+        transport.close()

@@ -26,7 +26,7 @@ from ..session import (
     SHUTDOWN_REASON,
     is_factory,
 )
-from ..websocket import DEFAULT_PORT, admit, keepalive_options, select_ws_subprotocol
+from ..websocket import DEFAULT_PORT, ConnectionCount, admit, keepalive_options, select_ws_subprotocol
 from .client import dialer
 from .session import Peer, Session
 from .settings import listen, server_settings
@@ -68,6 +68,7 @@ class Server:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._listener = listen(host, port, self._settings)
+        self._connections = ConnectionCount(o.max_connections, f"tether server on port {self._listener.getsockname()[1]}")
         sockname = self._listener.getsockname()
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
@@ -103,6 +104,9 @@ class Server:
                         log.warning("tether server on %s could not accept a connection: %s", self.url, exc)
                         time.sleep(0.1)
                         continue
+                    if not self._connections.take():  # before any thread or read: an HTTP 503
+                        self._refuse(sock)
+                        continue
                     thread = threading.Thread(
                         target=self._serve_socket, args=(sock, address), name="tether-connection", daemon=True
                     )
@@ -112,8 +116,27 @@ class Server:
                 with contextlib.suppress(OSError):
                     sock.close()
 
+    def _refuse(self, sock: socket.socket) -> None:
+        """A connection over ``max_connections``: an HTTP 503 saying so (without TLS: with it,
+        the socket is only closed), written without waiting, then closed."""
+        try:
+            if self._ssl is None:
+                sock.setblocking(False)
+                sock.send(self._connections.refusal)
+        except OSError:
+            pass
+        finally:
+            sock.close()
+
     def _serve_socket(self, sock: socket.socket, address: Any) -> None:
-        """One connection's thread: the handshake, the admission, then its receiving loop."""
+        """One connection's thread: its place among ``max_connections`` until it is gone."""
+        try:
+            self._serve_connection(sock, address)
+        finally:
+            self._connections.give_back()
+
+    def _serve_connection(self, sock: socket.socket, address: Any) -> None:
+        """The handshake, the admission, then its receiving loop."""
         try:
             connection = accept_connection(
                 sock, ssl_context=self._ssl, settings=self._settings, subprotocols=_SUBPROTOCOLS,
@@ -197,7 +220,8 @@ def serve(
     ``port=0`` picks a free port (see ``server.url``). The options are those of
     :class:`tether.Options`, as keywords or as ``options=``: ``token`` (a secret every client
     must give: see ``docs/security.md``), ``origins`` (browser origins admitted; default none:
-    native clients only), ``ssl`` (serve ``wss://``), ``policy``/``trusted``/``accept_code``
+    native clients only), ``max_connections`` (open or opening at once, 1,024: a thread each;
+    one more gets an HTTP 503), ``ssl`` (serve ``wss://``), ``policy``/``trusted``/``accept_code``
     (what clients may reach and define here), ``limits``, ``send_tracebacks`` (default off:
     tracebacks show your source and paths to any client; turn it on while developing),
     ``timeout`` (seconds for calls the server makes to clients).

@@ -64,6 +64,7 @@ from ..pagefiles import (
 )
 from ..session import SHUTDOWN_CODE, SHUTDOWN_REASON
 from ..transports import fit_close_reason
+from ..websocket import ConnectionCount
 
 __all__ = ["CONTENT_TYPES", "DEFAULT_WEB_PORT", "MAX_SHIPPED_BYTES", "PACKAGE", "PYODIDE_VERSION", "STATIC", "WebServer", "WebSocketTransport", "find_pyodide", "package_zip", "serve_web", "shipped_files"]
 
@@ -150,6 +151,7 @@ class WebServer:
         ssl: SSLContext | None = None,
         keepalive: float | None = 20.0,
         shipped: Sequence[tuple[Path, str]] = (),
+        max_connections: int = 1024,
     ) -> None:
         self._root = root
         self._shipped = list(shipped)
@@ -164,6 +166,7 @@ class WebServer:
         self._pyodide = pyodide
         self._options = options
         self._peers: set[AsyncPeer] = set()
+        self._count = ConnectionCount(max_connections, f"tether.web server on port {port}")  # /ws connections
         self._runner: web.AppRunner | None = None
         self._closed: asyncio.Event | None = None
         self._zip = b""
@@ -264,6 +267,14 @@ class WebServer:
         return _file(path)
 
     async def _websocket(self, request: web.Request) -> web.StreamResponse:
+        if not self._count.take():  # over max_connections: before the upgrade
+            return web.Response(status=503, text=self._count.text, headers={"Retry-After": "1"})
+        try:
+            return await self._serve_websocket(request)
+        finally:
+            self._count.give_back()
+
+    async def _serve_websocket(self, request: web.Request) -> web.StreamResponse:
         ws = web.WebSocketResponse(
             compress=False,
             max_msg_size=self._options["max_frame_size"],
@@ -320,7 +331,8 @@ def serve_web(
     served at ``/`` instead of the bundled ``index.html`` (it loads ``/tether/boot.mjs``).
     ``token``: a secret every page and client must give; pages get it from the fragment of
     :attr:`WebServer.page_url` (``#token=...``). ``origins``: the browser origins admitted
-    besides this server's own pages (default: only its own). ``ssl``: an ``ssl.SSLContext``
+    besides this server's own pages (default: only its own). ``max_connections``: ``/ws``
+    connections at once (1,024; one more gets an HTTP 503). ``ssl``: an ``ssl.SSLContext``
     to serve ``https://`` and ``wss://``. The options are those of :class:`tether.Options`
     (as keywords or ``options=``), as for :func:`tether.aio.serve`.
 
@@ -360,4 +372,5 @@ def serve_web(
         ssl=o.ssl,
         keepalive=o.keepalive,
         shipped=shipped,
+        max_connections=o.max_connections,
     )
