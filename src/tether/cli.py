@@ -84,6 +84,7 @@ def server_options(args: argparse.Namespace) -> dict[str, Any]:
         trusted=args.trusted,
         send_tracebacks=args.tracebacks,
         max_frame_size=args.max_frame_size,
+        max_connections=args.max_connections,
         accept_code=args.accept_code,
         token=read_token(args),
         origins=args.origin or None,
@@ -204,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     serve.add_argument("--web", action="store_true", help="also serve the browser page on the same port (needs tether[web])")
     serve.add_argument("--max-frame-size", type=int, default=16 * 1024 * 1024, help="largest frame in bytes")
+    serve.add_argument(
+        "--max-connections", type=int, default=1024,
+        help="connections open or opening at once (default 1024); one more is answered with HTTP 503",
+    )  # fmt: skip
     serve.add_argument("--token-file", help="require the token in this file's first line (default: $TETHER_TOKEN)")
     serve.add_argument(
         "--origin", action="append", help="admit browser pages of this origin (repeatable; '*' for any)"

@@ -173,6 +173,18 @@ def test_cli_serve_with_a_token_refuses_other_clients_and_the_shell_reads_it(tmp
         assert proc.wait(10) == 0
 
 
+def test_cli_serve_max_connections_answers_one_more_with_503() -> None:
+    proc, url = start_server("tests.native.services:calculator", "--max-connections", "1")
+    try:
+        with tether.connect(url) as peer:
+            with pytest.raises(tether.HandshakeFailed, match="503"):
+                tether.connect(url)
+            assert peer.root.add(1, 2) == 3
+    finally:
+        proc.terminate()
+        assert proc.wait(10) == 0
+
+
 def test_cli_version_and_a_port_in_use_are_one_line_answers() -> None:
     env = dict(os.environ, PYTHONPATH=f"{ROOT / 'src'}{os.pathsep}{ROOT}")
     out = subprocess.run([sys.executable, "-m", "tether", "--version"], capture_output=True, text=True, env=env, timeout=30)
