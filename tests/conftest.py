@@ -118,3 +118,13 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
             "tether: these tests ran the pure-Python codec: the compiled one in src/tether is older "
             "than its sources (make, or `pip install -e .`, rebuilds it)", yellow=True
         )
+
+
+@pytest.fixture
+def pyodide_dir(tmp_path: Path) -> Path:
+    """A stand-in for the Pyodide runtime: serve_web only checks that its two files exist."""
+    folder = tmp_path / "pyodide"
+    folder.mkdir()
+    (folder / "pyodide.mjs").write_text("export {}")
+    (folder / "pyodide.asm.wasm").write_bytes(b"\0asm")
+    return folder

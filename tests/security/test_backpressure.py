@@ -15,7 +15,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any
+from pathlib import Path
 
 import pytest
 from websockets.client import ClientProtocol
@@ -157,18 +157,14 @@ async def test_a_caller_waits_while_its_peer_does_not_read_then_goes_on() -> Non
             assert not connection.writing_paused and not connection.reading_paused
 
 
-async def test_serve_web_reads_no_further_from_a_client_that_never_reads(tmp_path: Any) -> None:
+async def test_serve_web_reads_no_further_from_a_client_that_never_reads(pyodide_dir: Path) -> None:
     """serve_web (aiohttp): once a send waits for aiohttp's write buffer to drain, the reader
     stops taking the peer's messages until it has drained, so the peer's further calls stay in
     the kernel's buffers instead of being answered into ours; other clients are served."""
     pytest.importorskip("aiohttp")
     import tether.web
 
-    pyodide = tmp_path / "pyodide"  # serve_web only checks that the runtime's two files exist
-    pyodide.mkdir()
-    (pyodide / "pyodide.mjs").write_text("export {}")
-    (pyodide / "pyodide.asm.wasm").write_bytes(b"\0asm")
-    async with tether.web.serve_web(make_root, port=0, pyodide_dir=pyodide, run_sync_in_threads=False) as server:
+    async with tether.web.serve_web(make_root, port=0, pyodide_dir=pyodide_dir, run_sync_in_threads=False) as server:
         hostile = await asyncio.to_thread(NeverReads, server.ws_url)
         stop = threading.Event()
         flooding = asyncio.ensure_future(asyncio.to_thread(hostile.flood, stop))

@@ -47,6 +47,18 @@ def assert_refused(answer: bytes, limit: int) -> None:
     assert f"this server has {limit} connections open or opening, its max_connections".encode() in answer
 
 
+async def add_once_a_place_frees(url: str) -> None:
+    """Connect (and call) as soon as the server has a place again (within 5 s)."""
+    for _ in range(100):
+        try:
+            async with tether.aio.connect(url, open_timeout=5) as peer:
+                assert await peer.root.add(1, 1) == 2
+            return
+        except HandshakeFailed:
+            await asyncio.sleep(0.05)
+    raise AssertionError("the freed place was not taken again")
+
+
 def test_the_threading_server_answers_one_connection_too_many_with_503_and_no_thread() -> None:
     with tether.serve(make_root, host="127.0.0.1", port=0, max_connections=3) as server:
         port = port_of(server.url)
@@ -84,39 +96,19 @@ async def test_the_asyncio_server_answers_one_connection_too_many_with_503() -> 
                 await tether.aio.connect(server.url, open_timeout=5)
             assert await first.root.add(2, 3) == 5  # those in are served on
             holder.close()
-            for _ in range(100):
-                try:
-                    async with tether.aio.connect(server.url, open_timeout=5) as second:
-                        assert await second.root.add(1, 1) == 2
-                    break
-                except HandshakeFailed:
-                    await asyncio.sleep(0.05)
-            else:
-                raise AssertionError("the freed place was not taken again")
+            await add_once_a_place_frees(server.url)
 
 
-async def test_serve_web_answers_one_websocket_too_many_with_503(tmp_path: Path) -> None:
+async def test_serve_web_answers_one_websocket_too_many_with_503(pyodide_dir: Path) -> None:
     pytest.importorskip("aiohttp")
     import tether.web
 
-    pyodide = tmp_path / "pyodide"  # serve_web only checks that the runtime's two files exist
-    pyodide.mkdir()
-    (pyodide / "pyodide.mjs").write_text("export {}")
-    (pyodide / "pyodide.asm.wasm").write_bytes(b"\0asm")
-    async with tether.web.serve_web(make_root, port=0, pyodide_dir=pyodide, max_connections=1) as server:
+    async with tether.web.serve_web(make_root, port=0, pyodide_dir=pyodide_dir, max_connections=1) as server:
         async with tether.aio.connect(server.ws_url) as first:
             with pytest.raises(HandshakeFailed, match="503"):
                 await tether.aio.connect(server.ws_url, open_timeout=5)
             assert await first.root.add(2, 3) == 5
-        for _ in range(100):  # the place is given back when the first one's handler ends
-            try:
-                async with tether.aio.connect(server.ws_url, open_timeout=5) as second:
-                    assert await second.root.add(1, 1) == 2
-                break
-            except HandshakeFailed:
-                await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the freed place was not taken again")
+        await add_once_a_place_frees(server.ws_url)  # given back when the first one's handler ends
 
 
 def test_max_connections_is_checked_and_only_servers_take_it() -> None:

@@ -28,16 +28,6 @@ from tether.web import package_zip, serve_web, shipped_files
 
 
 @pytest.fixture
-def pyodide_dir(tmp_path: Path) -> Path:
-    """A stand-in for the Pyodide runtime: serve_web only checks that its two files exist."""
-    folder = tmp_path / "pyodide"
-    folder.mkdir()
-    (folder / "pyodide.mjs").write_text("export {}")
-    (folder / "pyodide.asm.wasm").write_bytes(b"\0asm")
-    return folder
-
-
-@pytest.fixture
 def site(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
     """A folder on sys.path for packages made by the test; they leave sys.modules after it."""
     folder = tmp_path / "site"

@@ -116,16 +116,6 @@ class Root:
         return value
 
 
-@pytest.fixture
-def pyodide_dir(tmp_path: Path) -> Path:
-    """A stand-in for the Pyodide runtime: serve_web only checks that its two files exist."""
-    folder = tmp_path / "pyodide"
-    folder.mkdir()
-    (folder / "pyodide.mjs").write_text("export {}")
-    (folder / "pyodide.asm.wasm").write_bytes(b"\0asm")
-    return folder
-
-
 @pytest.mark.parametrize("threads", [True, False], ids=["threads", "loop"])
 async def test_serve_web_answers_through_send_nowait(pyodide_dir: Path, threads: bool) -> None:
     """Calls of every kind, sequential and gathered, over loopback: the answers come back in
