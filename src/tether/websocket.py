@@ -105,7 +105,7 @@ class ConnectionCount:
     def __init__(self, limit: int, where: str) -> None:
         self.limit = limit
         self.count = 0
-        self._where = where
+        self.where = where  # (for the log: a server sets it again once it knows its URL)
         self._lock = threading.Lock()
         self._refused = 0
         self._logged_at = 0.0
@@ -124,7 +124,7 @@ class ConnectionCount:
             if now - self._logged_at < 10.0:
                 return False
             refused, self._refused, self._logged_at = self._refused, 0, now
-        log.warning("%s refused %d connection(s): %d are open or opening (max_connections)", self._where, refused, self.limit)
+        log.warning("%s refused %d connection(s): %d are open or opening (max_connections)", self.where, refused, self.limit)
         return False
 
     def give_back(self) -> None:

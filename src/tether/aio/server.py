@@ -59,6 +59,7 @@ class Server:
             "tether.aio.serve", keepalive_options(options.keepalive), options.transport, max_size=options.max_frame_size
         )
         self._connections: set[ServerConnection] = set()  # from accept until lost
+        self._count = ConnectionCount(options.max_connections, "tether.aio server")  # bounds them
         self._handlers: set[asyncio.Task[None]] = set()
         self._ws: asyncio.Server | None = None
         self.url = ""
@@ -75,12 +76,13 @@ class Server:
             subprotocols=[Subprotocol(SUBPROTOCOL)],
             select_subprotocol=select_ws_subprotocol,
             connections=self._connections,
-            count=ConnectionCount(self._options.max_connections, f"tether.aio server on port {self._port}"),
+            count=self._count,
         )
         sockname = self._ws.sockets[0].getsockname()
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'wss' if self._options.ssl is not None else 'ws'}://{shown}:{self.port}"
+        self._count.where = f"tether.aio server on {self.url}"
         self._session_options.update(advertise=self._options.advertised(self.url, self.host), dialer=dialer(self._options))
         return self
 

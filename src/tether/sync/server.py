@@ -68,11 +68,11 @@ class Server:
         self._lock = threading.Lock()
         self._closed = threading.Event()
         self._listener = listen(host, port, self._settings)
-        self._connections = ConnectionCount(o.max_connections, f"tether server on port {self._listener.getsockname()[1]}")
         sockname = self._listener.getsockname()
         self.host, self.port = sockname[0], sockname[1]
         shown = f"[{self.host}]" if ":" in self.host else self.host
         self.url = f"{'wss' if o.ssl is not None else 'ws'}://{shown}:{self.port}"
+        self._connections = ConnectionCount(o.max_connections, f"tether server on {self.url}")
         self._options.update(advertise=o.advertised(self.url, self.host), dialer=dialer(o))
         self._wake_up, self._waker = socket.socketpair()  # close() wakes the accepting thread
         self._thread = threading.Thread(target=self._accept, name="tether-server", daemon=True)

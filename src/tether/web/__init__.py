@@ -166,7 +166,7 @@ class WebServer:
         self._pyodide = pyodide
         self._options = options
         self._peers: set[AsyncPeer] = set()
-        self._count = ConnectionCount(max_connections, f"tether.web server on port {port}")  # /ws connections
+        self._count = ConnectionCount(max_connections, "tether.web server")  # /ws connections
         self._runner: web.AppRunner | None = None
         self._closed: asyncio.Event | None = None
         self._zip = b""
@@ -199,6 +199,7 @@ class WebServer:
         self.url = f"{scheme}://{shown}:{self.port}/"
         self.ws_url = f"{'wss' if self._ssl is not None else 'ws'}://{shown}:{self.port}/ws"
         self._admission = Admission(self._token, self._origins, own=own_origins(scheme, self.host, self.port))
+        self._count.where = f"tether.web server on {self.url}"
         return self
 
     @property
