@@ -4,8 +4,9 @@ Every runtime hands each incoming message to :meth:`CallGate.submit` instead of 
 directly; the gate starts it at once while fewer than ``limit`` of that peer's messages are
 running, queues it (in arrival order) otherwise, and answers it with an error when the queue
 holds ``max_queued`` messages already, or when its frame's bytes would take the queue's past
-``max_queued_bytes`` (one message always fits: a frame is bounded by the frame size). A runtime calls :meth:`CallGate.done` when a message it started
-has finished, which starts the next queued one. So one peer can occupy at most ``limit``
+``max_queued_bytes`` (an empty queue takes one message: a frame is bounded by the frame size).
+A runtime calls :meth:`CallGate.done` when a message it started has finished, which starts the
+next queued one. So one peer can occupy at most ``limit``
 threads or tasks, however many calls it sends, and nothing it sends is dropped silently.
 
 A handler that waits for an answer from any peer (a nested call, a callback) tells its gate

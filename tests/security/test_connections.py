@@ -119,3 +119,11 @@ def test_max_connections_is_checked_and_only_servers_take_it() -> None:
         tether.connect("ws://127.0.0.1:9", max_connections=5)
     any_: Any = tether.Options(max_connections=5)  # an Options object may hold it for every side
     assert any_.max_connections == 5
+
+
+def test_the_asgi_app_leaves_max_connections_to_its_server_and_says_so() -> None:
+    pytest.importorskip("uvicorn")
+    import tether.asgi
+
+    with pytest.raises(tether.UsageError, match="--limit-concurrency"):
+        tether.asgi.app(make_root, max_connections=5)

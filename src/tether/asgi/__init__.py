@@ -313,6 +313,11 @@ def app(
             "tether.asgi.app() takes no keepalive=: the ASGI server sends the pings "
             "(uvicorn --ws-ping-interval 20 --ws-ping-timeout 20)"
         )
+    if "max_connections" in kwargs:
+        raise UsageError(
+            "tether.asgi.app() takes no max_connections=: the ASGI server bounds its connections "
+            "(uvicorn --limit-concurrency N answers one more with HTTP 503)"
+        )
     if not pages:
         given = [
             name
