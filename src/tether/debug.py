@@ -23,6 +23,7 @@ failure and a console answer :class:`~tether.exceptions.AccessDenied`.
 
 from __future__ import annotations
 
+import gc
 import linecache
 import os
 import socket
@@ -469,9 +470,21 @@ def _is_runtime(module: str | None) -> bool:
     return not module.startswith(("tether.remote.", "tether.browser.page"))
 
 
-# What the garbage collector may run at any step (a WeakSet dropping a member that died) is not
-# the code being debugged: pdb steps over it, as over Tether's runtime.
+# What the garbage collector may run at any step is not the code being debugged: a WeakSet
+# dropping a member that died, or a function in gc.callbacks (a test tool's, a profiler's). pdb
+# neither stops in it nor in what it calls.
 _COLLECTOR_MODULES = frozenset({"_weakrefset", "weakref"})
+
+
+def _run_by_collector(frame: types.FrameType | None, stop: types.FrameType | None) -> bool:
+    """Whether ``frame`` runs for the garbage collector: it or a caller below ``stop`` is a
+    gc callback's code or in a weakref module."""
+    codes = {getattr(getattr(callback, "__func__", callback), "__code__", None) for callback in gc.callbacks}
+    while frame is not None and frame is not stop:
+        if frame.f_code in codes or frame.f_globals.get("__name__") in _COLLECTOR_MODULES:
+            return True
+        frame = frame.f_back
+    return False
 
 
 def _handler_frame(frame: types.FrameType) -> types.FrameType:
@@ -542,7 +555,12 @@ def _pdb_class() -> Any:
             self._ended = False
 
         def is_skipped_module(self, module_name: str) -> bool:  # type: ignore[override]
-            return _is_runtime(module_name) or module_name in _COLLECTOR_MODULES
+            return _is_runtime(module_name)
+
+        def dispatch_call(self, frame: types.FrameType, arg: Any) -> Any:
+            if _run_by_collector(frame, self._handler):
+                return None  # not traced: no stop in it, whatever was asked
+            return super().dispatch_call(frame, arg)
 
         def do_interact(self, arg: str) -> None:
             self.error("interact would read the debugged process's own stdin: use ! statements here instead")

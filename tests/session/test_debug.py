@@ -219,6 +219,43 @@ def test_stepping_does_not_stop_in_a_weakset_callback(monkeypatch: pytest.Monkey
     assert "(Pdb) 0\n" in out  # the steps went on in drop(), where len(members) is 0
 
 
+def _collected(phase: str, info: dict[str, int]) -> None:
+    """A gc callback, as test tools and profilers install them."""
+    _note_collection(phase)
+
+
+def _note_collection(phase: str) -> None:
+    noted = phase
+    _COLLECTIONS.append(noted)
+
+
+_COLLECTIONS: list[Any] = []
+
+
+class Collecting:
+    def collect(self) -> int:
+        tether.breakpoint()
+        gc.collect()  # the gc callback runs here, and could at any step
+        found = len(_COLLECTIONS)
+        return found
+
+
+def test_stepping_does_not_stop_in_a_gc_callback_or_what_it_calls(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _COLLECTIONS.clear()
+    typed(monkeypatch, "s", "s", "p found >= 2", "c")
+    gc.callbacks.append(_collected)  # (the collector keeps this very list)
+    try:
+        with pair(Collecting(), debug=True) as (client, _):
+            assert client.root.collect() >= 2  # the callback ran (start and stop, and any other collection)
+    finally:
+        gc.callbacks.remove(_collected)
+    out = capsys.readouterr().out
+    assert "_collected" not in out and "_note_collection" not in out
+    assert "(Pdb) True\n" in out  # the two steps went on in collect(), past found = ...
+
+
 def test_a_breakpoint_without_a_debugging_caller_says_so_and_goes_on(capsys: pytest.CaptureFixture[str]) -> None:
     with sides(Service(), {"debug": True}, {}) as (client, _):  # the client did not ask
         assert client.root.stepped(1) == 7
