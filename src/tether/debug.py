@@ -28,6 +28,7 @@ import linecache
 import os
 import socket
 import sys
+import threading
 import types
 import weakref
 from collections import deque
@@ -470,15 +471,29 @@ def _is_runtime(module: str | None) -> bool:
     return not module.startswith(("tether.remote.", "tether.browser.page"))
 
 
-# What the garbage collector may run at any step is not the code being debugged: a WeakSet
-# dropping a member that died, or a function in gc.callbacks (a test tool's, a profiler's). pdb
-# neither stops in it nor in what it calls.
+# What the garbage collector may run at any step is not the code being debugged: the finalizers
+# of what a collection frees (a generator's close, a __del__), a WeakSet dropping a member that
+# died, a function in gc.callbacks (a test tool's, a profiler's). pdb neither stops in it nor in
+# what it calls.
 _COLLECTOR_MODULES = frozenset({"_weakrefset", "weakref"})
 
 
+class _Collection:
+    """The thread a garbage collection runs in, while it runs (a gc callback, first in the list
+    once a remote debugger was made)."""
+
+    thread: int | None = None
+
+    @classmethod
+    def note(cls, phase: str, info: dict[str, int]) -> None:
+        cls.thread = threading.get_ident() if phase == "start" else None
+
+
 def _run_by_collector(frame: types.FrameType | None, stop: types.FrameType | None) -> bool:
-    """Whether ``frame`` runs for the garbage collector: it or a caller below ``stop`` is a
-    gc callback's code or in a weakref module."""
+    """Whether ``frame`` runs for the garbage collector: a collection runs in this thread, or
+    ``frame`` or a caller below ``stop`` is a gc callback's code or in a weakref module."""
+    if _Collection.thread is not None and _Collection.thread == threading.get_ident():
+        return True
     codes = {getattr(getattr(callback, "__func__", callback), "__code__", None) for callback in gc.callbacks}
     while frame is not None and frame is not stop:
         if frame.f_code in codes or frame.f_globals.get("__name__") in _COLLECTOR_MODULES:
@@ -541,6 +556,8 @@ def _pdb_class() -> Any:
     if _PDB is not None:
         return _PDB
     import pdb
+
+    gc.callbacks.insert(0, _Collection.note)  # (first: its "start" comes before the others run)
 
     class RemotePdb(pdb.Pdb):
         """pdb on a lent console: it steps over Tether's runtime, and a breakpoint's session

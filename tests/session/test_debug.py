@@ -232,27 +232,43 @@ def _note_collection(phase: str) -> None:
 _COLLECTIONS: list[Any] = []
 
 
+class Cyclic:
+    """Garbage only a collection frees: its finalizer runs inside the collection."""
+
+    def __init__(self) -> None:
+        self.me = self
+
+    def __del__(self) -> None:
+        _note_collection("finalized")
+
+
 class Collecting:
     def collect(self) -> int:
-        tether.breakpoint()
-        gc.collect()  # the gc callback runs here, and could at any step
-        found = len(_COLLECTIONS)
+        gc.disable()  # (no automatic collection frees the cycle before the stepping reaches it)
+        try:
+            Cyclic()
+            tether.breakpoint()
+            gc.collect()  # the finalizer and the gc callback run here, and could at any step
+            found = len(_COLLECTIONS)
+        finally:
+            gc.enable()
         return found
 
 
-def test_stepping_does_not_stop_in_a_gc_callback_or_what_it_calls(
+def test_stepping_does_not_stop_in_what_a_collection_runs(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     _COLLECTIONS.clear()
-    typed(monkeypatch, "s", "s", "p found >= 2", "c")
+    typed(monkeypatch, "s", "s", "p found >= 3", "c")
     gc.callbacks.append(_collected)  # (the collector keeps this very list)
     try:
         with pair(Collecting(), debug=True) as (client, _):
-            assert client.root.collect() >= 2  # the callback ran (start and stop, and any other collection)
+            assert client.root.collect() >= 3  # they ran: the callback (start, stop), the finalizer
     finally:
         gc.callbacks.remove(_collected)
+    assert "finalized" in _COLLECTIONS
     out = capsys.readouterr().out
-    assert "_collected" not in out and "_note_collection" not in out
+    assert "_collected" not in out and "_note_collection" not in out and "__del__" not in out
     assert "(Pdb) True\n" in out  # the two steps went on in collect(), past found = ...
 
 
