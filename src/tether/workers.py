@@ -25,6 +25,10 @@ register_runtime_file(__file__)  # its frames stay out of tracebacks sent to pee
 
 _NOT_BLOCKING: Final = contextlib.nullcontext()  # what blocked() gives where there is nothing to count
 
+# The share of a wait's time this process must have spent on a CPU for the supervisor to take
+# its workers for busy, not stuck (stuck ones sleep, or wait for a lock or a socket).
+_BUSY_SHARE: Final = 0.25
+
 
 class WorkerPool:
     """Runs each submitted job on a worker thread; grows so that no job waits on stuck workers.
@@ -36,7 +40,10 @@ class WorkerPool:
     when queued jobs have waited ``starve_after`` seconds with no job finishing (handlers that
     sleep or block on something else). So nested calls never deadlock, quick handlers share a
     few threads (a burst of messages does not start one per block), and a worker left idle for
-    ``idle_timeout`` seconds ends.
+    ``idle_timeout`` seconds ends. While the process computes (its threads used a quarter of
+    that wait on a CPU, or more), the jobs wait for the interpreter lock or a core, not on
+    stuck workers: then the supervisor starts one worker a wait, not one per waiting job (up to
+    64), which would only contend (a busy machine grew the pool by 64 at a time).
     """
 
     def __init__(
@@ -182,10 +189,12 @@ class WorkerPool:
             while True:
                 while not self._jobs.empty():
                     finished = self._finished
+                    started, used = time.monotonic(), time.process_time()
                     time.sleep(self._starve_after)
                     waiting = self._jobs.qsize() - self._idle
-                    if waiting > 0 and self._finished == finished:  # no worker finished: all stuck
-                        n = min(waiting, 64)
+                    if waiting > 0 and self._finished == finished:  # no worker finished: stuck?
+                        busy = time.process_time() - used >= _BUSY_SHARE * (time.monotonic() - started)
+                        n = 1 if busy else min(waiting, 64)
                         with self._lock:
                             self._threads += n
                         self._start(n)

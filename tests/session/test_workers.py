@@ -96,3 +96,25 @@ def test_the_supervisor_starts_workers_for_stuck_jobs_burst_after_burst() -> Non
         until(lambda: pool._jobs.empty(), "the queue to empty")
         time.sleep(0.05)
         assert not pool._wakeup.is_set(), "the supervisor should wait for the next burst, not spin"
+
+
+def test_while_the_process_computes_the_supervisor_starts_one_worker_at_a_time() -> None:
+    """A job that computes holds the only eager worker while 50 quick jobs queue: no job
+    finishes for a while, but the process is busy (on a CPU), not stuck. The supervisor starts
+    one worker a wait (it runs the quick jobs), not 50 (which only contend for the interpreter
+    lock: a busy machine grew a server's pool by 64 at a time)."""
+    pool = WorkerPool(idle_timeout=5, eager=1, starve_after=0.01)
+    finished: list[int] = []
+
+    def compute() -> None:
+        deadline = time.monotonic() + 0.3
+        while time.monotonic() < deadline:
+            sum(range(1000))  # Python work: the interpreter lock is held, a CPU used
+        finished.append(-1)
+
+    pool.submit(compute)
+    until(lambda: pool.threads == 1 and pool._jobs.empty(), "the computing job to start")
+    for i in range(50):
+        pool.submit(finished.append, i)
+    until(lambda: len(finished) == 51, "every job to finish")
+    assert pool.threads <= 4, f"{pool.threads} workers for one computing job and 50 quick ones"
