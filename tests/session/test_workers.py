@@ -117,4 +117,5 @@ def test_while_the_process_computes_the_supervisor_starts_one_worker_at_a_time()
     for i in range(50):
         pool.submit(finished.append, i)
     until(lambda: len(finished) == 51, "every job to finish")
-    assert pool.threads <= 4, f"{pool.threads} workers for one computing job and 50 quick ones"
+    # (one more a wait at most, and the quick jobs finish on the first: 2 here; before, 51)
+    assert pool.threads <= 10, f"{pool.threads} workers for one computing job and 50 quick ones"
