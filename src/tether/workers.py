@@ -41,9 +41,11 @@ class WorkerPool:
     sleep or block on something else). So nested calls never deadlock, quick handlers share a
     few threads (a burst of messages does not start one per block), and a worker left idle for
     ``idle_timeout`` seconds ends. While the process computes (its threads used a quarter of
-    that wait on a CPU, or more), the jobs wait for the interpreter lock or a core, not on
-    stuck workers: then the supervisor starts one worker a wait, not one per waiting job (up to
-    64), which would only contend (a busy machine grew the pool by 64 at a time).
+    that wait on a CPU, or more), or the machine is busy (the supervisor's own wait took over
+    twice as long), the jobs may wait for the interpreter lock or a core, not on stuck workers:
+    then the supervisor starts one worker a wait, not one per waiting job (up to 64), which
+    would only contend (a busy machine grew the pool by 64 at a time). Stuck jobs on a busy
+    machine still get their workers, one wait after another.
     """
 
     def __init__(
@@ -193,7 +195,8 @@ class WorkerPool:
                     time.sleep(self._starve_after)
                     waiting = self._jobs.qsize() - self._idle
                     if waiting > 0 and self._finished == finished:  # no worker finished: stuck?
-                        busy = time.process_time() - used >= _BUSY_SHARE * (time.monotonic() - started)
+                        waited = time.monotonic() - started  # (more than twice the sleep: starved too)
+                        busy = waited > 2 * self._starve_after or time.process_time() - used >= _BUSY_SHARE * waited
                         n = 1 if busy else min(waiting, 64)
                         with self._lock:
                             self._threads += n

@@ -9,6 +9,8 @@ import threading
 import time
 from collections.abc import Callable
 
+import pytest
+
 from tether.workers import WorkerPool
 
 
@@ -119,3 +121,32 @@ def test_while_the_process_computes_the_supervisor_starts_one_worker_at_a_time()
     until(lambda: len(finished) == 51, "every job to finish")
     # (one more a wait at most, and the quick jobs finish on the first: 2 here; before, 51)
     assert pool.threads <= 10, f"{pool.threads} workers for one computing job and 50 quick ones"
+
+
+def test_a_supervisor_that_waits_too_long_to_run_starts_one_worker_at_a_time(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Jobs stuck on an idle process get a worker each after one wait; but when the supervisor's
+    own wait takes over twice as long as it asked (the machine, or the interpreter lock, kept it
+    from running: the workers may be starved, not stuck), it starts one worker a wait. (Here
+    its sleep is made slow: the stuck jobs still all run, one more per wait.)"""
+    real_sleep = time.sleep
+
+    def starved_sleep(seconds: float) -> None:
+        real_sleep(seconds * 20 if seconds >= 0.01 else seconds)
+
+    monkeypatch.setattr(time, "sleep", starved_sleep)
+    pool = WorkerPool(idle_timeout=5, eager=1, starve_after=0.01)
+    go = threading.Event()
+    running: list[int] = []
+
+    def stuck(i: int) -> None:
+        running.append(i)
+        go.wait(5)
+
+    try:
+        for i in range(4):
+            pool.submit(stuck, i)
+        until(lambda: len(running) >= 2, "a second stuck job to run")
+        assert len(running) == 2 and pool.threads == 2, f"{pool.threads} workers after one starved wait"
+        until(lambda: len(running) == 4, "every stuck job to run, one wait after another")
+    finally:
+        go.set()
