@@ -223,7 +223,7 @@ def test_the_asgi_app_reads_no_further_from_a_client_that_never_reads() -> None:
                 time.sleep(0.01)
             time.sleep(1.0)
             (session,) = [peer.session for peer in app.peers]
-            received = session.stats()["frames_received"]
+            received = settled(lambda: session.stats()["frames_received"], "the app went on reading a peer that does not read")
             time.sleep(0.5)
             assert session.stats()["frames_received"] == received, "the app went on reading a peer that does not read"
             assert session.transport.writing_paused
