@@ -6,8 +6,8 @@ running, queues it (in arrival order) otherwise, and answers it with an error wh
 holds ``max_queued`` messages already, or when its frame's bytes would take the queue's past
 ``max_queued_bytes`` (an empty queue takes one message: a frame is bounded by the frame size).
 A runtime calls :meth:`CallGate.done` when a message it started has finished, which starts the
-next queued one. So one peer can occupy at most ``limit``
-threads or tasks, however many calls it sends, and nothing it sends is dropped silently.
+next queued one. So one peer can occupy at most ``limit`` threads or tasks, however many calls
+it sends, and nothing it sends is dropped silently.
 
 A handler that waits for an answer from any peer (a nested call, a callback) tells its gate
 (:meth:`blocked`, then :meth:`unblocked`), which then lets a queued message run in its place:

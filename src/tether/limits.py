@@ -15,12 +15,16 @@ from typing import Any
 
 from .exceptions import DecodeError
 
-__all__ = ["DEFAULT_PAUSE_READING_ABOVE", "Limits", "check_keys"]
+__all__ = ["DEFAULT_PAUSE_READING_ABOVE", "HELD_READING_LOOK", "Limits", "check_keys"]
 
 DEFAULT_PAUSE_READING_ABOVE = 4 * 2**20
 """Bytes of frames not yet written to a peer above which a connection stops reading from it
 until they are (the ``transport=`` setting ``pause_reading_above``): what a peer that sends
 calls but never reads their answers can make us hold."""
+
+HELD_READING_LOOK = 0.005
+"""Seconds between a held reader's looks at whether it may read again (past
+``pause_reading_above``, on the threading face)."""
 
 
 @dataclass(frozen=True, slots=True)

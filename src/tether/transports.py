@@ -209,9 +209,8 @@ class AsyncTransport(Protocol):
     Optional, as :class:`AsyncPushTransport` describes them: ``writing_paused`` and ``drain()``
     (``tether.web``'s and ``tether.asgi``'s have them): the session reads no further from the
     peer while ``writing_paused`` (unless it waits for that peer's answers) until ``drain()``
-    returns; and, with those two, ``send_nowait`` (``tether.web``'s and ``tether.asgi``'s:
-    ``tether.aio.stepping.send_now``): the session then writes each frame as it is queued, with
-    no flush task.
+    returns; and ``send_nowait`` (the same two's, made with ``tether.aio.stepping.send_now``):
+    the session then writes each frame as it is queued, with no flush task.
     """
 
     async def send(self, data: bytes) -> None:

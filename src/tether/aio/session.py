@@ -19,9 +19,9 @@ Two kinds of transport (``tether.transports``):
   written by one flush task at a time; its ``send`` must hand the frame to the connection
   before its first suspension point (true of ``websockets`` connections, of ``tether.web``'s
   and of the in-memory pair). One that also has ``send_nowait`` (``tether.web``'s,
-  ``tether.asgi``'s) is written as a push transport is. One that has ``writing_paused`` and ``drain()`` (``tether.web``'s,
-  ``tether.asgi``'s) is read no further while its write buffer is full, until it drains
-  (unless this side waits for the peer's answers: the peer may be busy writing them).
+  ``tether.asgi``'s) is written as a push transport is. One that has ``writing_paused`` and
+  ``drain()`` (the same two) is read no further while its write buffer is full, until it
+  drains (unless this side waits for the peer's answers: the peer may be busy writing them).
 """
 
 from __future__ import annotations

@@ -26,7 +26,6 @@ DEFAULT_WRITE_LIMIT = 65536
 read: the write buffer's high-water mark (its low-water mark is a quarter of it)."""
 
 
-
 @dataclass
 class Settings(TransportSettings):
     """What a connection is opened or served with (:class:`~tether.websocket.TransportSettings`),
@@ -36,9 +35,9 @@ class Settings(TransportSettings):
     senders that await wait for the peer to read. ``pause_reading_above`` (both faces have it):
     above this many unsent bytes (here at least ``write_limit``'s high mark) the connection
     stops reading from the peer until its buffer is back at the low-water mark, so a peer that
-    sends but never reads cannot make us buffer answers without bound. ``max_queue`` is accepted for compatibility
-    with ``websockets.asyncio`` and has no effect: messages are pushed to the session as they
-    arrive (there is no queue)."""
+    sends but never reads cannot make us buffer answers without bound. ``max_queue`` is
+    accepted for compatibility with ``websockets.asyncio`` and has no effect: messages are
+    pushed to the session as they arrive (there is no queue)."""
 
     write_limit: int | tuple[int, int | None] = DEFAULT_WRITE_LIMIT
 

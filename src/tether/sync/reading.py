@@ -37,6 +37,7 @@ from typing import Any, Final
 
 from websockets.protocol import Protocol, State
 
+from ..limits import HELD_READING_LOOK
 from ..workers import worker_pool
 
 __all__ = ["Reading"]
@@ -55,8 +56,6 @@ _LOOK = 0.05
 # How long a worker watches without being woken, while another thread watches too, before it
 # goes back to the pool (a connection that is used keeps two watchers; an idle one, its own).
 _SPARE_FOR = 30.0
-# How often a watcher looks again while the session holds the reading (hold_reading).
-_HELD_LOOK: Final = 0.005
 
 
 def _left() -> None:
@@ -313,7 +312,7 @@ class Reading:
         """The session holds the reading (a peer that does not read its answers): read nothing
         for a moment, and keep the time as a watcher does (keepalive: such a peer answers no
         ping either, and is dropped; closing)."""
-        time.sleep(_HELD_LOOK)
+        time.sleep(HELD_READING_LOOK)
         if tick is not None and time.monotonic() - self._looked_at >= tick:
             self._look_at_the_time()
 

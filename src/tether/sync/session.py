@@ -38,7 +38,7 @@ from ..errors import register_runtime_file
 from ..exceptions import ConnectionLost, HandshakeFailed
 from ..frames import MessageSend
 from ..handoff import Dial, Pause, connection_to, dialed
-from ..limits import DEFAULT_PAUSE_READING_ABOVE
+from ..limits import DEFAULT_PAUSE_READING_ABOVE, HELD_READING_LOOK
 from ..protocol import CLOSE_PROTOCOL_ERROR, Event, State
 from ..session import BaseSession, PeerBase
 from ..session import describe_close as _describe_close
@@ -47,8 +47,6 @@ from ..waiter import Waiter as _Waiter
 from ..workers import release_flusher, worker_pool
 
 register_runtime_file(__file__)  # its frames stay out of tracebacks sent to peers
-
-_HELD_LOOK = 0.005  # how often the reader looks again while it holds the reading (see run)
 
 __all__ = ["Peer", "Session", "open_session"]
 
@@ -163,7 +161,7 @@ class Session(BaseSession):
                 if done:
                     break
                 while self._holds_too_much(bound) and not self.closed:  # (as the pushing one's watchers)
-                    time.sleep(_HELD_LOOK)
+                    time.sleep(HELD_READING_LOOK)
         except Exception as exc:  # the transport closed or failed: that ends the session
             if self.close_reason is None:
                 self.close_reason = _describe_close(exc)
